@@ -1,0 +1,270 @@
+"""Config schemas, composition and validation.
+
+Hydra composes ``conf/train.yaml`` from the config groups; the dataclasses below are stored
+in Hydra's ConfigStore so that typed keys (``trainer.epochs``) are checked while composing.
+:func:`validate` then checks names and keyword arguments against the registries, so every
+mistake fails with one clear line before any work starts. No torch import at module level.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from imgcls.errors import UserError, did_you_mean, unknown_choice
+
+# Groups whose options are registry components, in the order a run builds them.
+COMPONENT_GROUPS = ("model", "dataset", "augment", "scheduler", "regularizer", "optimizer")
+GROUPS = (*COMPONENT_GROUPS, "trainer", "experiment")
+PRECISIONS = ("auto", "32", "bf16", "16")
+
+
+class MonitorMode(Enum):
+    max = "max"
+    min = "min"
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = 20
+    batch_size: int = 64
+    eval_batch_size: int = 512
+    device: str = "auto"
+    precision: str = "auto"
+    num_workers: int = 0
+    log_every: int = 50
+    monitor: str = "val_accuracy"
+    monitor_mode: MonitorMode = MonitorMode.max
+
+
+@dataclass
+class TrainConfig:
+    model: Any = MISSING
+    dataset: Any = MISSING
+    augment: Any = MISSING
+    scheduler: Any = MISSING
+    regularizer: Any = field(default_factory=dict)
+    optimizer: Any = MISSING
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    seed: int = 0
+    output_root: str = "outputs"
+
+
+def config_dir() -> Path:
+    """The config root: ``conf/`` beside the package in a checkout, ``imgcls/conf`` in a wheel."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package.parent / "conf", package / "conf"):
+        if (candidate / "train.yaml").is_file():
+            return candidate
+    raise UserError(
+        f"imgcls config files not found in {package.parent / 'conf'} or {package / 'conf'}"
+    )
+
+
+def group_options(group: str) -> list[str]:
+    """The option names of a config group: the YAML file names in ``conf/<group>/``."""
+    folder = config_dir() / group
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def option_description(group: str, option: str) -> str:
+    """The first comment line of ``conf/<group>/<option>.yaml`` (not the ``@package`` line)."""
+    path = config_dir() / group / f"{option}.yaml"
+    for line in path.read_text().splitlines():
+        text = line.strip()
+        if text.startswith("#") and "@package" not in text:
+            return text.lstrip("#").strip()
+        if text and not text.startswith("#"):
+            break
+    return ""
+
+
+_unique_dirs: dict[str, str] = {}
+
+
+def unique_dir(base: str) -> str:
+    """Create ``base`` (or ``base_1``, ``base_2``, ...) atomically and return it.
+
+    ``os.mkdir`` fails when the folder exists, so two runs started in the same second never
+    share a directory. Memoised so that Hydra resolving the same path twice gets one folder.
+    """
+    if base in _unique_dirs:
+        return _unique_dirs[base]
+    Path(base).parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(10_000):
+        candidate = base if attempt == 0 else f"{base}_{attempt}"
+        try:
+            os.mkdir(candidate)
+        except FileExistsError:
+            continue
+        _unique_dirs[base] = candidate
+        return candidate
+    raise UserError(f"could not create a new run directory next to {base}")
+
+
+def reset_unique_dirs() -> None:
+    """Forget memoised run directories (one CLI invocation = one set of run directories)."""
+    _unique_dirs.clear()
+
+
+_registered = False
+
+
+def register_configs() -> None:
+    """Store the schemas in Hydra's ConfigStore and register imgcls's resolvers (idempotent)."""
+    global _registered
+    if _registered:
+        return
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+    OmegaConf.register_new_resolver("imgcls_unique_dir", unique_dir, use_cache=True, replace=True)
+    _registered = True
+
+
+def compose(overrides: list[str] | tuple[str, ...] = (), config_name: str = "train") -> DictConfig:
+    """Compose a config like ``imgcls train`` does, turning Hydra's errors into UserError."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        try:
+            return hydra_compose(config_name=config_name, overrides=list(overrides))
+        except Exception as error:  # Hydra and OmegaConf raise many exception types
+            raise translate_compose_error(error, list(overrides)) from error
+        finally:
+            GlobalHydra.instance().clear()
+
+
+def translate_compose_error(error: Exception, overrides: list[str]) -> UserError:
+    """One clear line for a Hydra composition error: unknown option, unknown key, wrong type."""
+    text = " ".join(str(error).split())
+    cause = error.__cause__ or error.__context__
+    cause_text = " ".join(str(cause).split()) if cause else ""
+
+    missing = re.search(r"Could not find '([\w/]+)/([^']+)'", text)
+    if missing:
+        group, option = missing.group(1).split("/")[-1], missing.group(2)
+        return unknown_choice(group, option, group_options(group))
+    missing_group = re.search(r"Could not load '([\w/]+)/([^']+)'", text)
+    if missing_group:
+        group, option = missing_group.group(1).split("/")[-1], missing_group.group(2)
+        return unknown_choice(group, option, group_options(group))
+
+    struct = re.search(r"Could not override '([^']+)'", text) or re.search(
+        r"Could not append to config. An item is already at '([^']+)'", text
+    )
+    if struct and ("not in struct" in text + cause_text or "Key '" in text + cause_text):
+        return _unknown_key_error(struct.group(1))
+
+    if "could not be converted" in cause_text or "could not be converted" in text:
+        full_key = re.search(r"full_key: ([\w.\[\]]+)", cause_text + " " + text)
+        value = re.search(r"Value '([^']*)'", cause_text + " " + text)
+        key = full_key.group(1) if full_key else "?"
+        expected = re.search(r"converted to (\w+)", cause_text + " " + text)
+        kind = expected.group(1).lower() if expected else "another type"
+        if "Enum" in kind or kind.endswith("mode"):
+            kind = "one of " + ", ".join(m.value for m in MonitorMode)
+        return UserError(
+            f"{key}={value.group(1) if value else '?'} has the wrong type: expected {kind}"
+        )
+
+    if "Ambiguous value for argument" in text:
+        arg = re.search(r"argument '([^']+)'", text)
+        return UserError(
+            f"'{arg.group(1) if arg else text}' is a sweep: add -m (--multirun) to run it"
+        )
+
+    if "mismatched input" in text or "no viable alternative" in text or "extraneous input" in text:
+        return UserError(f"cannot parse the override(s) {' '.join(overrides)}: {text}")
+
+    if "Invalid value" in cause_text:
+        full_key = re.search(r"full_key: ([\w.\[\]]+)", cause_text)
+        detail = cause_text.split(" full_key")[0].replace("Invalid value", "invalid value")
+        return UserError(f"{full_key.group(1) if full_key else '?'}: {detail}")
+    return UserError(text.split(" full_key")[0] or cause_text)
+
+
+def _unknown_key_error(full_key: str) -> UserError:
+    """``optimizer.lrr`` -> unknown key with a did-you-mean from the keys that exist there."""
+    parent_key, _, leaf = full_key.rpartition(".")
+    try:
+        base = compose_valid_keys(parent_key)
+    except Exception:
+        base = []
+    hint = did_you_mean(leaf, base).replace("'", f"'{parent_key}." if parent_key else "'", 1) or ";"
+    where = f" under {parent_key}" if parent_key else ""
+    valid = f" valid keys{where}: {', '.join(base)}" if base else ""
+    return UserError(f"unknown config key '{full_key}'{hint}{valid}")
+
+
+def compose_valid_keys(parent_key: str) -> list[str]:
+    """The keys that exist at ``parent_key`` in the default composed config."""
+    cfg = compose([])
+    node = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+    return sorted(node.keys()) if isinstance(node, DictConfig) else []
+
+
+def component_options(cfg: DictConfig, group: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """The selected component(s) of a group as ``(name, config key prefix, options)``.
+
+    Most groups hold one component (``{name: ..., **options}``); ``regularizer`` holds one
+    entry per selected option (``regularizer=[l2,label_smoothing]``).
+    """
+    node = cfg.get(group)
+    if node is None:
+        return []
+    plain = OmegaConf.to_container(node, resolve=True)
+    if group == "regularizer":
+        return [
+            (str(value.get("name", key)), f"{group}.{key}", _without_name(value))
+            for key, value in plain.items()
+            if value.get("name", key) != "none"
+        ]
+    if "name" not in plain:
+        raise UserError(f"{group} has no 'name': choose one of {', '.join(group_options(group))}")
+    return [(str(plain["name"]), group, _without_name(plain))]
+
+
+def _without_name(options: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in options.items() if k != "name"}
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check a composed config: registry names, keyword arguments, types and trainer values."""
+    from imgcls.registry import REGISTRIES, load_components
+
+    load_components()
+    for group in COMPONENT_GROUPS:
+        for name, prefix, options in component_options(cfg, group):
+            registry = REGISTRIES[group]
+            if name not in registry:
+                raise unknown_choice(group, name, registry.names())
+            registry.check(name, options, prefix)
+    _validate_trainer(cfg)
+
+
+def _validate_trainer(cfg: DictConfig) -> None:
+    trainer = cfg.trainer
+    for key in ("epochs", "batch_size", "eval_batch_size", "log_every"):
+        if trainer[key] < 1:
+            raise UserError(f"trainer.{key}={trainer[key]} is invalid: it must be at least 1")
+    if trainer.num_workers < 0:
+        raise UserError(f"trainer.num_workers={trainer.num_workers} is invalid: it must be >= 0")
+    if str(trainer.precision) not in PRECISIONS:
+        raise unknown_choice("trainer.precision", str(trainer.precision), PRECISIONS)
+    device = str(trainer.device)
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device):
+        raise UserError(f"trainer.device='{device}' is invalid: use auto, cpu, cuda, cuda:N or mps")
+    monitors = ("val_accuracy", "val_loss")
+    if trainer.monitor not in monitors:
+        raise unknown_choice("trainer.monitor metric", trainer.monitor, monitors)
