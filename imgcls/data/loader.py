@@ -1,0 +1,66 @@
+"""The fast data path: batches are index slices of one uint8 tensor on the training device."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+from imgcls.data.augment import Augment
+from imgcls.data.splits import ImageSet
+
+
+class DeviceLoader:
+    """Iterate over an in-memory :class:`ImageSet` in batches of normalised float images.
+
+    Shuffling and augmentation draw from ``generator`` (on the same device), so a seed fixes
+    the data order and every augmentation; the images never leave the device.
+    """
+
+    def __init__(
+        self,
+        data: ImageSet,
+        batch_size: int,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        *,
+        shuffle: bool = False,
+        augment: Augment | None = None,
+        generator: torch.Generator | None = None,
+        drop_last: bool = False,
+        channels_last: bool = False,
+    ) -> None:
+        self.data = data
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.augment = augment
+        self.generator = generator
+        self.drop_last = drop_last and len(data) > batch_size
+        self.channels_last = channels_last
+        device = data.images.device
+        self.mean = torch.tensor(mean, device=device, dtype=torch.float32).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, device=device, dtype=torch.float32).view(1, -1, 1, 1)
+
+    def __len__(self) -> int:
+        n = len(self.data)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def order(self) -> torch.Tensor:
+        """This epoch's sample order (a fresh permutation when shuffling)."""
+        n = len(self.data)
+        device = self.data.images.device
+        if not self.shuffle:
+            return torch.arange(n, device=device)
+        return torch.randperm(n, generator=self.generator, device=device)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = self.order()
+        for i in range(len(self)):
+            index = order[i * self.batch_size : (i + 1) * self.batch_size]
+            images = self.data.images[index].float().div_(255.0)
+            if self.augment is not None:
+                images = self.augment(images, self.generator)
+            images = (images - self.mean) / self.std
+            if self.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            yield images, self.data.labels[index]

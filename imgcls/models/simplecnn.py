@@ -1,0 +1,70 @@
+"""The seed document's SimpleCNN: three blocks of two 3x3 convs, then a dropout MLP."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import nn
+
+from imgcls.errors import UserError
+from imgcls.registry import MODELS
+
+
+class SimpleCNN(nn.Module):
+    """Conv blocks halve the image while it is at least 2 pixels, so 8x8 inputs work too."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int,
+        image_size: tuple[int, int],
+        widths: Sequence[int] = (32, 64, 128),
+        hidden: int = 512,
+        dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels, size = in_channels, min(image_size)
+        for width in widths:
+            layers += [
+                nn.Conv2d(channels, width, 3, padding=1),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(width, width, 3, padding=1),
+                nn.ReLU(inplace=True),
+            ]
+            if size >= 2:
+                layers.append(nn.MaxPool2d(2))
+                size //= 2
+            channels = width
+        pooled = min(size, 4)
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(pooled))
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(channels * pooled * pooled, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, num_classes),
+        )
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+@MODELS.register(
+    "simplecnn", "three conv blocks and a dropout MLP classifier (the seed's SimpleCNN)"
+)
+def simplecnn(
+    num_classes: int,
+    in_channels: int,
+    image_size: tuple[int, int],
+    widths: Sequence[int] = (32, 64, 128),
+    hidden: int = 512,
+    dropout: float = 0.5,
+) -> SimpleCNN:
+    if not widths or any(w < 1 for w in widths):
+        raise UserError(
+            f"model.widths={list(widths)} is invalid: give one positive width per block"
+        )
+    if not 0.0 <= dropout < 1.0:
+        raise UserError(f"model.dropout={dropout} is invalid: it must be in [0, 1)")
+    return SimpleCNN(num_classes, in_channels, image_size, widths, hidden, dropout)
