@@ -1,0 +1,135 @@
+"""Checkpoints: atomic writes, RNG state capture, and safe loading (``weights_only=True``)."""
+
+from __future__ import annotations
+
+import copy
+import os
+import pickle
+import random
+import shutil
+import zipfile
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from imgcls.errors import UserError
+from imgcls.runs import atomic_write
+
+CHECKPOINT_KEYS = (
+    "model", "optimizer", "scheduler", "scaler", "ema", "epoch", "step", "rng", "best",
+    "classes", "config",
+)  # fmt: skip
+
+
+def rng_state(generator: torch.Generator | None = None) -> dict[str, Any]:
+    """Every random state a run draws from, as types ``weights_only`` loading accepts."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": [kind, torch.from_numpy(keys.copy()), pos, has_gauss, cached],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    if generator is not None:
+        state["loader"] = generator.get_state()
+    return state
+
+
+def restore_rng(state: dict[str, Any], generator: torch.Generator | None = None) -> None:
+    random.setstate(_as_tuple(state["python"]))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy(), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if generator is not None and "loader" in state:
+        generator.set_state(state["loader"])
+
+
+def _as_tuple(value: Any) -> Any:
+    return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """torch.save through a temporary file and a rename: never a half-written checkpoint."""
+    atomic_write(path, lambda handle: torch.save(state, handle), binary=True)
+
+
+def snapshot(value: Any) -> Any:
+    """A deep copy of a state (tensors cloned to the CPU) that training can no longer change."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: snapshot(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(snapshot(v) for v in value)
+    return copy.deepcopy(value)
+
+
+class BackgroundCheckpointer:
+    """Writes checkpoints on a worker thread so that training does not wait for the disk.
+
+    At most one write is in flight: :meth:`submit` waits for the previous one first, and
+    :meth:`wait` must be called before the files are read (the engine does at the end and on
+    errors). Each write is still atomic, so a crash leaves the previous checkpoint whole.
+    """
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint")
+        self._pending: Future | None = None
+
+    def submit(self, path: Path, state: dict[str, Any], also: Path | None = None) -> None:
+        """Write a snapshot of ``state`` to ``path``, then hard-link it as ``also`` if given."""
+        self.wait()
+        frozen = snapshot(state)
+
+        def write() -> None:
+            save_checkpoint(path, frozen)
+            if also is not None:
+                link_atomically(path, also)
+
+        self._pending = self._executor.submit(write)
+
+    def wait(self) -> None:
+        """Block until the write in flight is on disk; re-raise its error if it failed."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            self._executor.shutdown(wait=True)
+
+
+def link_atomically(source: Path, target: Path) -> None:
+    """Make ``target`` the same file as ``source`` without copying (a copy where links fail).
+
+    Safe because ``source`` is only ever replaced by a rename, which leaves this inode alone.
+    """
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint without running code from it; a bad file is a one-line UserError."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"{path} is not a readable imgcls checkpoint ({first})") from error
+    if not isinstance(state, dict) or "model" not in state:
+        raise UserError(f"{path} is not an imgcls checkpoint: it has no 'model' entry")
+    return state
