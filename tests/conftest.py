@@ -1,0 +1,53 @@
+"""Shared fixtures: tiny configs that train in about a second, and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A run small enough for tests: 1x8x8 synthetic images, a narrow SimpleCNN, two epochs.
+TINY = [
+    "model=simplecnn",
+    "model.widths=[8,16]",
+    "model.hidden=32",
+    "dataset=synthetic",
+    "dataset.num_samples=240",
+    "dataset.image_size=8",
+    "dataset.channels=1",
+    "dataset.num_classes=4",
+    "trainer.epochs=2",
+    "trainer.batch_size=32",
+]
+
+
+@pytest.fixture
+def tiny() -> list[str]:
+    return list(TINY)
+
+
+def run_cli(
+    args: list[str], cwd: Path, timeout: int = 300, **env: str
+) -> subprocess.CompletedProcess:
+    """Run the real program (``python -m imgcls``) and capture its output."""
+    environment = {
+        k: v for k, v in os.environ.items() if k not in ("IMGCLS_DEBUG", "HYDRA_FULL_ERROR")
+    }
+    # The code under test is this checkout's, whatever imgcls the virtual environment points to.
+    environment["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(ROOT), environment.get("PYTHONPATH")])
+    )
+    environment.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "imgcls", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=environment,
+    )

@@ -1,0 +1,85 @@
+"""The command line: help without torch, dispatch, exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import ROOT, run_cli
+
+from imgcls import cli
+
+
+def test_importing_cli_does_not_import_torch():
+    code = "import sys, imgcls.cli, imgcls.listing; sys.exit(1 if 'torch' in sys.modules else 0)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_help_lists_commands(capsys):
+    assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "train" in out and "list" in out and "imgcls train experiment=smoke" in out
+
+
+def test_python_dash_m_is_the_same_program(tmp_path):
+    result = run_cli(["--help"], cwd=tmp_path)
+    assert result.returncode == 0
+    assert result.stdout.strip() == cli.usage().strip()
+
+
+def test_unknown_command_exits_2(capsys):
+    assert cli.main(["trian"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown command 'trian'" in err and "did you mean 'train'" in err
+
+
+def test_list_shows_every_group_with_descriptions(capsys):
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    for option in (
+        "simplecnn",
+        "resnet",
+        "digits",
+        "synthetic",
+        "cosine",
+        "label_smoothing",
+        "adamw",
+        "smoke",
+    ):
+        assert option in out
+    assert "Stochastic gradient descent" in out
+
+
+def test_list_one_group_with_pattern(capsys):
+    assert cli.main(["list", "models", "res*"]) == 0
+    out = capsys.readouterr().out
+    assert "resnet" in out and "simplecnn" not in out
+
+
+def test_list_unknown_group_exits_2(capsys):
+    assert cli.main(["list", "modle"]) == 2
+    assert "did you mean 'model'" in capsys.readouterr().err
+
+
+def test_train_help_shows_groups_and_options(tmp_path):
+    result = run_cli(["train", "--help"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for text in (
+        "model: resnet, simplecnn",
+        "dataset: digits, synthetic",
+        "scheduler:",
+        "trainer:",
+    ):
+        assert text in result.stdout
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_cfg_job_prints_composed_config(tmp_path):
+    result = run_cli(["train", "--cfg", "job", "model=simplecnn", "optimizer.lr=0.2"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "name: simplecnn" in result.stdout and "lr: 0.2" in result.stdout
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_package_root_is_importable_from_repo():
+    assert (ROOT / "conf" / "train.yaml").is_file()
