@@ -169,6 +169,7 @@ class Engine:
     def _check_finite(self, value: float, epoch: int) -> None:
         if math.isfinite(value):
             return
+        self.checkpointer.wait()  # the previous epoch's checkpoint is the last good one
         last = self.run.checkpoint("last")
         kept = (
             f"the last good checkpoint is {last}"
