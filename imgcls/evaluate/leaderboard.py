@@ -137,8 +137,9 @@ def build_leaderboard(runs: Sequence[RunInfo]) -> Leaderboard:
     for run in completed:
         grouped.setdefault(tuple(sorted(run.config_overrides)), []).append(run)
     settings = [dict(_split(o) for o in key) for key in grouped]
-    keys = sorted({k for s in settings for k in s})
-    columns = [k for k in keys if len({s.get(k, "") for s in settings}) > 1]
+    listed = settings + [dict(_split(o) for o in r.config_overrides) for r in failed]
+    keys = sorted({k for s in listed for k in s})
+    columns = [k for k in keys if len({s.get(k, "") for s in listed}) > 1]
     rows: list[dict[str, Any]] = []
     groups: list[list[RunInfo]] = []
     for (key, members), setting in zip(grouped.items(), settings, strict=True):

@@ -117,30 +117,32 @@ def plot_predictions(
     chosen = np.concatenate([chosen, wrong[count // 2 :]])[:count]
     columns = min(4, max(1, len(chosen)))
     rows = max(1, -(-len(chosen) // columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.8 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, index in zip(axes.flat, chosen, strict=False):
+    # One mosaic image in one axes: far faster to draw than a grid of subplots.
+    height, width = images.shape[2], images.shape[3]
+    pad_y, pad_x = max(2, height // 2), max(1, width // 4)
+    cell_h, cell_w = height + pad_y, width + pad_x
+    canvas = np.full((rows * cell_h, columns * cell_w, 3), 255, dtype=np.uint8)
+    for slot, index in enumerate(chosen):
         image = images[index]
-        if image.shape[0] == 3:
-            ax.imshow(np.transpose(image, (1, 2, 0)), interpolation="nearest")
-        else:
-            ax.imshow(image[0], cmap="gray", interpolation="nearest", vmin=0, vmax=255)
+        tile = np.transpose(image, (1, 2, 0)) if image.shape[0] == 3 else image[0][:, :, None]
+        y, x = (slot // columns) * cell_h + pad_y, (slot % columns) * cell_w
+        canvas[y : y + height, x : x + width] = tile
+    fig, ax = plt.subplots(figsize=(2.6 * columns, 2.8 * rows))
+    ax.imshow(canvas, interpolation="nearest")
+    ax.axis("off")
+    for slot, index in enumerate(chosen):
+        y, x = (slot // columns) * cell_h + pad_y, (slot % columns) * cell_w
         ok = predictions[index] == targets[index]
         confidence = probabilities[index, predictions[index]]
-        ax.set_title(
+        ax.text(
+            x + width / 2, y - 0.6,
             f"true: {classes[targets[index]]}\npred: {classes[predictions[index]]} "
-            f"({confidence:.2f}){'' if ok else '  ✗'}",
-            fontsize=8,
-            color="black" if ok else "red",
-        )
+            f"({confidence:.2f}){'' if ok else ' ✗'}",
+            ha="center", va="bottom", fontsize=8, color="black" if ok else "red",
+        )  # fmt: skip
         if not ok:
-            ax.axis("on")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_edgecolor("red")
-                spine.set_linewidth(3)
+            ax.add_patch(plt.Rectangle((x - 0.5, y - 0.5), width, height, fill=False,
+                                       edgecolor="red", linewidth=3))  # fmt: skip
     fig.suptitle(f"{len(wrong)} of {len(targets)} wrong; mistakes in red", fontsize=10)
     return _save(fig, path)
 
