@@ -15,6 +15,9 @@ from imgcls.errors import TrainingInterrupted, UserError, unknown_choice
 
 COMMANDS: dict[str, str] = {
     "train": "train a model: imgcls train [group=option ...] [key=value ...] [-m]",
+    "eval": "evaluate a run or an ensemble: imgcls eval run=<dir>|[<dir>,...] [split=test|val]",
+    "predict": "classify image files: imgcls predict run=<dir> images=<file|folder|glob>",
+    "report": "leaderboard of runs and sweeps: imgcls report <dir> [<dir> ...] [--plot]",
     "list": "list config groups and their options: imgcls list [group] [pattern]",
 }
 
@@ -32,6 +35,9 @@ examples:
   imgcls train experiment=smoke                  a complete run in seconds, for CI
   imgcls train --help                            config groups, options and the composed config
   imgcls list                                    every group's options with a description
+  imgcls eval run=outputs/<date>/<run>           metrics, confusion matrix, predictions
+  imgcls predict run=outputs/<date>/<run> images=pics/   classify image files
+  imgcls report outputs/multirun/<date>/<time>   the leaderboard of a sweep
 
 Runs are written to outputs/<date>/<time>_<model>_<dataset>/. Set IMGCLS_DEBUG=1 to see
 tracebacks.
@@ -55,6 +61,18 @@ def _command(name: str) -> Callable[[Sequence[str]], int]:
         from imgcls.launch import run_train
 
         return run_train
+    if name == "eval":
+        from imgcls.evaluate.evaluation import run_eval
+
+        return run_eval
+    if name == "predict":
+        from imgcls.evaluate.predict import run_predict
+
+        return run_predict
+    if name == "report":
+        from imgcls.evaluate.report import run_report
+
+        return run_report
     from imgcls.listing import run_list
 
     return run_list

@@ -20,7 +20,11 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from imgcls.errors import UserError, did_you_mean, unknown_choice
 
 # Groups whose options are registry components, in the order a run builds them.
-COMPONENT_GROUPS = ("model", "dataset", "augment", "scheduler", "regularizer", "optimizer")
+COMPONENT_GROUPS = (
+    "model", "dataset", "augment", "scheduler", "regularizer", "optimizer", "logger",
+)  # fmt: skip
+# Groups that select several options at once (``regularizer=[l2,label_smoothing]``).
+LIST_GROUPS = ("regularizer", "logger")
 GROUPS = (*COMPONENT_GROUPS, "trainer", "experiment")
 PRECISIONS = ("auto", "32", "bf16", "16")
 
@@ -51,6 +55,7 @@ class TrainConfig:
     scheduler: Any = MISSING
     regularizer: Any = field(default_factory=dict)
     optimizer: Any = MISSING
+    logger: Any = field(default_factory=dict)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     seed: int = 0
     output_root: str = "outputs"
@@ -224,7 +229,7 @@ def component_options(cfg: DictConfig, group: str) -> list[tuple[str, str, dict[
     if node is None:
         return []
     plain = OmegaConf.to_container(node, resolve=True)
-    if group == "regularizer":
+    if group in LIST_GROUPS:
         return [
             (str(value.get("name", key)), f"{group}.{key}", _without_name(value))
             for key, value in plain.items()

@@ -32,6 +32,7 @@ class JobRecord:
     run_dir: str
     status: str
     error: str | None = None
+    overrides: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -114,6 +115,10 @@ def run_train(args: Sequence[str]) -> int:
         sys.argv = saved_argv
     if state.error is not None:
         raise state.error
+    if multirun and state.jobs and state.sweep_dir:
+        from imgcls.evaluate.leaderboard import sweep_leaderboard
+
+        sweep_leaderboard(state.sweep_dir, state.jobs)  # leaderboard.csv/.md and jobs.json
     if multirun and state.jobs:
         failed = [j for j in state.jobs if j.status != "completed"]
         logger.info(
@@ -134,15 +139,16 @@ def run_job(cfg, multirun: bool, state: LaunchState) -> None:
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
+    overrides = list(hydra_cfg.overrides.task)
     if multirun:
         state.sweep_dir = str(Path(hydra_cfg.sweep.dir).resolve())
     try:
         train(cfg, run_dir, list(hydra_cfg.overrides.task))
-        state.jobs.append(JobRecord(str(run_dir), "completed"))
+        state.jobs.append(JobRecord(str(run_dir), "completed", overrides=overrides))
     except (UserError, TrainingInterrupted) as error:
         if not (run_dir / "summary.json").exists():
             remove_unstarted_run(run_dir)
-        state.jobs.append(JobRecord(str(run_dir), _status(error), str(error)))
+        state.jobs.append(JobRecord(str(run_dir), _status(error), str(error), overrides))
         if not multirun or isinstance(error, TrainingInterrupted):
             state.error = error
         else:
@@ -151,7 +157,9 @@ def run_job(cfg, multirun: bool, state: LaunchState) -> None:
         if not multirun:
             raise
         logger.exception(f"job failed: {error}")
-        state.jobs.append(JobRecord(str(run_dir), "failed", f"{type(error).__name__}: {error}"))
+        state.jobs.append(
+            JobRecord(str(run_dir), "failed", f"{type(error).__name__}: {error}", overrides)
+        )
 
 
 def _status(error: BaseException) -> str:

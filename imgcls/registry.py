@@ -180,9 +180,10 @@ AUGMENTS = Registry("augment")
 SCHEDULERS = Registry("scheduler", runtime=frozenset({"optimizer", "steps_per_epoch", "epochs"}))
 REGULARIZERS = Registry("regularizer")
 OPTIMIZERS = Registry("optimizer", runtime=frozenset({"params"}))
+LOGGERS = Registry("logger", runtime=frozenset({"run_dir", "config", "output_root"}))
 
 REGISTRIES: dict[str, Registry] = {
-    r.group: r for r in (MODELS, DATASETS, AUGMENTS, SCHEDULERS, REGULARIZERS, OPTIMIZERS)
+    r.group: r for r in (MODELS, DATASETS, AUGMENTS, SCHEDULERS, REGULARIZERS, OPTIMIZERS, LOGGERS)
 }
 
 
@@ -196,5 +197,6 @@ def load_components() -> None:
         return
     _loading = True
     import imgcls.data  # noqa: F401
+    import imgcls.evaluate.trackers  # noqa: F401
     import imgcls.models  # noqa: F401
     import imgcls.train  # noqa: F401

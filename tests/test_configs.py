@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from imgcls.config import COMPONENT_GROUPS, compose, group_options, option_description, validate
+from imgcls.config import (
+    COMPONENT_GROUPS,
+    LIST_GROUPS,
+    compose,
+    group_options,
+    option_description,
+    validate,
+)
 from imgcls.errors import UserError
 from imgcls.train import build
 
@@ -44,7 +51,7 @@ def test_every_config_file_composes_validates_and_builds(group, option):
     assert augment(images, torch.Generator().manual_seed(0)).shape == images.shape
     optimizer.step()
     scheduler.step()
-    if group in COMPONENT_GROUPS and group != "regularizer":
+    if group in COMPONENT_GROUPS and group not in LIST_GROUPS:
         assert cfg[group].name == option
 
 
@@ -54,7 +61,7 @@ def test_config_names_match_file_names():
             cfg = compose(
                 [f"regularizer=[{option}]" if group == "regularizer" else f"{group}={option}"]
             )
-            node = cfg[group][option] if group == "regularizer" else cfg[group]
+            node = cfg[group][option] if group in LIST_GROUPS else cfg[group]
             assert node.name == option
 
 

@@ -96,6 +96,7 @@ class Engine:
         label_smoothing: float = 0.0,
         regularizers: Sequence[Regularizer] = (),
         checkpoint_extra: dict[str, Any] | None = None,
+        on_epoch_end: Sequence[Callable[[dict[str, Any]], None]] = (),
     ) -> None:
         self.model = model
         self.optimizer = optimizer
@@ -107,6 +108,7 @@ class Engine:
         self.label_smoothing = label_smoothing
         self.penalties = [r for r in regularizers if type(r).penalty is not Regularizer.penalty]
         self.checkpoint_extra = checkpoint_extra or {}
+        self.on_epoch_end = list(on_epoch_end)  # e.g. trackers: each gets the metrics row
         self.device = train_loader.data.images.device
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=settings.precision == "16")
         self.step = 0
@@ -214,6 +216,8 @@ class Engine:
                 )
             writer.write(row)
             result.history.append(row)
+            for callback in self.on_epoch_end:
+                callback(row)
             improved = self._is_better(row[settings.monitor])
             if improved:
                 self.best_value, self.best_epoch = row[settings.monitor], epoch

@@ -22,6 +22,8 @@ from omegaconf import DictConfig, OmegaConf
 from imgcls.config import validate
 from imgcls.data.loader import DeviceLoader
 from imgcls.errors import NonFiniteLossError, TrainingInterrupted, UserError
+from imgcls.evaluate.run_plots import write_run_plots
+from imgcls.evaluate.trackers import Trackers, start_trackers
 from imgcls.models.facts import count_flops, count_parameters
 from imgcls.progress import is_terminal
 from imgcls.runs import RunDirectory, new_run_dir
@@ -79,8 +81,9 @@ def train(
     scheduler = build.build_scheduler(cfg, optimizer, len(train_loader), trainer.epochs)
 
     run = RunDirectory(run_dir or new_run_dir(cfg.output_root, cfg.model.name, data.name))
-    run.prepare()
     plain_config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    trackers = start_trackers(cfg, run.path, plain_config)
+    run.prepare()
     run.write_config(plain_config, overrides)
     run.attach_log()
     summary: dict[str, Any] = {
@@ -118,12 +121,14 @@ def train(
         label_smoothing=sum(r.label_smoothing for r in regularizers),
         regularizers=regularizers,
         checkpoint_extra={"classes": data.classes, "config": plain_config, "data": data.spec()},
+        on_epoch_end=[trackers.log_epoch],
     )  # fmt: skip
     try:
         fit = engine.fit()
         best = load_checkpoint(run.checkpoint("best"), map_location=device)
         model.load_state_dict(best["model"])
         test = evaluate(model, test_loader, precision)
+        write_run_plots(run.path, model, on_device[2], data.spec())
         summary.update(
             status="completed",
             epochs_completed=fit.epochs_completed,
@@ -138,15 +143,15 @@ def train(
             f"test accuracy {test['accuracy']:.4f}, loss {test['loss']:.4f}"
         )
     except NonFiniteLossError as error:
-        _finish(run, summary, started, "failed", error)
+        _finish(run, summary, started, "failed", error, trackers=trackers)
         raise
     except KeyboardInterrupt as error:
-        _finish(run, summary, started, "interrupted", error)
+        _finish(run, summary, started, "interrupted", error, trackers=trackers)
         raise TrainingInterrupted(f"interrupted; state kept in {run.path}") from error
     except BaseException as error:
-        _finish(run, summary, started, "failed", error)
+        _finish(run, summary, started, "failed", error, trackers=trackers)
         raise
-    _finish(run, summary, started, "completed")
+    _finish(run, summary, started, "completed", trackers=trackers)
     return RunResult(run.path, summary)
 
 
@@ -156,6 +161,7 @@ def _finish(
     started: float,
     status: str,
     error: BaseException | None = None,
+    trackers: Trackers | None = None,
 ) -> None:
     summary["status"] = status
     summary["finished_at"] = datetime.now().isoformat(timespec="seconds")
@@ -164,5 +170,7 @@ def _finish(
         summary["error"] = str(error) or type(error).__name__
         logger.error(summary["error"])
     run.write_summary(summary)
+    if trackers is not None:
+        trackers.finish(summary)
     logger.info(f"summary: {run.summary_path}")
     run.detach_log()

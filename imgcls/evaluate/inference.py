@@ -1,0 +1,143 @@
+"""Loading a finished run for inference: its config, classes, preprocessing and weights.
+
+The checkpoint carries everything (``config``, ``classes``, ``data`` = channels, image size,
+mean and std), so a run directory or a lone checkpoint file is enough to rebuild the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from imgcls.config import component_options
+from imgcls.errors import UserError
+
+
+@dataclass
+class LoadedRun:
+    """A model ready for inference and what is needed to feed it like during training."""
+
+    run_dir: Path | None
+    checkpoint: Path
+    config: DictConfig
+    classes: list[str]
+    spec: dict[str, Any]
+    model: nn.Module
+    device: torch.device
+
+    @property
+    def name(self) -> str:
+        return self.run_dir.name if self.run_dir is not None else self.checkpoint.stem
+
+
+def resolve_checkpoint(run: str | Path, checkpoint: str = "best") -> tuple[Path | None, Path]:
+    """``(run dir, checkpoint file)`` for ``run=<dir>`` and ``checkpoint=best|last|<file>``."""
+    path = Path(run)
+    if path.is_file():  # run=<checkpoint file>
+        return None, path
+    if not path.is_dir():
+        raise UserError(f"run directory not found: {path}")
+    if not (path / "checkpoints").is_dir() and not (path / "summary.json").is_file():
+        raise UserError(
+            f"{path} is not an imgcls run directory (no summary.json or checkpoints/); "
+            "pass run=<run dir> as written by imgcls train"
+        )
+    if checkpoint in ("best", "last"):
+        file = path / "checkpoints" / f"{checkpoint}.pt"
+        if not file.is_file():
+            raise UserError(f"{path} has no {checkpoint} checkpoint ({file} not found)")
+        return path, file
+    file = Path(checkpoint)
+    if not file.is_absolute() and not file.exists():
+        file = path / "checkpoints" / checkpoint
+    if not file.is_file():
+        raise UserError(f"checkpoint={checkpoint} not found: use best, last or a .pt file")
+    return path, file
+
+
+def select_inference_device(name: str = "auto") -> torch.device:
+    from imgcls.train.devices import select_device
+
+    return select_device(name)
+
+
+def load_run(run: str | Path, checkpoint: str = "best", device: str = "auto") -> LoadedRun:
+    """Rebuild a run's model from its checkpoint and load the weights (``weights_only``)."""
+    from imgcls.registry import MODELS
+    from imgcls.train.checkpoint import load_checkpoint
+
+    run_dir, file = resolve_checkpoint(run, checkpoint)
+    target = select_inference_device(device)
+    state = load_checkpoint(file, map_location="cpu")
+    missing = [k for k in ("config", "classes", "data") if k not in state]
+    if missing:
+        raise UserError(f"{file} lacks {', '.join(missing)}: it was not written by imgcls train")
+    config = OmegaConf.create(state["config"])
+    spec = dict(state["data"])
+    classes = [str(c) for c in state["classes"]]
+    name, prefix, options = component_options(config, "model")[0]
+    model = MODELS.build(
+        name,
+        options,
+        prefix=prefix,
+        num_classes=len(classes),
+        in_channels=int(spec["channels"]),
+        image_size=tuple(int(v) for v in spec["image_size"]),
+    )
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[0]
+        raise UserError(f"{file} does not match its model config ({first})") from error
+    model.to(target).eval()
+    return LoadedRun(run_dir, file, config, classes, spec, model, target)
+
+
+@torch.inference_mode()
+def predict_probabilities(
+    model: nn.Module,
+    images: torch.Tensor,
+    mean: list[float] | tuple[float, ...],
+    std: list[float] | tuple[float, ...],
+    batch_size: int = 512,
+    tta: str = "none",
+) -> torch.Tensor:
+    """Softmax probabilities (N, classes) for uint8 NCHW ``images``, on the CPU.
+
+    ``tta=flip`` averages the probabilities of each image and its horizontal mirror.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    m = torch.tensor(list(mean), dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    s = torch.tensor(list(std), dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    outputs = []
+    for start in range(0, images.shape[0], batch_size):
+        batch = images[start : start + batch_size].to(device).float().div_(255.0)
+        batch = (batch - m) / s
+        probs = model(batch).float().softmax(dim=1)
+        if tta == "flip":
+            probs = (probs + model(batch.flip(3)).float().softmax(dim=1)) / 2
+        outputs.append(probs.cpu())
+    if not outputs:
+        return torch.zeros(0, 0)
+    return torch.cat(outputs)
+
+
+def check_compatible(loaded: LoadedRun, classes: list[str], channels: int, size: tuple) -> None:
+    """A checkpoint can only be scored on data with its classes and its input shape."""
+    if list(classes) != loaded.classes:
+        raise UserError(
+            f"the classes of {loaded.checkpoint} ({', '.join(loaded.classes)}) do not match the "
+            f"dataset's ({', '.join(classes)}); evaluate on the data the run was trained on"
+        )
+    expected = (int(loaded.spec["channels"]), *[int(v) for v in loaded.spec["image_size"]])
+    if (channels, *size) != expected:
+        raise UserError(
+            f"{loaded.checkpoint} expects {expected[0]}x{expected[1]}x{expected[2]} images but the "
+            f"dataset has {channels}x{size[0]}x{size[1]}"
+        )

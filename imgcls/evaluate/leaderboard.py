@@ -1,0 +1,295 @@
+"""Leaderboards: one row per configuration of a sweep, seeds merged into mean ± std and n.
+
+Runs are grouped by their Hydra overrides without ``seed``; the overrides whose values
+differ between groups become the columns. Rows are sorted by the monitored metric (the
+``best`` entry of summary.json). Failed and unfinished runs are listed as such, including
+jobs that failed before their run directory was kept (read from the sweep's jobs.json).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from imgcls.errors import UserError
+
+JOBS_FILE = "jobs.json"
+SEED_KEYS = ("seed", "+seed", "++seed")
+FIGURES = ("test_accuracy", "test_loss")
+
+
+@dataclass
+class RunInfo:
+    """What a leaderboard needs of one run (or of a job that left no run behind)."""
+
+    run_dir: Path
+    status: str
+    overrides: list[str]
+    summary: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+
+    @property
+    def config_overrides(self) -> tuple[str, ...]:
+        return tuple(o for o in self.overrides if o.split("=", 1)[0] not in SEED_KEYS)
+
+
+@dataclass
+class Leaderboard:
+    metric: str
+    mode: str
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    failed: list[RunInfo]
+    groups: list[list[RunInfo]]
+
+
+def _read_overrides(run_dir: Path) -> list[str]:
+    path = run_dir / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        return []
+    import yaml
+
+    values = yaml.safe_load(path.read_text()) or []
+    return [str(v) for v in values if not str(v).lstrip("+~").startswith("hydra")]
+
+
+def read_run(run_dir: Path) -> RunInfo:
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        return RunInfo(run_dir, "unreadable", _read_overrides(run_dir), error=str(error))
+    status = str(summary.get("status", "unknown"))
+    return RunInfo(
+        run_dir, status, _read_overrides(run_dir), summary, str(summary.get("error", ""))
+    )
+
+
+def collect_runs(paths: Iterable[str | Path]) -> list[RunInfo]:
+    """Every run under the given run or sweep directories, plus failed jobs from jobs.json."""
+    runs: dict[Path, RunInfo] = {}
+    for given in paths:
+        path = Path(given)
+        if not path.is_dir():
+            raise UserError(f"not a directory: {path}; give run or sweep directories")
+        found = (
+            [path / "summary.json"]
+            if (path / "summary.json").is_file()
+            else sorted(path.rglob("summary.json"))
+        )
+        for summary in found:
+            runs[summary.parent.resolve()] = read_run(summary.parent)
+        for jobs_file in [path / JOBS_FILE, *sorted(path.rglob(f"*/{JOBS_FILE}"))]:
+            if not jobs_file.is_file():
+                continue
+            for job in json.loads(jobs_file.read_text()):
+                job_dir = Path(job["run_dir"]).resolve()
+                if job["status"] != "completed" and job_dir not in runs:
+                    runs[job_dir] = RunInfo(
+                        job_dir, job["status"], list(job.get("overrides", [])),
+                        error=str(job.get("error") or ""),
+                    )  # fmt: skip
+        if not found and not runs:
+            raise UserError(f"{path} holds no imgcls runs (no summary.json below it)")
+    return sorted(runs.values(), key=lambda r: str(r.run_dir))
+
+
+def _split(override: str) -> tuple[str, str]:
+    key, _, value = override.partition("=")
+    return key.lstrip("+~"), value
+
+
+def _stats(values: Sequence[float]) -> tuple[float, float | None]:
+    mean = statistics.fmean(values)
+    return mean, (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def _figures(run: RunInfo) -> dict[str, float]:
+    summary = run.summary
+    best = summary.get("best") or {}
+    values: dict[str, float] = {}
+    if isinstance(best.get("value"), (int, float)):
+        values[str(best.get("metric", "val_accuracy"))] = float(best["value"])
+    for key, value in (summary.get("test") or {}).items():
+        if isinstance(value, (int, float)):
+            values[f"test_{key}"] = float(value)
+    if isinstance(summary.get("train_seconds"), (int, float)):
+        values["train_seconds"] = float(summary["train_seconds"])
+    return values
+
+
+def build_leaderboard(runs: Sequence[RunInfo]) -> Leaderboard:
+    """Group completed runs by their overrides without seed, aggregate, sort."""
+    completed = [r for r in runs if r.status == "completed"]
+    failed = [r for r in runs if r.status != "completed"]
+    metric = next(
+        (str(r.summary["best"]["metric"]) for r in completed if (r.summary.get("best") or {}).get("metric")),
+        "val_accuracy",
+    )  # fmt: skip
+    mode = "min" if metric.endswith("loss") else "max"
+    grouped: dict[tuple[str, ...], list[RunInfo]] = {}
+    for run in completed:
+        grouped.setdefault(tuple(sorted(run.config_overrides)), []).append(run)
+    settings = [dict(_split(o) for o in key) for key in grouped]
+    listed = settings + [dict(_split(o) for o in r.config_overrides) for r in failed]
+    keys = sorted({k for s in listed for k in s})
+    columns = [k for k in keys if len({s.get(k, "") for s in listed}) > 1]
+    rows: list[dict[str, Any]] = []
+    groups: list[list[RunInfo]] = []
+    for (key, members), setting in zip(grouped.items(), settings, strict=True):
+        row: dict[str, Any] = {c: setting.get(c, "") for c in columns}
+        if not columns:
+            row["config"] = " ".join(key) or "(defaults)"
+        row["n"] = len(members)
+        figures = [_figures(m) for m in members]
+        for name in (metric, *FIGURES, "train_seconds"):
+            values = [f[name] for f in figures if name in f]
+            if values:
+                row[f"{name}_mean"], row[f"{name}_std"] = _stats(values)
+        row["params"] = members[0].summary.get("params", "")
+        row["seeds"] = " ".join(str(m.summary.get("seed", "")) for m in members)
+        row["runs"] = " ".join(str(m.run_dir) for m in members)
+        rows.append(row)
+        groups.append(members)
+    sign = -1.0 if mode == "max" else 1.0
+
+    def order(item: tuple[dict[str, Any], list[RunInfo]]) -> float:
+        value = item[0].get(f"{metric}_mean")
+        return sign * value if isinstance(value, float) and math.isfinite(value) else math.inf
+
+    ranked = sorted(zip(rows, groups, strict=True), key=order)
+    for rank, (row, _) in enumerate(ranked, start=1):
+        row["rank"] = rank
+    return Leaderboard(
+        metric, mode, columns or ["config"], [r for r, _ in ranked], failed, [g for _, g in ranked]
+    )
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def csv_text(board: Leaderboard) -> str:
+    stats = [f"{n}_{s}" for n in (board.metric, *FIGURES, "train_seconds") for s in ("mean", "std")]
+    header = ["rank", *board.columns, "n", *stats, "params", "seeds", "status", "error", "runs"]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    for row in board.rows:
+        values = {**row, "status": "completed", "error": ""}
+        writer.writerow([_number(values.get(h)) for h in header])
+    for run in board.failed:
+        values = dict(_split(o) for o in run.config_overrides)
+        cells = {
+            **{c: values.get(c, "") for c in board.columns},
+            "n": 1, "status": run.status, "error": run.error, "runs": str(run.run_dir),
+            "seeds": dict(_split(o) for o in run.overrides).get("seed", ""),
+        }  # fmt: skip
+        if board.columns == ["config"]:
+            cells["config"] = " ".join(run.config_overrides)
+        writer.writerow([_number(cells.get(h)) for h in header])
+    return buffer.getvalue()
+
+
+def mean_std(row: dict[str, Any], name: str) -> str:
+    mean = row.get(f"{name}_mean")
+    if mean is None:
+        return ""
+    std = row.get(f"{name}_std")
+    return f"{mean:.4f} ± {std:.4f}" if std is not None else f"{mean:.4f}"
+
+
+def table_rows(board: Leaderboard) -> tuple[list[str], list[list[str]]]:
+    """Header and cells shared by leaderboard.md and the rich table."""
+    header = ["rank", *board.columns, "n", f"{board.metric} ({board.mode})", "test accuracy",
+              "test loss", "train s"]  # fmt: skip
+    cells = []
+    for row in board.rows:
+        cells.append([
+            str(row["rank"]), *[str(row.get(c, "")) for c in board.columns], str(row["n"]),
+            mean_std(row, board.metric), mean_std(row, "test_accuracy"),
+            mean_std(row, "test_loss"), f"{row.get('train_seconds_mean', float('nan')):.1f}",
+        ])  # fmt: skip
+    return header, cells
+
+
+def markdown_text(board: Leaderboard, title: str = "Leaderboard") -> str:
+    header, cells = table_rows(board)
+    lines = [f"# {title}", "",
+             f"Sorted by {board.metric} ({board.mode}); mean ± sample standard deviation over "
+             "seeds (n runs).", ""]  # fmt: skip
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "---|" * len(header))
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
+    if board.failed:
+        lines += ["", "## Failed or unfinished runs", ""]
+        for run in board.failed:
+            settings = " ".join(run.overrides) or "(defaults)"
+            lines.append(f"- **{run.status}**: `{settings}` ({run.run_dir}): {run.error}")
+    return "\n".join(lines) + "\n"
+
+
+def write_leaderboard(out_dir: Path, board: Leaderboard) -> tuple[Path, Path]:
+    from imgcls.runs import atomic_write
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path = out_dir / "leaderboard.csv", out_dir / "leaderboard.md"
+    atomic_write(csv_path, lambda f: f.write(csv_text(board)))
+    atomic_write(md_path, lambda f: f.write(markdown_text(board, f"Leaderboard: {out_dir.name}")))
+    return csv_path, md_path
+
+
+def write_jobs(sweep_dir: Path, jobs: Sequence[Any]) -> Path:
+    """Record every job of a sweep (run dir, status, error, overrides) in jobs.json."""
+    from imgcls.runs import atomic_write
+
+    path = Path(sweep_dir) / JOBS_FILE
+    records = [
+        {"run_dir": j.run_dir, "status": j.status, "error": j.error,
+         "overrides": list(getattr(j, "overrides", []))}
+        for j in jobs
+    ]  # fmt: skip
+    atomic_write(path, lambda f: json.dump(records, f, indent=2))
+    return path
+
+
+def sweep_leaderboard(sweep_dir: str | Path, jobs: Sequence[Any] = ()) -> Leaderboard:
+    """Called when a multirun ends: jobs.json, leaderboard.csv and leaderboard.md."""
+    sweep = Path(sweep_dir)
+    if jobs:
+        write_jobs(sweep, jobs)
+    board = build_leaderboard(collect_runs([sweep]))
+    write_leaderboard(sweep, board)
+    return board
+
+
+def mean_curves(board: Leaderboard) -> dict[str, dict[str, list[float]]]:
+    """Per row: validation curves averaged over its seeds (truncated to the shortest run)."""
+    from imgcls.evaluate.plots import read_metrics
+
+    curves: dict[str, dict[str, list[float]]] = {}
+    for row, members in zip(board.rows, board.groups, strict=True):
+        series = [read_metrics(m.run_dir / "metrics.csv") for m in members
+                  if (m.run_dir / "metrics.csv").is_file()]  # fmt: skip
+        if not series:
+            continue
+        length = min(len(s.get("epoch", [])) for s in series)
+        label = " ".join(f"{c}={row[c]}" for c in board.columns if c != "config") or row.get(
+            "config", ""
+        )
+        averaged: dict[str, list[float]] = {"epoch": series[0]["epoch"][:length]}
+        for key in (board.metric, "val_accuracy", "val_loss"):
+            if all(key in s for s in series):
+                averaged[key] = [statistics.fmean(s[key][i] for s in series) for i in range(length)]
+        curves[f"{row['rank']}. {label} (n={row['n']})"] = averaged
+    return curves

@@ -1,0 +1,201 @@
+"""Experiment trackers (the ``logger`` config group): csv, tensorboard, mlflow, several at once.
+
+A tracker receives the resolved config when the run starts, each epoch's metrics row (the
+same row as metrics.csv) and the final summary. ``csv`` adds nothing to the run directory's
+own files (metrics.csv and summary.json are always written); the others mirror them into
+TensorBoard event files or an MLflow tracking store.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from imgcls.errors import UserError
+from imgcls.registry import LOGGERS
+
+logger = logging.getLogger("imgcls")
+
+
+class Tracker:
+    """Receives a run's config, per-epoch metrics and final summary; the base does nothing."""
+
+    def log_epoch(self, row: Mapping[str, Any]) -> None:
+        """One metrics.csv row (``epoch``, ``lr``, ``train_loss``, ``val_accuracy``, ...)."""
+
+    def finish(self, summary: Mapping[str, Any]) -> None:
+        """The run ended (completed, failed or interrupted): flush and close."""
+
+
+def numeric(row: Mapping[str, Any]) -> dict[str, float]:
+    """The finite numbers of a row, without the step counters."""
+    values = {}
+    for key, value in row.items():
+        if key in ("epoch", "step") or isinstance(value, bool):
+            continue
+        if isinstance(value, (int, float)) and math.isfinite(float(value)):
+            values[key] = float(value)
+    return values
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """``{"optimizer": {"lr": 0.1}}`` -> ``{"optimizer.lr": "0.1"}`` for hyper-parameter logs."""
+    flat: dict[str, str] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def final_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
+    """``test_accuracy``, ``test_loss``, ``best_val_accuracy``, ... from summary.json."""
+    values = {f"test_{k}": v for k, v in numeric(summary.get("test") or {}).items()}
+    best = summary.get("best") or {}
+    if isinstance(best.get("value"), (int, float)):
+        values[f"best_{best.get('metric', 'value')}"] = float(best["value"])
+    return values
+
+
+@LOGGERS.register("csv", "the run directory's own files: metrics.csv and summary.json")
+class CsvTracker(Tracker):
+    def __init__(self, *, run_dir: Path | None = None) -> None:
+        self.run_dir = run_dir
+
+
+@LOGGERS.register("tensorboard", "TensorBoard event files in <run>/<log_dir>")
+class TensorBoardTracker(Tracker):
+    def __init__(
+        self, log_dir: str = "tensorboard", *, run_dir: Path, config: Mapping[str, Any]
+    ) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as error:
+            raise UserError(
+                "logger=tensorboard needs the tensorboard package: pip install tensorboard"
+            ) from error
+        self.path = Path(run_dir) / log_dir
+        self.writer = SummaryWriter(log_dir=str(self.path))
+        text = "\n".join(f"    {k}: {v}" for k, v in flatten(config).items())
+        self.writer.add_text("config", text, 0)
+        self.epoch = 0
+
+    def log_epoch(self, row: Mapping[str, Any]) -> None:
+        self.epoch = int(row["epoch"])
+        for key, value in numeric(row).items():
+            self.writer.add_scalar(key, value, self.epoch)
+        self.writer.flush()
+
+    def finish(self, summary: Mapping[str, Any]) -> None:
+        for key, value in final_metrics(summary).items():
+            self.writer.add_scalar(key, value, self.epoch)
+        self.writer.close()
+
+
+@LOGGERS.register("mlflow", "MLflow tracking: a local file store by default, any URI by config")
+class MlflowTracker(Tracker):
+    """One MLflow run per imgcls run: params (the flattened config), metrics per epoch, tags.
+
+    ``tracking_uri`` defaults to the file store ``<output_root>/mlruns``; MLflow 3 keeps the
+    file store in maintenance mode, so imgcls opts in to it explicitly for file URIs.
+    """
+
+    def __init__(
+        self,
+        tracking_uri: str | None = None,
+        experiment: str = "imgcls",
+        *,
+        run_dir: Path,
+        config: Mapping[str, Any],
+        output_root: str = "outputs",
+    ) -> None:
+        try:
+            from mlflow.tracking import MlflowClient
+        except ImportError as error:
+            raise UserError(
+                "logger=mlflow needs the mlflow package: pip install mlflow-skinny"
+            ) from error
+        uri = tracking_uri or Path(output_root, "mlruns").resolve().as_uri()
+        if uri.startswith("file:") or "://" not in uri:
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        self.uri = uri
+        self.client = MlflowClient(tracking_uri=uri)
+        found = self.client.get_experiment_by_name(experiment)
+        experiment_id = found.experiment_id if found else self.client.create_experiment(experiment)
+        run = self.client.create_run(
+            experiment_id, run_name=Path(run_dir).name, tags={"imgcls.run_dir": str(run_dir)}
+        )
+        self.run_id = run.info.run_id
+        from mlflow.entities import Param
+
+        params = [Param(k, v[:6000]) for k, v in flatten(config).items()]
+        for start in range(0, len(params), 100):
+            self.client.log_batch(self.run_id, params=params[start : start + 100])
+        self.epoch = 0
+
+    def log_epoch(self, row: Mapping[str, Any]) -> None:
+        import time
+
+        from mlflow.entities import Metric
+
+        self.epoch = int(row["epoch"])
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, v, now, self.epoch) for k, v in numeric(row).items()]
+        self.client.log_batch(self.run_id, metrics=metrics)
+
+    def finish(self, summary: Mapping[str, Any]) -> None:
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, v, now, self.epoch) for k, v in final_metrics(summary).items()]
+        if metrics:
+            self.client.log_batch(self.run_id, metrics=metrics)
+        status = {"completed": "FINISHED", "interrupted": "KILLED"}.get(
+            str(summary.get("status")), "FAILED"
+        )
+        self.client.set_tag(self.run_id, "imgcls.status", str(summary.get("status")))
+        self.client.set_terminated(self.run_id, status)
+
+
+class Trackers:
+    """The selected trackers as one: a failing tracker is reported, never stops training."""
+
+    def __init__(self, trackers: Sequence[Tracker]) -> None:
+        self.trackers = list(trackers)
+
+    def log_epoch(self, row: Mapping[str, Any]) -> None:
+        for tracker in self.trackers:
+            tracker.log_epoch(row)
+
+    def finish(self, summary: Mapping[str, Any]) -> None:
+        for tracker in self.trackers:
+            try:
+                tracker.finish(summary)
+            except Exception as error:  # the run's own files are complete; say so and go on
+                logger.warning(f"{type(tracker).__name__} could not finish: {error}")
+
+
+def start_trackers(cfg: Any, run_dir: Path, config: Mapping[str, Any]) -> Trackers:
+    """Build the trackers selected in ``cfg.logger`` for a run that has just started."""
+    from imgcls.config import component_options
+
+    trackers = [
+        LOGGERS.build(
+            name,
+            options,
+            prefix=prefix,
+            run_dir=Path(run_dir),
+            config=config,
+            output_root=str(cfg.get("output_root", "outputs")),
+        )
+        for name, prefix, options in component_options(cfg, "logger")
+    ]
+    return Trackers(trackers)
