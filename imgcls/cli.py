@@ -16,6 +16,7 @@ from imgcls.errors import TrainingInterrupted, UserError, unknown_choice
 COMMANDS: dict[str, str] = {
     "train": "train a model: imgcls train [group=option ...] [key=value ...] [-m]",
     "list": "list config groups and their options: imgcls list [group] [pattern]",
+    "preview": "a PNG grid of augmented training images: imgcls preview dataset=... augment=...",
 }
 
 USAGE = """usage: imgcls <command> [arguments]
@@ -55,6 +56,10 @@ def _command(name: str) -> Callable[[Sequence[str]], int]:
         from imgcls.launch import run_train
 
         return run_train
+    if name == "preview":
+        from imgcls.preview import run_preview
+
+        return run_preview
     from imgcls.listing import run_list
 
     return run_list

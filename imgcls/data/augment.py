@@ -48,6 +48,10 @@ class Augment:
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return images
 
+    def batch(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Augment a uint8 batch; returns float images in 0..1 (what the loaders call)."""
+        return self(images.float().div_(255.0), generator)
+
     def mixes(self, epoch: int) -> bool:
         """Whether :meth:`mix` changes the batches of ``epoch`` (1-based)."""
         return self.mixer is not None and self.mixer.active(epoch)
@@ -205,6 +209,28 @@ class Pipeline(Augment):
             images = T.hflip(images, on(self.hflip))
         if self.vflip > 0:
             images = T.vflip(images, on(self.vflip))
+        return self._after_geometry(images, g)
+
+    def batch(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """uint8 batch -> augmented float batch; crop and flips fused on uint8 when possible."""
+        if self.resized_crop.p > 0 or self.affine.p > 0:
+            return self(images.float().div_(255.0), generator)
+        n, device, g = images.shape[0], images.device, generator
+        padding = self.crop.padding if self.crop.p > 0 else 0
+        if padding > 0 or self.hflip > 0 or self.vflip > 0:
+            images = T.crop_flip_uint8(
+                images, padding, T.chance(n, self.crop.p, g, device),
+                T.chance(n, self.hflip, g, device), T.chance(n, self.vflip, g, device), g,
+            )  # fmt: skip
+        return self._after_geometry(images.float().div_(255.0), g)
+
+    def _after_geometry(self, images: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """Policies, colour, grayscale and erasing (the components after the geometric ones)."""
+        n, device = images.shape[0], images.device
+
+        def on(p: float) -> torch.Tensor:
+            return T.chance(n, p, g, device)
+
         for key in POLICIES:
             if getattr(self, key).p > 0:
                 images = self._policy(key, images, g)

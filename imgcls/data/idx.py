@@ -60,7 +60,7 @@ def _load_pair(folder: Path, images_key: str, labels_key: str) -> ImageSet:
         raise UserError(
             f"IDX files in {folder} do not match: images {images.shape}, labels {labels.shape}"
         )
-    tensor = torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8)[:, None])
+    tensor = torch.from_numpy(np.array(images, dtype=np.uint8)[:, None])  # a writable copy
     return ImageSet(tensor, torch.from_numpy(labels.astype(np.int64)))
 
 

@@ -74,10 +74,11 @@ class DeviceLoader:
         )  # fmt: skip
         for i in range(len(self)):
             index = order[i * self.batch_size : (i + 1) * self.batch_size]
-            images = self.data.images[index].float().div_(255.0)
             labels = self.data.labels[index]
             if self.augment is not None:
-                images = self.augment(images, self.generator)
+                images = self.augment.batch(self.data.images[index], self.generator)
+            else:
+                images = self.data.images[index].float().div_(255.0)
             if mixing:
                 images, labels = self.augment.mix(images, labels, self.num_classes, self.generator)
             yield finish(images, self.mean, self.std, self.channels_last), labels
