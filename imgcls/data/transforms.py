@@ -152,11 +152,11 @@ def affine(
 
 
 def gray(images: torch.Tensor) -> torch.Tensor:
-    """(N, 1, H, W) luminance with ITU-R 601 weights (as torchvision)."""
+    """(N, 1, H, W) luminance with the weights torchvision uses (ITU-R 601, rounded)."""
     if images.shape[1] == 1:
         return images
     r, g, b = images[:, 0:1], images[:, 1:2], images[:, 2:3]
-    return 0.299 * r + 0.587 * g + 0.114 * b
+    return 0.2989 * r + 0.587 * g + 0.114 * b
 
 
 def _factor(
