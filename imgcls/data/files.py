@@ -28,7 +28,7 @@ def read_image(path: str, channels: int, size: int) -> np.ndarray:
         with Image.open(path) as image:
             image = image.convert("L" if channels == 1 else "RGB")
             image = ImageOps.fit(image, (size, size), Image.Resampling.BILINEAR)
-            array = np.asarray(image, dtype=np.uint8)
+            array = np.array(image, dtype=np.uint8)  # a writable copy
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as error:
         raise UserError(f"cannot read image file {path}: {error}") from error
     return array[None] if channels == 1 else array.transpose(2, 0, 1)
