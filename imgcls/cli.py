@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "predict": "classify image files: imgcls predict run=<dir> images=<file|folder|glob>",
     "report": "leaderboard of runs and sweeps: imgcls report <dir> [<dir> ...] [--plot]",
     "list": "list config groups and their options: imgcls list [group] [pattern]",
+    "preview": "a PNG grid of augmented training images: imgcls preview dataset=... augment=...",
 }
 
 USAGE = """usage: imgcls <command> [arguments]
@@ -73,6 +74,10 @@ def _command(name: str) -> Callable[[Sequence[str]], int]:
         from imgcls.evaluate.report import run_report
 
         return run_report
+    if name == "preview":
+        from imgcls.preview import run_preview
+
+        return run_preview
     from imgcls.listing import run_list
 
     return run_list

@@ -47,6 +47,20 @@ class TrainerConfig:
     monitor_mode: MonitorMode = MonitorMode.max
 
 
+class LoaderMode(Enum):
+    auto = "auto"
+    memory = "memory"
+    dataloader = "dataloader"
+
+
+@dataclass
+class DataConfig:
+    """How batches are made (imgcls.data.pipeline): in device memory or by a DataLoader."""
+
+    loader: LoaderMode = LoaderMode.auto
+    memory_mb: int = 4096  # auto: datasets up to this size (uint8) are held in memory
+
+
 @dataclass
 class TrainConfig:
     model: Any = MISSING
@@ -57,6 +71,7 @@ class TrainConfig:
     optimizer: Any = MISSING
     logger: Any = field(default_factory=dict)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    data: DataConfig = field(default_factory=DataConfig)
     seed: int = 0
     output_root: str = "outputs"
 
@@ -128,7 +143,11 @@ def register_configs() -> None:
         return
     from hydra.core.config_store import ConfigStore
 
+    from imgcls.augment_schema import AugmentComponents
+
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+    # Every conf/augment preset starts from these (all off): `/augment_components@_here_`.
+    ConfigStore.instance().store(name="augment_components", node=AugmentComponents)
     OmegaConf.register_new_resolver("imgcls_unique_dir", unique_dir, use_cache=True, replace=True)
     _registered = True
 

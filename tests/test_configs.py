@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from fabricate import FABRICATORS
 
 from imgcls.config import (
     COMPONENT_GROUPS,
@@ -29,10 +30,12 @@ ALL_OPTIONS = [
 
 
 @pytest.mark.parametrize(("group", "option"), ALL_OPTIONS, ids=[f"{g}={o}" for g, o in ALL_OPTIONS])
-def test_every_config_file_composes_validates_and_builds(group, option):
+def test_every_config_file_composes_validates_and_builds(group, option, tmp_path):
     overrides = [f"{group}={option}"] if group != "regularizer" else [f"regularizer=[{option}]"]
     if group != "dataset":
         overrides += SMALL_DATA
+    elif option in FABRICATORS:  # datasets read from files: small fabricated ones
+        overrides.append(f"dataset.root={FABRICATORS[option](tmp_path / 'data')}")
     cfg = compose(overrides)
     validate(cfg)
     assert option_description(group, option), (

@@ -1,75 +1,311 @@
 """Batched augmentation on the training device, with a different random draw per image.
 
-Each augment is a callable ``(images, generator) -> images`` on float images in 0..1,
-shape (N, C, H, W). torchvision's v2 transforms draw one set of parameters per call, so a
-whole-batch call would treat every image alike; these draw per image instead.
+An augment is a :class:`Pipeline` built from the components in ``conf/augment/<preset>.yaml``
+(schema: :mod:`imgcls.augment_schema`). Calling it on float images in 0..1, shape
+(N, C, H, W), applies the per-image components in this fixed order: resized_crop, crop,
+affine, hflip, vflip, autoaugment, randaugment, trivialaugment, augmix, color, grayscale,
+erasing. :meth:`Pipeline.mix` then applies MixUp/CutMix to the whole batch.
+
+torchvision's v2 transforms draw one set of parameters per call, so a whole-batch call would
+treat every image alike; the geometric and colour components here draw per image in one
+batched operation (:mod:`imgcls.data.transforms`). The automatic policies (AutoAugment,
+RandAugment, TrivialAugment, AugMix) call torchvision v2 once per image, on the device.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 
+from imgcls.augment_schema import (
+    AffineConfig,
+    AugMixConfig,
+    AutoAugmentConfig,
+    ColorConfig,
+    CropConfig,
+    ErasingConfig,
+    MixConfig,
+    RandAugmentConfig,
+    ResizedCropConfig,
+    TrivialAugmentConfig,
+)
+from imgcls.data import transforms as T
+from imgcls.data.mixing import BatchMix
 from imgcls.errors import UserError
 from imgcls.registry import AUGMENTS
 
+AUTOAUGMENT_POLICIES = ("cifar10", "imagenet", "svhn")
+POLICIES = ("autoaugment", "randaugment", "trivialaugment", "augmix")
+
 
 class Augment:
-    """Base class: identity."""
+    """Base class: identity, and no batch mixing."""
+
+    mixer: BatchMix | None = None
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return images
+
+    def batch(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Augment a uint8 batch; returns float images in 0..1 (what the loaders call)."""
+        return self(images.float().div_(255.0), generator)
+
+    def mixes(self, epoch: int) -> bool:
+        """Whether :meth:`mix` changes the batches of ``epoch`` (1-based)."""
+        return self.mixer is not None and self.mixer.active(epoch)
+
+    def mix(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        num_classes: int,
+        generator: torch.Generator,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """MixUp/CutMix the batch: (N, num_classes) target probabilities replace the labels."""
+        if self.mixer is None:
+            return images, labels
+        return self.mixer(images, labels, num_classes, generator)
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{k}={v}" for k, v in vars(self).items())
-        return f"{type(self).__name__}({fields})"
+        return f"{type(self).__name__}()"
 
 
-@AUGMENTS.register("none", "no augmentation")
-class NoAugment(Augment):
-    pass
+def _options(cls: type, key: str, value: Mapping[str, Any] | None) -> Any:
+    """Schema dataclass from a (possibly partial) mapping, with a clear error for a bad key."""
+    value = dict(value or {})
+    fields = cls.__dataclass_fields__
+    for name in value:
+        if name not in fields:
+            raise UserError(
+                f"unknown key 'augment.{key}.{name}'; valid keys: {', '.join(sorted(fields))}"
+            )
+    return cls(**value)
 
 
-def random_crop(images: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
-    """Zero-pad by ``padding`` and cut each image at its own random offset (same shape)."""
-    if padding == 0:
-        return images
-    n, _, h, w = images.shape
-    padded = torch.nn.functional.pad(images, (padding, padding, padding, padding))
-    offsets = torch.randint(0, 2 * padding + 1, (2, n), generator=generator, device=images.device)
-    rows = offsets[0, :, None] + torch.arange(h, device=images.device)  # (n, h)
-    cols = offsets[1, :, None] + torch.arange(w, device=images.device)  # (n, w)
-    batch = torch.arange(n, device=images.device)[:, None, None]
-    # Advanced indexing gathers (n, h, w, C); move channels back to dim 1.
-    out = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]
-    return out.permute(0, 3, 1, 2).contiguous(memory_format=torch.contiguous_format)
+def _probability(key: str, value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise UserError(f"augment.{key}={value} is invalid: it is a probability in [0, 1]")
+    return float(value)
 
 
-def random_hflip(
-    images: torch.Tensor, probability: float, generator: torch.Generator
-) -> torch.Tensor:
-    """Flip each image left-right with ``probability``."""
-    if probability <= 0:
-        return images
-    flip = torch.rand(images.shape[0], generator=generator, device=images.device) < probability
-    return torch.where(flip[:, None, None, None], images.flip(-1), images)
+def _range(key: str, value: Any, low: float, high: float | None = None) -> tuple[float, float]:
+    pair = tuple(float(v) for v in value)
+    if (
+        len(pair) != 2
+        or pair[0] > pair[1]
+        or pair[0] < low
+        or (high is not None and pair[1] > high)
+    ):
+        top = "" if high is None else f" and at most {high}"
+        raise UserError(
+            f"augment.{key}={list(value)} is invalid: give [low, high] with low <= high, "
+            f"at least {low}{top}"
+        )
+    return pair  # type: ignore[return-value]
 
 
-@AUGMENTS.register("basic", "random crop with zero padding and horizontal flip, per image")
-class BasicAugment(Augment):
-    def __init__(self, padding: int = 4, hflip: float = 0.5) -> None:
-        if padding < 0:
-            raise UserError(f"augment.padding={padding} is invalid: it must be >= 0")
-        if not 0.0 <= hflip <= 1.0:
-            raise UserError(f"augment.hflip={hflip} is invalid: it is a probability in [0, 1]")
-        self.padding = padding
-        self.hflip = hflip
+class Pipeline(Augment):
+    """The configured components, applied in a fixed order with per-image random draws."""
 
+    def __init__(
+        self,
+        resized_crop: dict | None = None,
+        crop: dict | None = None,
+        affine: dict | None = None,
+        hflip: float = 0.0,
+        vflip: float = 0.0,
+        autoaugment: dict | None = None,
+        randaugment: dict | None = None,
+        trivialaugment: dict | None = None,
+        augmix: dict | None = None,
+        color: dict | None = None,
+        grayscale: float = 0.0,
+        erasing: dict | None = None,
+        mix: dict | None = None,
+    ) -> None:
+        self.resized_crop = _options(ResizedCropConfig, "resized_crop", resized_crop)
+        self.crop = _options(CropConfig, "crop", crop)
+        self.affine = _options(AffineConfig, "affine", affine)
+        self.hflip = _probability("hflip", hflip)
+        self.vflip = _probability("vflip", vflip)
+        self.autoaugment = _options(AutoAugmentConfig, "autoaugment", autoaugment)
+        self.randaugment = _options(RandAugmentConfig, "randaugment", randaugment)
+        self.trivialaugment = _options(TrivialAugmentConfig, "trivialaugment", trivialaugment)
+        self.augmix = _options(AugMixConfig, "augmix", augmix)
+        self.color = _options(ColorConfig, "color", color)
+        self.grayscale = _probability("grayscale", grayscale)
+        self.erasing = _options(ErasingConfig, "erasing", erasing)
+        mix_options = _options(MixConfig, "mix", mix)
+        self._check()
+        mixer = BatchMix(**vars(mix_options))
+        self.mixer = mixer if mixer.enabled else None
+        self.mix_options = mix_options
+        self._policy_cache: dict[str, Any] = {}
+
+    def _check(self) -> None:
+        for key in ("resized_crop", "crop", "affine", *POLICIES, "color", "erasing"):
+            _probability(f"{key}.p", getattr(self, key).p)
+        if self.crop.padding < 0:
+            raise UserError(f"augment.crop.padding={self.crop.padding} is invalid: it must be >= 0")
+        _range("resized_crop.scale", self.resized_crop.scale, 0.0, 1.0)
+        _range("resized_crop.ratio", self.resized_crop.ratio, 1e-3)
+        if self.affine.degrees < 0:
+            raise UserError(
+                f"augment.affine.degrees={self.affine.degrees} is invalid: it must be >= 0"
+            )
+        _range("affine.scale", self.affine.scale, 1e-3)
+        translate = [float(t) for t in self.affine.translate]
+        if len(translate) != 2 or not all(0.0 <= t <= 1.0 for t in translate):
+            raise UserError(
+                f"augment.affine.translate={list(self.affine.translate)} is invalid: give "
+                "[fraction of width, fraction of height], each in [0, 1]"
+            )
+        for key in ("brightness", "contrast", "saturation"):
+            if getattr(self.color, key) < 0:
+                raise UserError(
+                    f"augment.color.{key}={getattr(self.color, key)} is invalid: it must be >= 0"
+                )
+        if not 0.0 <= self.color.hue <= 0.5:
+            raise UserError(
+                f"augment.color.hue={self.color.hue} is invalid: it must be in [0, 0.5]"
+            )
+        _range("erasing.scale", self.erasing.scale, 0.0, 1.0)
+        _range("erasing.ratio", self.erasing.ratio, 1e-3)
+        if self.autoaugment.policy not in AUTOAUGMENT_POLICIES:
+            from imgcls.errors import unknown_choice
+
+            raise unknown_choice(
+                "augment.autoaugment.policy", self.autoaugment.policy, AUTOAUGMENT_POLICIES
+            )
+        if not 0 <= self.randaugment.magnitude <= 30 or self.randaugment.num_ops < 0:
+            raise UserError(
+                f"augment.randaugment: num_ops={self.randaugment.num_ops} must be >= 0 and "
+                f"magnitude={self.randaugment.magnitude} in 0..30"
+            )
+        if not 1 <= self.augmix.severity <= 10 or self.augmix.width < 1:
+            raise UserError(
+                f"augment.augmix: severity={self.augmix.severity} must be in 1..10 and "
+                f"width={self.augmix.width} at least 1"
+            )
+
+    # -- the per-image components ----------------------------------------------------------
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        images = random_crop(images, self.padding, generator)
-        return random_hflip(images, self.hflip, generator)
+        n, device, g = images.shape[0], images.device, generator
+
+        def on(p: float) -> torch.Tensor:
+            return T.chance(n, p, g, device)
+
+        if self.resized_crop.p > 0:
+            rc = self.resized_crop
+            images = T.resized_crop(images, tuple(rc.scale), tuple(rc.ratio), on(rc.p), g)
+        if self.crop.p > 0 and self.crop.padding > 0:
+            images = T.crop(images, self.crop.padding, on(self.crop.p), g)
+        if self.affine.p > 0:
+            a = self.affine
+            images = T.affine(images, a.degrees, tuple(a.translate), tuple(a.scale), on(a.p), g)
+        if self.hflip > 0:
+            images = T.hflip(images, on(self.hflip))
+        if self.vflip > 0:
+            images = T.vflip(images, on(self.vflip))
+        return self._after_geometry(images, g)
+
+    def batch(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """uint8 batch -> augmented float batch; crop and flips fused on uint8 when possible."""
+        if self.resized_crop.p > 0 or self.affine.p > 0:
+            return self(images.float().div_(255.0), generator)
+        n, device, g = images.shape[0], images.device, generator
+        padding = self.crop.padding if self.crop.p > 0 else 0
+        if padding > 0 or self.hflip > 0 or self.vflip > 0:
+            images = T.crop_flip_uint8(
+                images, padding, T.chance(n, self.crop.p, g, device),
+                T.chance(n, self.hflip, g, device), T.chance(n, self.vflip, g, device), g,
+            )  # fmt: skip
+        return self._after_geometry(images.float().div_(255.0), g)
+
+    def _after_geometry(self, images: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """Policies, colour, grayscale and erasing (the components after the geometric ones)."""
+        n, device = images.shape[0], images.device
+
+        def on(p: float) -> torch.Tensor:
+            return T.chance(n, p, g, device)
+
+        for key in POLICIES:
+            if getattr(self, key).p > 0:
+                images = self._policy(key, images, g)
+        if self.color.p > 0:
+            c = self.color
+            images = T.color_jitter(
+                images, c.brightness, c.contrast, c.saturation, c.hue, on(c.p), g
+            )
+        if self.grayscale > 0:
+            images = T.grayscale(images, on(self.grayscale))
+        if self.erasing.p > 0:
+            e = self.erasing
+            images = T.erase(images, tuple(e.scale), tuple(e.ratio), e.value, on(e.p), g)
+        return images
+
+    def _policy(self, key: str, images: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """An automatic policy, one torchvision v2 call per chosen image (uint8, on device)."""
+        transform = self._policy_cache.get(key)
+        if transform is None:
+            transform = self._policy_cache[key] = policy_transform(key, getattr(self, key))
+        seed = int(torch.randint(0, 2**62, (1,), generator=g, device=g.device))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)  # torchvision draws from the global CPU generator
+            chosen = (torch.rand(images.shape[0]) < getattr(self, key).p).tolist()
+            as_uint8 = images.mul(255.0).round_().to(torch.uint8)
+            out = [
+                transform(img) if pick else img for img, pick in zip(as_uint8, chosen, strict=True)
+            ]
+        return torch.stack(out).to(images.dtype).div_(255.0)
+
+    def __repr__(self) -> str:
+        on = [k for k in ("resized_crop", "crop", "affine", *POLICIES, "color", "erasing")
+              if getattr(self, k).p > 0]  # fmt: skip
+        on += [k for k in ("hflip", "vflip", "grayscale") if getattr(self, k) > 0]
+        if self.mixer is not None:
+            on.append("mix")
+        return f"Pipeline({', '.join(on) or 'identity'})"
 
 
-@AUGMENTS.register("shift", "random translation by up to `padding` pixels, no flip (digits, text)")
-class ShiftAugment(BasicAugment):
-    def __init__(self, padding: int = 1, hflip: float = 0.0) -> None:
-        super().__init__(padding, hflip)
+def policy_transform(key: str, options: Any) -> Any:
+    """The torchvision v2 transform of an automatic policy (also used per sample)."""
+    from torchvision.transforms import v2
+
+    if key == "autoaugment":
+        policy = {
+            "cifar10": v2.AutoAugmentPolicy.CIFAR10,
+            "imagenet": v2.AutoAugmentPolicy.IMAGENET,
+            "svhn": v2.AutoAugmentPolicy.SVHN,
+        }[options.policy]
+        return v2.AutoAugment(policy)
+    if key == "randaugment":
+        return v2.RandAugment(num_ops=options.num_ops, magnitude=options.magnitude)
+    if key == "trivialaugment":
+        return v2.TrivialAugmentWide()
+    return v2.AugMix(
+        severity=options.severity,
+        mixture_width=options.width,
+        chain_depth=options.depth,
+        alpha=options.alpha,
+    )
+
+
+PRESETS = {
+    "none": "no augmentation",
+    "shift": "random translation by up to 1 pixel (a zero-padded random crop), no flip: digits",
+    "basic": "random crop with 4-pixel zero padding and a horizontal flip",
+    "geometric": "rotation, scaling and translation (affine) and a horizontal flip",
+    "color": "brightness, contrast, saturation and hue jitter, sometimes grayscale",
+    "randaugment": "crop and flip, then RandAugment",
+    "autoaugment": "crop and flip, then AutoAugment (cifar10, imagenet or svhn policy)",
+    "trivialaugment": "crop and flip, then TrivialAugment (wide)",
+    "augmix": "crop and flip, then AugMix",
+    "mixup": "crop and flip, then MixUp of each batch",
+    "cutmix": "crop and flip, then CutMix of each batch",
+    "strong": "crop, flip, RandAugment, random erasing, then MixUp or CutMix",
+}
+for _name, _description in PRESETS.items():
+    AUGMENTS.register(_name, _description)(Pipeline)

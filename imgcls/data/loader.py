@@ -14,7 +14,9 @@ class DeviceLoader:
     """Iterate over an in-memory :class:`ImageSet` in batches of normalised float images.
 
     Shuffling and augmentation draw from ``generator`` (on the same device), so a seed fixes
-    the data order and every augmentation; the images never leave the device.
+    the data order and every augmentation; the images never leave the device. When the
+    augment mixes batches (MixUp/CutMix) in the current epoch (:meth:`set_epoch`), the
+    targets are (N, num_classes) probabilities instead of class indices.
     """
 
     def __init__(
@@ -29,6 +31,7 @@ class DeviceLoader:
         generator: torch.Generator | None = None,
         drop_last: bool = False,
         channels_last: bool = False,
+        num_classes: int | None = None,
     ) -> None:
         self.data = data
         self.batch_size = batch_size
@@ -37,9 +40,19 @@ class DeviceLoader:
         self.generator = generator
         self.drop_last = drop_last and len(data) > batch_size
         self.channels_last = channels_last
+        self.num_classes = num_classes
+        self.epoch = 1
         device = data.images.device
         self.mean = torch.tensor(mean, device=device, dtype=torch.float32).view(1, -1, 1, 1)
         self.std = torch.tensor(std, device=device, dtype=torch.float32).view(1, -1, 1, 1)
+
+    @property
+    def device(self) -> torch.device:
+        return self.data.images.device
+
+    def set_epoch(self, epoch: int) -> None:
+        """Tell the loader which epoch (1-based) comes next: MixUp/CutMix may stop after one."""
+        self.epoch = epoch
 
     def __len__(self) -> int:
         n = len(self.data)
@@ -55,12 +68,27 @@ class DeviceLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self.order()
+        mixing = (
+            self.augment is not None and self.num_classes is not None
+            and self.augment.mixes(self.epoch)
+        )  # fmt: skip
         for i in range(len(self)):
             index = order[i * self.batch_size : (i + 1) * self.batch_size]
-            images = self.data.images[index].float().div_(255.0)
+            labels = self.data.labels[index]
             if self.augment is not None:
-                images = self.augment(images, self.generator)
-            images = (images - self.mean) / self.std
-            if self.channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
-            yield images, self.data.labels[index]
+                images = self.augment.batch(self.data.images[index], self.generator)
+            else:
+                images = self.data.images[index].float().div_(255.0)
+            if mixing:
+                images, labels = self.augment.mix(images, labels, self.num_classes, self.generator)
+            yield finish(images, self.mean, self.std, self.channels_last), labels
+
+
+def finish(
+    images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, channels_last: bool
+) -> torch.Tensor:
+    """Normalise a 0..1 batch (and optionally switch it to channels-last memory)."""
+    images = (images - mean) / std
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    return images

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -20,8 +21,52 @@ class ImageSet:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    in_memory = True
+
     def to(self, device: torch.device | str) -> ImageSet:
         return ImageSet(self.images.to(device), self.labels.to(device))
+
+    @property
+    def channels(self) -> int:
+        return int(self.images.shape[1])
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return int(self.images.shape[2]), int(self.images.shape[3])
+
+    @property
+    def nbytes(self) -> int:
+        return self.images.numel()
+
+    def read(self, index: int) -> torch.Tensor:
+        """One uint8 (C, H, W) image (the per-sample DataLoader path reads through this)."""
+        return self.images[index]
+
+    def subset(self, indices: np.ndarray) -> ImageSet:
+        index = torch.from_numpy(np.asarray(indices, dtype=np.int64))
+        return ImageSet(self.images[index].contiguous(), self.labels[index].contiguous())
+
+    def materialize(self) -> ImageSet:
+        return self
+
+
+class SplitSet(Protocol):
+    """What a split offers: an :class:`ImageSet` in memory or a lazy set of image files."""
+
+    labels: torch.Tensor
+    in_memory: bool
+
+    def __len__(self) -> int: ...
+    @property
+    def channels(self) -> int: ...
+    @property
+    def image_size(self) -> tuple[int, int]: ...
+    @property
+    def nbytes(self) -> int: ...
+    def read(self, index: int) -> torch.Tensor: ...
+    def subset(self, indices: np.ndarray) -> SplitSet: ...
+    def materialize(self) -> ImageSet: ...
+    def to(self, device: torch.device | str) -> SplitSet: ...
 
 
 @dataclass
@@ -29,20 +74,40 @@ class DataSplits:
     """Train, validation and test splits with what a model and a preprocessor need to know."""
 
     name: str
-    train: ImageSet
-    val: ImageSet
-    test: ImageSet
+    train: SplitSet
+    val: SplitSet
+    test: SplitSet
     classes: list[str]
     mean: tuple[float, ...]
     std: tuple[float, ...]
 
     @property
     def channels(self) -> int:
-        return int(self.train.images.shape[1])
+        return self.train.channels
 
     @property
     def image_size(self) -> tuple[int, int]:
-        return int(self.train.images.shape[2]), int(self.train.images.shape[3])
+        return self.train.image_size
+
+    @property
+    def in_memory(self) -> bool:
+        return all(s.in_memory for s in (self.train, self.val, self.test))
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the three splits take as uint8 tensors."""
+        return sum(s.nbytes for s in (self.train, self.val, self.test))
+
+    def materialize(self) -> DataSplits:
+        """The same splits with every image decoded into memory."""
+        if self.in_memory:
+            return self
+        return replace(
+            self,
+            train=self.train.materialize(),
+            val=self.val.materialize(),
+            test=self.test.materialize(),
+        )
 
     @property
     def num_classes(self) -> int:
@@ -106,12 +171,89 @@ def stratified_split(
     return np.sort(train), np.sort(val), np.sort(test)
 
 
-def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and standard deviation of uint8 images, on the 0..1 scale."""
-    x = images.to(torch.float64).div_(255.0)
-    mean = x.mean(dim=(0, 2, 3))
-    std = x.std(dim=(0, 2, 3)).clamp_min(1e-6)
+def channel_stats(
+    images: torch.Tensor, chunk: int = 4096
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and standard deviation of uint8 images, on the 0..1 scale.
+
+    Sums are taken in chunks, so 50,000 CIFAR images never become one float64 copy.
+    """
+    channels = images.shape[1]
+    total = torch.zeros(channels, dtype=torch.float64)
+    squares = torch.zeros(channels, dtype=torch.float64)
+    for start in range(0, images.shape[0], chunk):
+        x = images[start : start + chunk].to(torch.float64).div_(255.0)
+        total += x.sum(dim=(0, 2, 3))
+        squares += x.square().sum(dim=(0, 2, 3))
+    count = images.shape[0] * images.shape[2] * images.shape[3]
+    mean = total / count
+    var = (squares - count * mean.square()) / max(count - 1, 1)
+    std = var.clamp_min(0).sqrt().clamp_min(1e-6)
     return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+
+
+def require_classes(name: str, labels: np.ndarray, classes: list[str]) -> None:
+    """A classifier needs at least two classes that actually have images."""
+    present = np.unique(labels)
+    if len(classes) < 2 or len(present) < 2:
+        raise UserError(
+            f"dataset '{name}' has {len(present)} class with images "
+            f"({', '.join(classes[int(i)] for i in present) or 'none'}); a classifier needs at least 2"
+        )
+
+
+def cut_split(
+    name: str, labels: np.ndarray, fraction: float, seed: int, what: str = "val"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the rest and of a stratified ``what`` split (``fraction`` of the images)."""
+    from sklearn.model_selection import train_test_split
+
+    if not 0.0 < fraction < 1.0:
+        raise UserError(
+            f"dataset.{what}_fraction={fraction} is invalid: it must be between 0 and 1"
+        )
+    indices = np.arange(len(labels))
+    try:
+        rest, cut = train_test_split(
+            indices, test_size=fraction, stratify=labels, random_state=seed
+        )
+    except ValueError as error:
+        counts = np.bincount(labels)
+        raise UserError(
+            f"cannot cut a stratified {what} split ({what}_fraction={fraction:g}) from the "
+            f"{len(labels)} training images of {name} (smallest class: {counts[counts > 0].min()} "
+            f"images): {error}"
+        ) from error
+    return np.sort(rest), np.sort(cut)
+
+
+def from_splits(
+    name: str,
+    train: SplitSet,
+    test: SplitSet,
+    classes: list[str],
+    val_fraction: float,
+    split_seed: int,
+    val: SplitSet | None = None,
+    stats_sample: int | None = None,
+) -> DataSplits:
+    """Splits from a train and a test set; a stratified validation split is cut when absent.
+
+    Normalisation statistics come from the training split (all of it in memory, or a fixed
+    sample of ``stats_sample`` images from files).
+    """
+    labels = train.labels.numpy()
+    require_classes(name, labels, classes)
+    if val is None:
+        train_idx, val_idx = cut_split(name, labels, val_fraction, split_seed)
+        train, val = train.subset(train_idx), train.subset(val_idx)
+    if train.in_memory:
+        mean, std = channel_stats(train.images)  # type: ignore[attr-defined]
+    else:
+        count = min(len(train), stats_sample or len(train))
+        pick = np.random.default_rng(split_seed).choice(len(train), count, replace=False)
+        mean, std = channel_stats(train.subset(np.sort(pick)).materialize().images)
+    return DataSplits(name, train, val, test, classes, mean, std)
 
 
 def from_arrays(

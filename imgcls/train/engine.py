@@ -57,7 +57,7 @@ def evaluate(
 ) -> dict[str, float]:
     """Cross-entropy loss, accuracy and top-k accuracy (when there are more than k classes)."""
     model.eval()
-    device = loader.data.images.device
+    device = loader.device
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.int64)
     correct_k = torch.zeros((), device=device, dtype=torch.int64)
@@ -109,7 +109,7 @@ class Engine:
         self.penalties = [r for r in regularizers if type(r).penalty is not Regularizer.penalty]
         self.checkpoint_extra = checkpoint_extra or {}
         self.on_epoch_end = list(on_epoch_end)  # e.g. trackers: each gets the metrics row
-        self.device = train_loader.data.images.device
+        self.device = train_loader.device
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=settings.precision == "16")
         self.step = 0
         self.best_value: float | None = None
@@ -119,6 +119,7 @@ class Engine:
     # -- one epoch -------------------------------------------------------------------------
     def train_epoch(self, epoch: int) -> dict[str, float]:
         self.model.train()
+        self.train_loader.set_epoch(epoch)
         device, settings = self.device, self.settings
         loss_sum = torch.zeros((), device=device, dtype=torch.float64)
         penalty_sums = {r.name: torch.zeros((), device=device) for r in self.penalties}
@@ -148,7 +149,8 @@ class Engine:
                 batch = labels.shape[0]
                 seen += batch
                 loss_sum += loss.detach() * batch
-                correct += (logits.detach().argmax(1) == labels).sum()
+                hard = labels.argmax(1) if labels.ndim == 2 else labels  # MixUp/CutMix targets
+                correct += (logits.detach().argmax(1) == hard).sum()
                 bar.advance()
                 if not settings.show_progress and index % settings.log_every == 0 and index < steps:
                     running = float(loss_sum) / seen

@@ -20,7 +20,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from imgcls.config import validate
-from imgcls.data.loader import DeviceLoader
+from imgcls.data.pipeline import make_loaders
 from imgcls.errors import NonFiniteLossError, TrainingInterrupted, UserError
 from imgcls.evaluate.run_plots import write_run_plots
 from imgcls.evaluate.trackers import Trackers, start_trackers
@@ -71,13 +71,17 @@ def train(
     augment = build.build_augment(cfg)
     generator = torch.Generator(device=device)
     generator.manual_seed(int(cfg.seed))
-    on_device = (data.train.to(device), data.val.to(device), data.test.to(device))
-    train_loader = DeviceLoader(
-        on_device[0], trainer.batch_size, data.mean, data.std,
-        shuffle=True, augment=augment, generator=generator,
+    loaders = make_loaders(
+        data, cfg.get("data") or {}, batch_size=trainer.batch_size,
+        eval_batch_size=trainer.eval_batch_size, device=device, augment=augment,
+        generator=generator, num_workers=trainer.num_workers,
     )  # fmt: skip
-    val_loader = DeviceLoader(on_device[1], trainer.eval_batch_size, data.mean, data.std)
-    test_loader = DeviceLoader(on_device[2], trainer.eval_batch_size, data.mean, data.std)
+    data, train_loader, val_loader, test_loader = (
+        loaders.data,
+        loaders.train,
+        loaders.val,
+        loaders.test,
+    )
     scheduler = build.build_scheduler(cfg, optimizer, len(train_loader), trainer.epochs)
 
     run = RunDirectory(run_dir or new_run_dir(cfg.output_root, cfg.model.name, data.name))
@@ -128,7 +132,7 @@ def train(
         best = load_checkpoint(run.checkpoint("best"), map_location=device)
         model.load_state_dict(best["model"])
         test = evaluate(model, test_loader, precision)
-        write_run_plots(run.path, model, on_device[2], data.spec())
+        write_run_plots(run.path, model, data.test, data.spec())
         summary.update(
             status="completed",
             epochs_completed=fit.epochs_completed,

@@ -1,0 +1,45 @@
+"""Shared helpers of the on-disk dataset readers: locating files and the download hook."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from imgcls.errors import UserError
+
+
+def find_folder(root: str, candidates: Sequence[str], names: Sequence[str]) -> Path | None:
+    """The first of ``root/<candidate>`` that holds every file in ``names`` (each may be .gz)."""
+    base = Path(root).expanduser()
+    for sub in candidates:
+        folder = base / sub if sub else base
+        if all(locate(folder, name) is not None for name in names):
+            return folder
+    return None
+
+
+def locate(folder: Path, name: str) -> Path | None:
+    for candidate in (folder / name, folder / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def missing_files(
+    dataset: str, root: str, candidates: Sequence[str], names: Sequence[str]
+) -> UserError:
+    """One line that says which files were expected where, and how to get them."""
+    base = Path(root).expanduser().resolve()
+    where = " or ".join(str(base / c) if c else str(base) for c in candidates)
+    return UserError(
+        f"{dataset} files not found: expected {', '.join(names)} in {where} "
+        f"(set dataset.root to their folder, or dataset.download=true to fetch them)"
+    )
+
+
+def download(dataset: str, fetch: Callable[[], object]) -> None:
+    """Run a torchvision download helper; a network failure is one line, not a traceback."""
+    try:
+        fetch()
+    except (OSError, RuntimeError, ValueError) as error:
+        raise UserError(f"downloading {dataset} failed: {' '.join(str(error).split())}") from error

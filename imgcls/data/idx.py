@@ -1,0 +1,109 @@
+"""MNIST and Fashion-MNIST from their IDX files (raw or gzipped), as torchvision stores them.
+
+Looked for in ``root/MNIST/raw/`` (``root/FashionMNIST/raw/``), ``root/MNIST/`` and ``root``.
+The files are parsed here rather than through torchvision's dataset classes, which check
+MD5 sums and would reject any other copy; ``download=true`` uses torchvision's downloader.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from imgcls.data.archives import download as run_download
+from imgcls.data.archives import find_folder, locate, missing_files
+from imgcls.data.splits import DataSplits, ImageSet, from_splits
+from imgcls.errors import UserError
+from imgcls.registry import DATASETS
+
+FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                   "Sneaker", "Bag", "Ankle boot"]  # fmt: skip
+DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """An IDX array (magic: two zero bytes, a type byte, the number of dimensions)."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            data = handle.read()
+    except (OSError, EOFError) as error:
+        raise UserError(f"cannot read IDX file {path}: {error}") from error
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in DTYPES:
+        raise UserError(f"{path} is not an IDX file (bad magic number)")
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    dtype = np.dtype(DTYPES[data[2]])
+    offset = 4 + 4 * ndim
+    expected = int(np.prod(shape)) * dtype.itemsize
+    if len(data) - offset != expected:
+        raise UserError(
+            f"{path} is truncated or corrupt: header says {shape}, "
+            f"{len(data) - offset} bytes of data instead of {expected}"
+        )
+    return np.frombuffer(data, dtype=dtype, offset=offset).reshape(shape)
+
+
+def _load_pair(folder: Path, images_key: str, labels_key: str) -> ImageSet:
+    images = read_idx(locate(folder, FILES[images_key]))  # type: ignore[arg-type]
+    labels = read_idx(locate(folder, FILES[labels_key]))  # type: ignore[arg-type]
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise UserError(
+            f"IDX files in {folder} do not match: images {images.shape}, labels {labels.shape}"
+        )
+    tensor = torch.from_numpy(np.array(images, dtype=np.uint8)[:, None])  # a writable copy
+    return ImageSet(tensor, torch.from_numpy(labels.astype(np.int64)))
+
+
+def load_idx_dataset(
+    name: str, folder_name: str, classes: list[str], root: str, download: bool,
+    val_fraction: float, split_seed: int,
+) -> DataSplits:  # fmt: skip
+    candidates = (f"{folder_name}/raw", folder_name, "")
+    names = list(FILES.values())
+    folder = find_folder(root, candidates, names)
+    if folder is None and download:
+        from torchvision import datasets
+
+        cls = datasets.MNIST if folder_name == "MNIST" else datasets.FashionMNIST
+        for train in (True, False):
+            run_download(
+                name, lambda t=train: cls(str(Path(root).expanduser()), train=t, download=True)
+            )
+        folder = find_folder(root, candidates, names)
+    if folder is None:
+        raise missing_files(name, root, candidates, [f"{n}[.gz]" for n in names])
+    train = _load_pair(folder, "train_images", "train_labels")
+    test = _load_pair(folder, "test_images", "test_labels")
+    for split in (train, test):
+        if len(split) and int(split.labels.max()) >= len(classes):
+            raise UserError(
+                f"{name} labels in {folder} go up to {int(split.labels.max())}; expected 0..{len(classes) - 1}"
+            )
+    return from_splits(name, train, test, classes, val_fraction, split_seed)
+
+
+@DATASETS.register("mnist", "MNIST handwritten digits, 28x28 grayscale, from IDX files in root")
+def mnist(
+    root: str = "data", download: bool = False, val_fraction: float = 0.1, split_seed: int = 0
+) -> DataSplits:
+    classes = [str(i) for i in range(10)]
+    return load_idx_dataset("mnist", "MNIST", classes, root, download, val_fraction, split_seed)
+
+
+@DATASETS.register("fashion_mnist", "Fashion-MNIST clothing, 28x28 grayscale, from IDX files")
+def fashion_mnist(
+    root: str = "data", download: bool = False, val_fraction: float = 0.1, split_seed: int = 0
+) -> DataSplits:
+    return load_idx_dataset(
+        "fashion_mnist", "FashionMNIST", FASHION_CLASSES, root, download, val_fraction, split_seed
+    )

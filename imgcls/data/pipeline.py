@@ -1,0 +1,87 @@
+"""Choose the data path for a run and build its train/val/test loaders.
+
+``data.loader=memory`` holds every split as one uint8 tensor on the training device
+(:class:`DeviceLoader`); ``dataloader`` reads and augments per sample in DataLoader workers
+(:class:`SampleLoader`); ``auto`` keeps the fast path unless a dataset read from files is
+larger than ``data.memory_mb`` (uint8 bytes at the dataset's image size).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from imgcls.data.augment import Augment
+from imgcls.data.loader import DeviceLoader
+from imgcls.data.sample_loader import SampleLoader
+from imgcls.data.splits import DataSplits
+from imgcls.errors import UserError, unknown_choice
+
+logger = logging.getLogger("imgcls")
+MODES = ("auto", "memory", "dataloader")
+
+
+@dataclass
+class Loaders:
+    data: DataSplits  # decoded into memory when the fast path was chosen
+    mode: str
+    train: Any
+    val: Any
+    test: Any
+
+
+def choose_mode(mode: str, data: DataSplits, memory_mb: int) -> str:
+    """``memory`` or ``dataloader`` for ``data.loader=mode``."""
+    if mode not in MODES:
+        raise unknown_choice("data.loader", mode, MODES)
+    if memory_mb < 0:
+        raise UserError(f"data.memory_mb={memory_mb} is invalid: it must be >= 0")
+    if mode != "auto":
+        return mode
+    if data.in_memory or data.nbytes <= memory_mb * 2**20:
+        return "memory"
+    return "dataloader"
+
+
+def make_loaders(
+    data: DataSplits,
+    options: Any,
+    *,
+    batch_size: int,
+    eval_batch_size: int,
+    device: torch.device,
+    augment: Augment | None,
+    generator: torch.Generator,
+    num_workers: int = 0,
+) -> Loaders:
+    """Train (shuffled, augmented), validation and test loaders on the chosen path."""
+    loader = getattr(options.get("loader", "auto"), "value", options.get("loader", "auto"))
+    mode = choose_mode(str(loader), data, int(options.get("memory_mb", 4096)))
+    common = {"mean": data.mean, "std": data.std}
+    if mode == "memory":
+        data = data.materialize()
+        train, val, test = (data.train.to(device), data.val.to(device), data.test.to(device))
+        return Loaders(
+            data,
+            mode,
+            DeviceLoader(train, batch_size, shuffle=True, augment=augment, generator=generator,
+                         num_classes=data.num_classes, **common),
+            DeviceLoader(val, eval_batch_size, **common),
+            DeviceLoader(test, eval_batch_size, **common),
+        )  # fmt: skip
+    logger.info(
+        f"data: DataLoader with {num_workers} workers and per-sample transforms "
+        f"({data.nbytes / 2**20:.0f} MB of images)"
+    )
+    return Loaders(
+        data,
+        mode,
+        SampleLoader(data.train, batch_size, device=device, shuffle=True, augment=augment,
+                     generator=generator, num_workers=num_workers,
+                     num_classes=data.num_classes, **common),
+        SampleLoader(data.val, eval_batch_size, device=device, num_workers=num_workers, **common),
+        SampleLoader(data.test, eval_batch_size, device=device, num_workers=num_workers, **common),
+    )  # fmt: skip

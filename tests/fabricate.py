@@ -1,0 +1,121 @@
+"""Small files in each real on-disk format, written the way the original datasets are."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+
+def _images(n: int, shape: tuple[int, ...], labels: np.ndarray, seed: int) -> np.ndarray:
+    """Noise plus a class-dependent brightness, so a tiny model has something to learn."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 80, size=(n, *shape))
+    return np.clip(base + labels.reshape(-1, *([1] * len(shape))) * 15, 0, 255).astype(np.uint8)
+
+
+def _labels(n: int, classes: int, seed: int) -> np.ndarray:
+    return (np.arange(n) % classes)[np.random.default_rng(seed).permutation(n)]
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in array.shape
+    )
+    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+
+
+def write_idx(root: Path, folder: str = "MNIST/raw", gz: bool = False, n=(100, 20)) -> Path:
+    """MNIST-style IDX files (train-images-idx3-ubyte, ...), optionally gzipped."""
+    target = root / folder
+    target.mkdir(parents=True, exist_ok=True)
+    for prefix, count, seed in (("train", n[0], 0), ("t10k", n[1], 1)):
+        labels = _labels(count, 10, seed)
+        for kind, array in (
+            ("images-idx3-ubyte", _images(count, (28, 28), labels, seed)),
+            ("labels-idx1-ubyte", labels),
+        ):
+            data = idx_bytes(array)
+            name = f"{prefix}-{kind}"
+            if gz:
+                (target / f"{name}.gz").write_bytes(gzip.compress(data))
+            else:
+                (target / name).write_bytes(data)
+    return root
+
+
+def write_cifar10(root: Path, per_batch: int = 20, test: int = 20) -> Path:
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+             "truck"]  # fmt: skip
+    for i, (name, count) in enumerate(
+        [*((f"data_batch_{b}", per_batch) for b in range(1, 6)), ("test_batch", test)]
+    ):
+        labels = _labels(count, 10, i)
+        data = _images(count, (3072,), labels, i)
+        batch = {b"batch_label": name.encode(), b"labels": labels.tolist(), b"data": data,
+                 b"filenames": [f"{j}.png".encode() for j in range(count)]}  # fmt: skip
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+    meta = {b"label_names": [n.encode() for n in names], b"num_vis": 3072}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
+    return root
+
+
+def write_cifar100(root: Path, train: int = 120, test: int = 40) -> Path:
+    folder = root / "cifar-100-python"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, count, seed in (("train", train, 0), ("test", test, 1)):
+        fine = _labels(count, 100, seed) % 4  # four fine classes present of 100
+        coarse = fine % 2
+        data = _images(count, (3072,), fine, seed)
+        batch = {"filenames": [f"{j}.png" for j in range(count)], "fine_labels": fine.tolist(),
+                 "coarse_labels": coarse.tolist(), "data": data}  # fmt: skip
+        (folder / name).write_bytes(pickle.dumps(batch))
+    meta = {"fine_label_names": [f"fine{i}" for i in range(100)],
+            "coarse_label_names": [f"coarse{i}" for i in range(20)]}  # fmt: skip
+    (folder / "meta").write_bytes(pickle.dumps(meta))
+    return root
+
+
+def write_svhn(root: Path, n=(100, 20)) -> Path:
+    import scipy.io
+
+    root.mkdir(parents=True, exist_ok=True)
+    for split, count, seed in (("train", n[0], 0), ("test", n[1], 1)):
+        labels = _labels(count, 10, seed)
+        x = _images(count, (32, 32, 3), labels, seed).transpose(1, 2, 3, 0)  # (32, 32, 3, N)
+        y = np.where(labels == 0, 10, labels).reshape(-1, 1).astype(np.uint8)
+        scipy.io.savemat(str(root / f"{split}_32x32.mat"), {"X": x, "y": y})
+    return root
+
+
+def write_folder(root: Path, classes=("cat", "dog", "fox"), per_class: int = 8) -> Path:
+    """PNG and JPEG files of mixed sizes and modes (L, RGB, RGBA, P) in class folders."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    modes = ("RGB", "L", "RGBA", "P")
+    for k, name in enumerate(classes):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            h, w = int(rng.integers(10, 40)), int(rng.integers(10, 40))
+            pixels = np.clip(rng.integers(0, 80, (h, w, 3)) + 60 * k, 0, 255).astype(np.uint8)
+            image = Image.fromarray(pixels).convert(modes[i % len(modes)])
+            if i % 2 == 0 and image.mode in ("RGB", "L"):
+                image.save(root / name / f"{i}.jpg", quality=90)
+            else:
+                image.save(root / name / f"{i}.png")
+    return root
+
+
+FABRICATORS = {
+    "mnist": lambda root: write_idx(root, "MNIST/raw"),
+    "fashion_mnist": lambda root: write_idx(root, "FashionMNIST/raw", gz=True),
+    "cifar10": write_cifar10,
+    "cifar100": write_cifar100,
+    "svhn": write_svhn,
+    "folder": write_folder,
+}
