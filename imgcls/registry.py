@@ -196,5 +196,5 @@ def load_components() -> None:
         return
     _loading = True
     import imgcls.data  # noqa: F401
-    import imgcls.models  # noqa: F401
+    import imgcls.models.zoo  # noqa: F401
     import imgcls.train  # noqa: F401
