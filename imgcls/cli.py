@@ -15,7 +15,7 @@ from imgcls.errors import TrainingInterrupted, UserError, unknown_choice
 
 COMMANDS: dict[str, str] = {
     "train": "train a model: imgcls train [group=option ...] [key=value ...] [-m]",
-    "list": "list config groups and their options: imgcls list [group] [pattern]",
+    "list": "list config groups and their options: imgcls list [group] [pattern] [--input CxHxW]",
 }
 
 USAGE = """usage: imgcls <command> [arguments]

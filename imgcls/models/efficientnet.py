@@ -4,7 +4,7 @@ Compound scaling (Tan & Le, 2019) grows depth by α^φ, width by β^φ and resol
 (α=1.2, β=1.1, γ=1.15); torchvision's B1-B7 use the rounded multipliers of the reference
 implementation, listed in :mod:`imgcls.models.catalog` and by ``imgcls list models``.
 The ``cifar`` stem makes the stem conv and the first stride-2 stage stride 1 (4x less
-downsampling, parameters unchanged), so a 32x32 input ends at 2x2 instead of 1x1.
+downsampling, parameters unchanged), so a 32x32 input ends at 4x4 instead of 1x1.
 ``dropout`` is the classifier's; null means the variant's own (0.2 for B0 ... 0.5 for B7).
 """
 
