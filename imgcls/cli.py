@@ -18,7 +18,7 @@ COMMANDS: dict[str, str] = {
     "eval": "evaluate a run or an ensemble: imgcls eval run=<dir>|[<dir>,...] [split=test|val]",
     "predict": "classify image files: imgcls predict run=<dir> images=<file|folder|glob>",
     "report": "leaderboard of runs and sweeps: imgcls report <dir> [<dir> ...] [--plot]",
-    "list": "list config groups and their options: imgcls list [group] [pattern]",
+    "list": "list config groups and their options: imgcls list [group] [pattern] [--input CxHxW]",
     "preview": "a PNG grid of augmented training images: imgcls preview dataset=... augment=...",
 }
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from imgcls.config import GROUPS, group_options, option_description
 from imgcls.errors import UserError, unknown_choice
+from imgcls.models.overview import FactsRequest, fact_names, facts_rows, model_rows, split_options
 
 ALIASES = {f"{g}s": g for g in GROUPS} | {"augmentations": "augment", "regularizers": "regularizer"}
 
@@ -22,7 +23,7 @@ def resolve_group(name: str) -> str:
     return name
 
 
-def rows(groups: Sequence[str], pattern: str = "*") -> list[tuple[str, str, str]]:
+def option_rows(groups: Sequence[str], pattern: str = "*") -> list[tuple[str, str, str]]:
     return [
         (group, option, option_description(group, option))
         for group in groups
@@ -31,11 +32,29 @@ def rows(groups: Sequence[str], pattern: str = "*") -> list[tuple[str, str, str]
     ]
 
 
+def rows(groups: Sequence[str], pattern: str = "*") -> list[tuple[str, str, str]]:
+    found = []
+    for group in groups:
+        if group == "model":  # families and their variants
+            found += [(group, option, text) for option, text in model_rows(pattern)]
+        else:
+            found += option_rows([group], pattern)
+    return found
+
+
 def run_list(args: Sequence[str]) -> int:
+    args, facts = split_options(args)
     if len(args) > 2 or any(a.startswith("-") for a in args):
-        raise UserError("usage: imgcls list [group] [pattern], e.g. imgcls list models 'res*'")
+        raise UserError(
+            "usage: imgcls list [group] [pattern] [--input CxHxW [--classes N]], "
+            "e.g. imgcls list models 'res*'"
+        )
     groups = [resolve_group(args[0])] if args else list(GROUPS)
     pattern = args[1] if len(args) > 1 else "*"
+    if facts is not None:
+        if groups != ["model"]:
+            raise UserError("--input applies to models only: imgcls list models --input 3x32x32")
+        return print_facts(pattern, facts)
     found = rows(groups, pattern)
     if not found:
         raise UserError(f"no {'/'.join(groups)} option matches '{pattern}'")
@@ -49,4 +68,24 @@ def run_list(args: Sequence[str]) -> int:
         previous = group
     Console(width=120).print(table)
     print("\nChoose with group=option, e.g. imgcls train model=resnet; keys with group.key=value.")
+    return 0
+
+
+def print_facts(pattern: str, request: FactsRequest) -> int:
+    """``imgcls list models --input CxHxW``: parameters and forward FLOPs of each variant."""
+    names = fact_names(pattern)
+    if not names:
+        raise UserError(f"no model matches '{pattern}'")
+    from rich.console import Console
+    from rich.table import Table
+
+    c, h, w = request.shape
+    table = Table("model", "stem", "params", "FLOPs", box=None, pad_edge=False)
+    for row in facts_rows(names, request):
+        table.add_row(*row)
+    Console(width=120).print(table)
+    print(
+        f"\nFor one {c}x{h}x{w} input and {request.num_classes} classes, stem=auto; FLOPs of "
+        f"one forward pass from torch.utils.flop_counter (a multiply-add counts 2)."
+    )
     return 0

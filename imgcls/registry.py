@@ -198,5 +198,5 @@ def load_components() -> None:
     _loading = True
     import imgcls.data  # noqa: F401
     import imgcls.evaluate.trackers  # noqa: F401
-    import imgcls.models  # noqa: F401
+    import imgcls.models.zoo  # noqa: F401
     import imgcls.train  # noqa: F401

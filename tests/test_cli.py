@@ -65,7 +65,7 @@ def test_train_help_shows_groups_and_options(tmp_path):
     result = run_cli(["train", "--help"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     for text in (
-        "model: resnet, simplecnn",
+        "model: alexnet, densenet, efficientnet, lenet, resnet, simplecnn, vgg",
         "dataset: cifar10, cifar100, digits, fashion_mnist, folder, mnist, svhn, synthetic",
         "scheduler:",
         "trainer:",

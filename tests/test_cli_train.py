@@ -57,7 +57,10 @@ def test_multirun_runs_four_jobs_into_one_sweep_directory(tmp_path):
 
 
 BAD_INPUT = [
-    (["model=nope"], "unknown model 'nope'; available: resnet, simplecnn"),
+    (
+        ["model=nope"],
+        "unknown model 'nope'; available: alexnet, densenet, efficientnet, lenet, resnet, simplecnn, vgg",
+    ),
     (["optimizer.lrr=0.1"], "unknown config key 'optimizer.lrr' — did you mean 'optimizer.lr'?"),
     (["trainer.epochs=abc"], "trainer.epochs=abc has the wrong type: expected integer"),
     (["trainer.batch_size=0"], "trainer.batch_size=0 is invalid: it must be at least 1"),

@@ -80,7 +80,10 @@ def test_regularizers_combine():
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["model=nope"], r"unknown model 'nope'; available: resnet, simplecnn"),
+        (
+            ["model=nope"],
+            r"unknown model 'nope'; available: alexnet, densenet, efficientnet, lenet, resnet, simplecnn, vgg",
+        ),
         (["model=resnt"], r"unknown model 'resnt' — did you mean 'resnet'\?"),
         (
             ["optimizer.lrr=0.1"],

@@ -1,3 +1,5 @@
-"""Model families (registered in MODELS); each builder takes num_classes and in_channels."""
+"""Model families, one module per family; each registers its variants in MODELS.
 
-from imgcls.models import resnet, simplecnn  # noqa: F401  (registration)
+Importing this package imports no torch (``imgcls list`` reads :mod:`imgcls.models.catalog`);
+:mod:`imgcls.models.zoo` imports the families, which registers them.
+"""

@@ -1,0 +1,50 @@
+"""AlexNet on torchvision's implementation (ReLU, dropout in the classifier).
+
+The ``cifar`` stem replaces the 11x11 stride-4 conv by a 3x3 stride-1 conv, skips the
+max-pools that would shrink the map below 1x1 and sizes the first fully connected layer
+for the actual feature map (at most 6x6, torchvision's), so 8x8 and 32x32 inputs keep
+their resolution. The ``imagenet`` stem with 3 channels is exactly torchvision's AlexNet.
+"""
+
+from __future__ import annotations
+
+from torchvision.models.alexnet import AlexNet
+from torchvision.models.alexnet import alexnet as tv_alexnet
+
+from imgcls.models.adapt import build_on_meta, check_dropout, conv_like, fit_pools, small_head
+from imgcls.models.catalog import FAMILIES
+from imgcls.models.pretrained import load_pretrained
+from imgcls.models.stems import resolve_stem
+from imgcls.models.variants import register_family
+
+
+@register_family("alexnet", "AlexNet (torchvision's) with ReLU, dropout and a size-aware stem")
+def alexnet(
+    num_classes: int,
+    in_channels: int,
+    image_size: tuple[int, int],
+    variant: str = "alexnet",
+    stem: str = "auto",
+    dropout: float = 0.5,
+    pretrained: bool = False,
+) -> AlexNet:
+    FAMILIES["alexnet"].variant(variant)
+    dropout = check_dropout(dropout)
+    small = resolve_stem(stem, image_size) == "cifar"
+
+    def build() -> AlexNet:
+        model = tv_alexnet(weights=None, num_classes=num_classes, dropout=dropout)
+        first = model.features[0]
+        if small:
+            model.features[0] = conv_like(first, in_channels, kernel_size=3, stride=1, padding=1)
+        elif in_channels != 3:
+            model.features[0] = conv_like(first, in_channels)
+        size = fit_pools(model.features, image_size)
+        if small:
+            small_head(model, size, limit=6, fc_index=1)
+        return model
+
+    model = build_on_meta(build)  # AlexNet uses PyTorch's default initialisation
+    if pretrained:
+        load_pretrained(model, variant)
+    return model

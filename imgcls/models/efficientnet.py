@@ -1,0 +1,56 @@
+"""EfficientNet-B0 to B7 on torchvision's implementation.
+
+Compound scaling (Tan & Le, 2019) grows depth by α^φ, width by β^φ and resolution by γ^φ
+(α=1.2, β=1.1, γ=1.15); torchvision's B1-B7 use the rounded multipliers of the reference
+implementation, listed in :mod:`imgcls.models.catalog` and by ``imgcls list models``.
+The ``cifar`` stem makes the stem conv and the first stride-2 stage stride 1 (4x less
+downsampling, parameters unchanged), so a 32x32 input ends at 4x4 instead of 1x1.
+``dropout`` is the classifier's; null means the variant's own (0.2 for B0 ... 0.5 for B7).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+from torchvision.models import efficientnet as tv_efficientnet
+
+from imgcls.models.adapt import check_dropout, conv_like
+from imgcls.models.catalog import FAMILIES
+from imgcls.models.pretrained import load_pretrained
+from imgcls.models.stems import resolve_stem
+from imgcls.models.variants import register_family
+
+
+def _first_strided_conv(module: nn.Module) -> nn.Conv2d | None:
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv2d) and tuple(layer.stride) == (2, 2):
+            return layer
+    return None
+
+
+@register_family("efficientnet", "EfficientNet-B0..B7 (torchvision's), compound scaling")
+def efficientnet(
+    num_classes: int,
+    in_channels: int,
+    image_size: tuple[int, int],
+    variant: str = "efficientnet_b0",
+    stem: str = "auto",
+    dropout: float | None = None,
+    pretrained: bool = False,
+) -> tv_efficientnet.EfficientNet:
+    scaling = FAMILIES["efficientnet"].variant(variant).scaling
+    assert scaling is not None
+    rate = scaling.dropout if dropout is None else check_dropout(dropout)
+    model: tv_efficientnet.EfficientNet = getattr(tv_efficientnet, variant)(
+        weights=None, num_classes=num_classes, dropout=rate
+    )
+    stem_conv = model.features[0][0]
+    if resolve_stem(stem, image_size) == "cifar":
+        model.features[0][0] = conv_like(stem_conv, in_channels, stride=1)
+        strided = _first_strided_conv(model.features[1:])
+        if strided is not None:
+            strided.stride = (1, 1)
+    elif in_channels != 3:
+        model.features[0][0] = conv_like(stem_conv, in_channels)
+    if pretrained:
+        load_pretrained(model, variant)
+    return model

@@ -1,0 +1,142 @@
+"""What ``imgcls list models`` shows: every family and variant, and optionally their facts.
+
+The plain listing reads the torch-free catalogue; ``--input CxHxW`` builds each variant on
+PyTorch's meta device (no memory, no initialisation) and counts its parameters and forward
+FLOPs for that input with PyTorch's own FLOP counter.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from imgcls.config import group_options, option_description
+from imgcls.errors import UserError
+from imgcls.models.catalog import FAMILIES
+
+_SHAPE = re.compile(r"^(\d+)x(\d+)x(\d+)$")
+
+
+@dataclass
+class FactsRequest:
+    shape: tuple[int, int, int]  # C, H, W
+    num_classes: int
+
+
+def parse_shape(text: str) -> tuple[int, int, int]:
+    """``3x32x32`` -> (3, 32, 32); anything else is a one-line UserError."""
+    match = _SHAPE.match(text.strip().lower())
+    if not match or min(int(g) for g in match.groups()) < 1:
+        raise UserError(
+            f"--input {text!r} is invalid: give channels x height x width, e.g. --input 3x32x32"
+        )
+    c, h, w = (int(g) for g in match.groups())
+    return c, h, w
+
+
+def split_options(args: Sequence[str]) -> tuple[list[str], FactsRequest | None]:
+    """Take ``--input CxHxW`` and ``--classes N`` out of ``imgcls list`` arguments."""
+    rest: list[str] = []
+    values: dict[str, str] = {}
+    items = list(args)
+    while items:
+        arg = items.pop(0)
+        key, eq, value = arg.partition("=")
+        if key in ("--input", "--classes"):
+            if not eq:
+                if not items:
+                    raise UserError(
+                        f"{key} needs a value, e.g. {key} {'3x32x32' if key == '--input' else '10'}"
+                    )
+                value = items.pop(0)
+            values[key] = value
+        else:
+            rest.append(arg)
+    if not values:
+        return rest, None
+    if "--input" not in values:
+        raise UserError(
+            "--classes goes with --input, e.g. imgcls list models --input 3x32x32 --classes 10"
+        )
+    classes = values.get("--classes", "10")
+    if not classes.isdigit() or int(classes) < 2:
+        raise UserError(f"--classes {classes!r} is invalid: give a class count of at least 2")
+    return rest, FactsRequest(parse_shape(values["--input"]), int(classes))
+
+
+def _matches(name: str, pattern: str) -> bool:
+    return fnmatch.fnmatch(name, pattern)
+
+
+def model_rows(pattern: str = "*") -> list[tuple[str, str]]:
+    """(option, description) rows: each family (a conf file), then its variants indented."""
+    rows: list[tuple[str, str]] = []
+    for option in group_options("model"):
+        family = FAMILIES.get(option)
+        variants = [] if family is None else list(family.variants)
+        if len(variants) == 1 and variants[0].name == option:
+            variants = []  # alexnet: the family is its only variant
+        if not _matches(option, pattern):
+            variants = [v for v in variants if _matches(v.name, pattern)]
+            if not variants:
+                continue
+        text = option_description("model", option)
+        if family is not None:
+            text += f" [default variant: {family.default}]"
+        rows.append((option, text))
+        rows += [(f"  {v.name}", v.describe()) for v in variants]
+    return rows
+
+
+def fact_names(pattern: str = "*") -> list[str]:
+    """The models ``--input`` measures: every variant, and families without variants."""
+    names: list[str] = []
+    for option in group_options("model"):
+        family = FAMILIES.get(option)
+        candidates = family.names() if family else [option]
+        if _matches(option, pattern):
+            names += candidates
+        else:
+            names += [n for n in candidates if _matches(n, pattern)]
+    return names
+
+
+def _flops(value: int) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return str(value)
+
+
+def facts_rows(names: Sequence[str], request: FactsRequest) -> list[tuple[str, str, str, str]]:
+    """(model, stem, params, forward FLOPs) for each name, built on the meta device."""
+    import torch
+
+    from imgcls.models.facts import count_flops, count_parameters
+    from imgcls.models.stems import resolve_stem
+    from imgcls.registry import MODELS
+
+    c, h, w = request.shape
+    rows = []
+    for name in names:
+        stem = resolve_stem("auto", (h, w)) if "stem" in _options(name) else "-"
+        try:
+            with torch.device("meta"):
+                model = MODELS.build(
+                    name, {}, num_classes=request.num_classes, in_channels=c, image_size=(h, w)
+                )
+                flops = count_flops(model, (c, h, w), device="meta")
+            rows.append((name, stem, f"{count_parameters(model):,}", _flops(flops)))
+        except UserError as error:
+            rows.append((name, stem, "-", f"({error})"))
+    return rows
+
+
+def _options(name: str) -> list[str]:
+    import inspect
+
+    from imgcls.registry import MODELS
+
+    return list(inspect.signature(MODELS.get(name).builder).parameters)

@@ -1,0 +1,59 @@
+"""VGG 11/13/16/19, with and without batch norm, on torchvision's implementation.
+
+The ``cifar`` stem skips the max-pools that would shrink the map below 1x1 (an 8x8 digit
+keeps 3 of the 5) and sizes the first fully connected layer for the actual feature map (at
+most 7x7, torchvision's). VGG has no strided stem conv, so nothing else changes. The
+``imagenet`` stem with 3 channels is exactly torchvision's VGG.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+from torchvision.models import vgg as tv_vgg
+
+from imgcls.models.adapt import build_on_meta, check_dropout, conv_like, fit_pools, small_head
+from imgcls.models.catalog import FAMILIES
+from imgcls.models.pretrained import load_pretrained
+from imgcls.models.stems import resolve_stem
+from imgcls.models.variants import register_family
+
+
+def vgg_init(model: nn.Module) -> None:
+    """torchvision's VGG initialisation (He for convs, N(0, 0.01) for linear layers)."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, 0, 0.01)
+            nn.init.zeros_(module.bias)
+
+
+@register_family("vgg", "VGG 11/13/16/19 (torchvision's), optionally with batch norm")
+def vgg(
+    num_classes: int,
+    in_channels: int,
+    image_size: tuple[int, int],
+    variant: str = "vgg11_bn",
+    stem: str = "auto",
+    dropout: float = 0.5,
+    pretrained: bool = False,
+) -> tv_vgg.VGG:
+    FAMILIES["vgg"].variant(variant)
+    dropout = check_dropout(dropout)
+    small = resolve_stem(stem, image_size) == "cifar"
+
+    def build() -> tv_vgg.VGG:
+        model = getattr(tv_vgg, variant)(weights=None, num_classes=num_classes, dropout=dropout)
+        if in_channels != 3:
+            model.features[0] = conv_like(model.features[0], in_channels)
+        size = fit_pools(model.features, image_size)
+        if small:
+            small_head(model, size, limit=7, fc_index=0)
+        return model
+
+    model = build_on_meta(build, vgg_init)
+    if pretrained:
+        load_pretrained(model, variant)
+    return model
