@@ -16,7 +16,8 @@ from imgcls.data.loader import DeviceLoader
 from imgcls.data.splits import ImageSet
 from imgcls.errors import UserError
 from imgcls.runs import RunDirectory
-from imgcls.train import build, engine as engine_module
+from imgcls.train import build
+from imgcls.train import engine as engine_module
 from imgcls.train.checkpoint import inference_state, load_checkpoint
 from imgcls.train.early_stopping import EarlyStopping
 from imgcls.train.ema import ModelEma
