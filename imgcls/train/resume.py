@@ -247,9 +247,12 @@ def check_run_dir(value: str | Path) -> Path:
             f"resume={value} is not an imgcls run directory (it needs .hydra/config.yaml and "
             "summary.json, as written by imgcls train)"
         )
-    status = _summary(run_dir).get("status")
+    summary = _summary(run_dir)
+    status = summary.get("status")
     if status == "completed":
         raise UserError(f"resume={value}: that run has already completed")
+    if status == "running" and _alive(summary.get("pid")):
+        raise UserError(f"resume={value}: that run is still running (process {summary['pid']})")
     if not (run_dir / "checkpoints" / "last.pt").is_file():
         raise UserError(f"resume={value}: the run has no checkpoints/last.pt to continue from")
     return run_dir
