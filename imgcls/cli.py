@@ -103,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error.exit_code
     except (KeyboardInterrupt, TrainingInterrupted) as error:
         print(f"imgcls: {error or 'interrupted'}", file=sys.stderr)
-        return TrainingInterrupted.exit_code
+        return getattr(error, "exit_code", TrainingInterrupted.exit_code)
 
 
 if __name__ == "__main__":

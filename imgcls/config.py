@@ -34,6 +34,24 @@ class MonitorMode(Enum):
     min = "min"
 
 
+class ClipMode(Enum):
+    norm = "norm"
+    value = "value"
+
+
+@dataclass
+class EmaConfig:
+    decay: float = 0.0  # 0 = off; e.g. 0.999
+
+
+@dataclass
+class EarlyStoppingConfig:
+    patience: int = 0  # 0 = off
+    monitor: str = "${..monitor}"
+    mode: MonitorMode = "${..monitor_mode}"  # type: ignore[assignment]
+    min_delta: float = 0.0
+
+
 @dataclass
 class TrainerConfig:
     epochs: int = 20
@@ -45,6 +63,17 @@ class TrainerConfig:
     log_every: int = 50
     monitor: str = "val_accuracy"
     monitor_mode: MonitorMode = MonitorMode.max
+    channels_last: bool = False
+    compile: bool = False
+    gradient_clip: float = 0.0  # 0 = off
+    gradient_clip_mode: ClipMode = ClipMode.norm
+    accumulate_batches: int = 1
+    ema: EmaConfig = field(default_factory=EmaConfig)
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    save_top_k: int = 1
+    fast_dev_run: bool = False
+    limit_train_batches: int = 0  # 0 = all
+    deterministic: bool = False
 
 
 class LoaderMode(Enum):
@@ -74,6 +103,7 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     seed: int = 0
     output_root: str = "outputs"
+    resume: str | None = None
 
 
 def config_dir() -> Path:
@@ -279,7 +309,8 @@ def validate(cfg: DictConfig) -> None:
 
 def _validate_trainer(cfg: DictConfig) -> None:
     trainer = cfg.trainer
-    for key in ("epochs", "batch_size", "eval_batch_size", "log_every"):
+    for key in ("epochs", "batch_size", "eval_batch_size", "log_every", "accumulate_batches",
+                "save_top_k"):  # fmt: skip
         if trainer[key] < 1:
             raise UserError(f"trainer.{key}={trainer[key]} is invalid: it must be at least 1")
     if trainer.num_workers < 0:
@@ -292,3 +323,16 @@ def _validate_trainer(cfg: DictConfig) -> None:
     monitors = ("val_accuracy", "val_loss")
     if trainer.monitor not in monitors:
         raise unknown_choice("trainer.monitor metric", trainer.monitor, monitors)
+    for key in ("gradient_clip", "limit_train_batches", "early_stopping.patience",
+                "early_stopping.min_delta"):  # fmt: skip
+        if OmegaConf.select(trainer, key) < 0:
+            raise UserError(f"trainer.{key}={OmegaConf.select(trainer, key)} is invalid: use >= 0")
+    if not 0 <= trainer.ema.decay < 1:
+        raise UserError(f"trainer.ema.decay={trainer.ema.decay} is invalid: use [0, 1), 0 = off")
+    stopping = trainer.early_stopping.monitor
+    if stopping not in (*monitors, "train_loss", "train_accuracy"):
+        raise unknown_choice(
+            "trainer.early_stopping.monitor metric",
+            stopping,
+            (*monitors, "train_loss", "train_accuracy"),
+        )

@@ -96,7 +96,14 @@ def run_train(args: Sequence[str]) -> int:
     multirun = "-m" in flags or "--multirun" in flags
     register_configs()
     reset_unique_dirs()
-    if not (NO_JOB_FLAGS & set(flags)) and not any(f in ("--cfg", "-c") for f in flags):
+    runs_job = not (NO_JOB_FLAGS & set(flags)) and not any(f in ("--cfg", "-c") for f in flags)
+    if runs_job and any(o.startswith("resume=") for o in overrides):
+        from imgcls.train.resume_cli import resume_target, run_resumed
+
+        target = resume_target(overrides, multirun)
+        if target is not None:  # continue in that folder; Hydra would make a new one
+            return run_resumed(target)
+    if runs_job:
         prevalidate(overrides, multirun)
 
     import hydra

@@ -177,7 +177,9 @@ def _type_name(hint: Any) -> str:
 MODELS = Registry("model", runtime=frozenset({"num_classes", "in_channels", "image_size"}))
 DATASETS = Registry("dataset")
 AUGMENTS = Registry("augment")
-SCHEDULERS = Registry("scheduler", runtime=frozenset({"optimizer", "steps_per_epoch", "epochs"}))
+SCHEDULERS = Registry(
+    "scheduler", runtime=frozenset({"optimizer", "steps_per_epoch", "epochs", "monitor_mode"})
+)
 REGULARIZERS = Registry("regularizer")
 OPTIMIZERS = Registry("optimizer", runtime=frozenset({"params"}))
 LOGGERS = Registry("logger", runtime=frozenset({"run_dir", "config", "output_root"}))

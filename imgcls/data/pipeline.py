@@ -56,11 +56,12 @@ def make_loaders(
     augment: Augment | None,
     generator: torch.Generator,
     num_workers: int = 0,
+    channels_last: bool = False,
 ) -> Loaders:
     """Train (shuffled, augmented), validation and test loaders on the chosen path."""
     loader = getattr(options.get("loader", "auto"), "value", options.get("loader", "auto"))
     mode = choose_mode(str(loader), data, int(options.get("memory_mb", 4096)))
-    common = {"mean": data.mean, "std": data.std}
+    common = {"mean": data.mean, "std": data.std, "channels_last": channels_last}
     if mode == "memory":
         data = data.materialize()
         train, val, test = (data.train.to(device), data.val.to(device), data.test.to(device))

@@ -60,8 +60,13 @@ def build_optimizer(
 
 
 def build_scheduler(
-    cfg: DictConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int, epochs: int
+    cfg: DictConfig,
+    optimizer: torch.optim.Optimizer,
+    steps_per_epoch: int,
+    epochs: int,
+    monitor_mode: str = "max",
 ) -> torch.optim.lr_scheduler.LRScheduler:
+    """``steps_per_epoch`` counts optimizer steps (after accumulation and batch limits)."""
     name, prefix, options = _one(cfg, "scheduler")
     return SCHEDULERS.build(
         name,
@@ -70,4 +75,5 @@ def build_scheduler(
         optimizer=optimizer,
         steps_per_epoch=steps_per_epoch,
         epochs=epochs,
+        monitor_mode=monitor_mode,
     )

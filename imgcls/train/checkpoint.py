@@ -8,6 +8,7 @@ import pickle
 import random
 import shutil
 import zipfile
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -81,15 +82,24 @@ class BackgroundCheckpointer:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint")
         self._pending: Future | None = None
 
-    def submit(self, path: Path, state: dict[str, Any], also: Path | None = None) -> None:
-        """Write a snapshot of ``state`` to ``path``, then hard-link it as ``also`` if given."""
+    def submit(
+        self,
+        path: Path,
+        state: dict[str, Any],
+        also: Path | Sequence[Path] | None = None,
+        remove: Sequence[Path] = (),
+    ) -> None:
+        """Write a snapshot of ``state`` to ``path``, hard-link it as ``also``, delete ``remove``."""
         self.wait()
         frozen = snapshot(state)
+        links = [also] if isinstance(also, Path) else list(also or ())
 
         def write() -> None:
             save_checkpoint(path, frozen)
-            if also is not None:
-                link_atomically(path, also)
+            for link in links:
+                link_atomically(path, link)
+            for old in remove:
+                old.unlink(missing_ok=True)
 
         self._pending = self._executor.submit(write)
 
@@ -133,3 +143,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(state, dict) or "model" not in state:
         raise UserError(f"{path} is not an imgcls checkpoint: it has no 'model' entry")
     return state
+
+
+def inference_state(state: dict[str, Any]) -> dict[str, Any]:
+    """The weights to evaluate: the EMA weights when the run kept an average, else ``model``."""
+    ema = state.get("ema")
+    return ema["model"] if isinstance(ema, dict) and "model" in ema else state["model"]

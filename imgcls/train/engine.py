@@ -18,12 +18,16 @@ import torch
 from torch import nn
 
 from imgcls.data.loader import DeviceLoader
-from imgcls.errors import NonFiniteLossError
+from imgcls.errors import NonFiniteLossError, TrainingInterrupted
 from imgcls.progress import EpochProgress
 from imgcls.runs import MetricsWriter, RunDirectory
+from imgcls.train import resume
 from imgcls.train.checkpoint import BackgroundCheckpointer, rng_state
 from imgcls.train.devices import autocast
+from imgcls.train.early_stopping import EarlyStopping
+from imgcls.train.ema import ModelEma
 from imgcls.train.regularizers import Regularizer
+from imgcls.train.signals import StopRequest
 
 logger = logging.getLogger("imgcls")
 
@@ -38,6 +42,27 @@ class EngineSettings:
     monitor: str = "val_accuracy"
     monitor_mode: str = "max"
     show_progress: bool = False
+    gradient_clip: float = 0.0  # 0 = off
+    gradient_clip_mode: str = "norm"  # norm | value
+    accumulate_batches: int = 1
+    ema_decay: float = 0.0  # 0 = off
+    early_stopping_patience: int = 0  # 0 = off
+    early_stopping_monitor: str = "val_accuracy"
+    early_stopping_mode: str = "max"
+    early_stopping_min_delta: float = 0.0
+    save_top_k: int = 1
+    limit_train_batches: int = 0  # 0 = all
+    limit_val_batches: int = 0  # 0 = all
+    compile: bool = False
+
+    def train_batches(self, loader_length: int) -> int:
+        """Batches per training epoch, after ``limit_train_batches``."""
+        limit = self.limit_train_batches
+        return min(loader_length, limit) if limit > 0 else loader_length
+
+    def optimizer_steps(self, loader_length: int) -> int:
+        """Optimizer steps per epoch: one per ``accumulate_batches`` batches (and the rest)."""
+        return -(-self.train_batches(loader_length) // self.accumulate_batches)
 
 
 @dataclass
@@ -48,14 +73,22 @@ class FitResult:
     epochs_completed: int = 0
     steps: int = 0
     train_seconds: float = 0.0
+    stopped_early: int | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
 @torch.inference_mode()
 def evaluate(
-    model: nn.Module, loader: DeviceLoader, precision: str = "32", topk: int = 5
+    model: nn.Module,
+    loader: DeviceLoader,
+    precision: str = "32",
+    topk: int = 5,
+    max_batches: int = 0,
 ) -> dict[str, float]:
-    """Cross-entropy loss, accuracy and top-k accuracy (when there are more than k classes)."""
+    """Cross-entropy loss, accuracy and top-k accuracy (when there are more than k classes).
+
+    ``max_batches`` > 0 evaluates only that many batches (``trainer.fast_dev_run``).
+    """
     model.eval()
     device = loader.device
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
@@ -63,7 +96,9 @@ def evaluate(
     correct_k = torch.zeros((), device=device, dtype=torch.int64)
     count = 0
     num_classes = None
-    for images, labels in loader:
+    for index, (images, labels) in enumerate(loader):
+        if 0 < max_batches <= index:
+            break
         with autocast(precision, device):
             logits = model(images)
         logits = logits.float()
@@ -114,61 +149,127 @@ class Engine:
         self.step = 0
         self.best_value: float | None = None
         self.best_epoch: int | None = None
+        self.best_metrics: dict[str, float] = {}
+        self.top_k: list[tuple[float, int]] = []  # (monitored value, epoch), best first
         self.checkpointer = BackgroundCheckpointer()
+        self.forward = torch.compile(model) if settings.compile else model
+        self.ema = ModelEma(model, settings.ema_decay) if settings.ema_decay > 0 else None
+        self.early_stopping = (
+            EarlyStopping(
+                settings.early_stopping_monitor,
+                settings.early_stopping_mode,
+                settings.early_stopping_patience,
+                settings.early_stopping_min_delta,
+            )
+            if settings.early_stopping_patience > 0
+            else None
+        )
+        self.stop = StopRequest()
+        self.start_epoch = 1
+        self._resume: dict[str, Any] | None = None  # RNG and partial epoch of a resumed run
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The model that validation and the best checkpoint use: the EMA when enabled."""
+        return self.ema.module if self.ema is not None else self.model
 
     # -- one epoch -------------------------------------------------------------------------
     def train_epoch(self, epoch: int) -> dict[str, float]:
         self.model.train()
         self.train_loader.set_epoch(epoch)
         device, settings = self.device, self.settings
-        loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-        penalty_sums = {r.name: torch.zeros((), device=device) for r in self.penalties}
-        correct = torch.zeros((), device=device, dtype=torch.int64)
-        seen = 0
-        lr = float(self.optimizer.param_groups[0]["lr"])
-        steps = len(self.train_loader)
-        started = time.perf_counter()
+        partial = resume.take_partial(self._resume, epoch)
+        sums = resume.EpochSums.start(device, [r.name for r in self.penalties], partial)
+        lr = sums.lr if sums.lr is not None else float(self.optimizer.param_groups[0]["lr"])
+        sums.lr = lr
+        steps = settings.train_batches(len(self.train_loader))
+        weights = resume.accumulation_weights(self.train_loader, steps, settings.accumulate_batches)
+        loader_start = resume.generator_state(self.train_loader)
+        batches = resume.epoch_batches(self.train_loader, steps, partial, self._resume)
+        self.optimizer.zero_grad(set_to_none=True)
+        started = time.perf_counter() - sums.seconds
         with EpochProgress(f"epoch {epoch}", steps, settings.show_progress) as bar:
-            for index, (images, labels) in enumerate(self.train_loader, start=1):
+            for index, (images, labels) in batches:
                 with autocast(settings.precision, device):
-                    logits = self.model(images)
+                    logits = self.forward(images)
                     loss = nn.functional.cross_entropy(
                         logits.float(), labels, label_smoothing=self.label_smoothing
                     )
                 total = loss
                 for regularizer in self.penalties:
                     term = regularizer.penalty(self.model)
-                    penalty_sums[regularizer.name] += term.detach()
+                    sums.penalties[regularizer.name] += term.detach()
                     total = total + term
-                self.optimizer.zero_grad(set_to_none=True)
+                if weights is not None:
+                    total = total * weights[index]
                 self.scaler.scale(total).backward()
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-                self.scheduler.step()
-                self.step += 1
+                group_done = (index + 1) % settings.accumulate_batches == 0 or index + 1 == steps
+                if group_done:
+                    self._optimizer_step()
                 batch = labels.shape[0]
-                seen += batch
-                loss_sum += loss.detach() * batch
+                sums.seen += batch
+                sums.loss_sum += loss.detach() * batch
                 hard = labels.argmax(1) if labels.ndim == 2 else labels  # MixUp/CutMix targets
-                correct += (logits.detach().argmax(1) == hard).sum()
+                sums.correct += (logits.detach().argmax(1) == hard).sum()
                 bar.advance()
-                if not settings.show_progress and index % settings.log_every == 0 and index < steps:
-                    running = float(loss_sum) / seen
+                done = index + 1
+                if not settings.show_progress and done % settings.log_every == 0 and done < steps:
+                    running = float(sums.loss_sum) / sums.seen
                     self._check_finite(running, epoch)
-                    logger.info(f"epoch {epoch} step {index}/{steps} loss {running:.4f}")
-        train_loss = float(loss_sum) / seen  # the epoch's one host synchronisation
+                    logger.info(f"epoch {epoch} step {done}/{steps} loss {running:.4f}")
+                if group_done and self.stop.requested and done < steps:
+                    sums.seconds = time.perf_counter() - started
+                    self._interrupt(epoch, done, steps, sums, loader_start)
+        train_loss = float(sums.loss_sum) / sums.seen  # the epoch's one host synchronisation
         seconds = time.perf_counter() - started
         self._check_finite(train_loss, epoch)
         metrics = {
             "lr": lr,
             "train_loss": train_loss,
-            "train_accuracy": float(correct) / seen,
+            "train_accuracy": float(sums.correct) / sums.seen,
             "epoch_seconds": seconds,
-            "images_per_second": seen / seconds if seconds > 0 else float("nan"),
+            "images_per_second": sums.seen / seconds if seconds > 0 else float("nan"),
         }
-        for name, value in penalty_sums.items():
+        for name, value in sums.penalties.items():
             metrics[f"{name}_loss"] = float(value) / steps
         return metrics
+
+    def _optimizer_step(self) -> None:
+        settings = self.settings
+        if settings.gradient_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            params = [p for p in self.model.parameters() if p.grad is not None]
+            if settings.gradient_clip_mode == "value":
+                nn.utils.clip_grad_value_(params, settings.gradient_clip, foreach=True)
+            else:
+                nn.utils.clip_grad_norm_(params, settings.gradient_clip, foreach=True)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        self.step += 1
+
+    def _interrupt(
+        self,
+        epoch: int,
+        done: int,
+        steps: int,
+        sums: resume.EpochSums,
+        loader_start: torch.Tensor | None,
+    ) -> None:
+        """Save the state in the middle of the epoch, wait for the disk, and stop."""
+        progress = sums.state_dict(epoch, done, loader_start)
+        self._save(epoch - 1, improved=False, progress=progress)
+        self.checkpointer.wait()
+        error = TrainingInterrupted(
+            f"{self.stop.name} received: stopped in epoch {epoch} after step {done}/{steps}; "
+            f"the state is in {self.run.checkpoint('last')}; continue with: "
+            f"imgcls train resume={self.run.path}"
+        )
+        error.exit_code = self.stop.exit_code
+        raise error
 
     def _check_finite(self, value: float, epoch: int) -> None:
         if math.isfinite(value):
@@ -185,14 +286,22 @@ class Engine:
             "(try a lower optimizer.lr or gradient clipping)"
         )
 
+    # -- resume ----------------------------------------------------------------------------
+    def restore(self, state: dict[str, Any]) -> None:
+        """Load a checkpoint's training state; RNG states are applied when fit starts."""
+        resume.load_states(self, state)
+
     # -- the whole fit ---------------------------------------------------------------------
     def fit(self) -> FitResult:
         result = FitResult()
         try:
-            self._fit_epochs(result)
+            with self.stop:
+                resume.apply_rng(self)
+                self._fit_epochs(result)
         finally:
             self.checkpointer.close()  # every checkpoint is on disk before fit returns or raises
         result.best_epoch, result.best_value = self.best_epoch, self.best_value
+        result.best_metrics = dict(self.best_metrics)
         result.steps = self.step
         return result
 
@@ -202,9 +311,12 @@ class Engine:
             "epoch", "step", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
         ]  # fmt: skip
         writer: MetricsWriter | None = None
-        for epoch in range(1, settings.epochs + 1):
+        for epoch in range(self.start_epoch, settings.epochs + 1):
             train_metrics = self.train_epoch(epoch)
-            val = evaluate(self.model, self.val_loader, settings.precision)
+            val = evaluate(
+                self.eval_model, self.val_loader, settings.precision,
+                max_batches=settings.limit_val_batches,
+            )  # fmt: skip
             row: dict[str, Any] = {"epoch": epoch, "step": self.step, **train_metrics}
             row.update({f"val_{k}": v for k, v in val.items()})
             if writer is None:
@@ -220,14 +332,35 @@ class Engine:
             result.history.append(row)
             for callback in self.on_epoch_end:
                 callback(row)
+            if hasattr(self.scheduler, "epoch_end"):
+                self.scheduler.epoch_end(row[settings.monitor])
             improved = self._is_better(row[settings.monitor])
             if improved:
                 self.best_value, self.best_epoch = row[settings.monitor], epoch
-                result.best_metrics = {k: row[k] for k in row if k.startswith("val_")}
-            self._save(epoch, improved)
+                self.best_metrics = {k: row[k] for k in row if k.startswith("val_")}
+            stop_early = self.early_stopping is not None and self.early_stopping.update(
+                row[self.early_stopping.monitor]
+            )
+            self._save(epoch, improved, value=row[settings.monitor])
             logger.info(self._epoch_line(row, improved))
             result.epochs_completed = epoch
             result.train_seconds += train_metrics["epoch_seconds"]
+            if stop_early:
+                assert self.early_stopping is not None
+                logger.info(
+                    f"early stopping: {self.early_stopping.monitor} did not improve for "
+                    f"{self.early_stopping.patience} epochs"
+                )
+                result.stopped_early = epoch
+                break
+            if self.stop.requested and epoch < settings.epochs:
+                self.checkpointer.wait()
+                error = TrainingInterrupted(
+                    f"{self.stop.name} received: stopped after epoch {epoch}; continue with: "
+                    f"imgcls train resume={self.run.path}"
+                )
+                error.exit_code = self.stop.exit_code
+                raise error
 
     def _is_better(self, value: float) -> bool:
         if not math.isfinite(value):
@@ -238,25 +371,48 @@ class Engine:
             return value > self.best_value
         return value < self.best_value
 
-    def _save(self, epoch: int, improved: bool) -> None:
+    def _save(
+        self,
+        epoch: int,
+        improved: bool,
+        value: float | None = None,
+        progress: dict[str, Any] | None = None,
+    ) -> None:
+        """Queue last.pt (and best.pt / top-k links); ``progress`` marks a mid-epoch save."""
         state = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
-            "ema": None,
+            "ema": self.ema.state_dict() if self.ema is not None else None,
             "epoch": epoch,
             "step": self.step,
+            "epoch_progress": progress,
             "rng": rng_state(self.train_loader.generator),
             "best": {
                 "epoch": self.best_epoch,
                 "metric": self.settings.monitor,
                 "value": self.best_value,
+                "metrics": dict(self.best_metrics),
+                "top_k": [list(item) for item in self.top_k],
             },
+            "early_stopping": (
+                self.early_stopping.state_dict() if self.early_stopping is not None else None
+            ),
             **self.checkpoint_extra,
         }
-        best = self.run.checkpoint("best") if improved else None
-        self.checkpointer.submit(self.run.checkpoint("last"), state, also=best)
+        links = [self.run.checkpoint("best")] if improved else []
+        removed: list = []
+        if progress is None and value is not None and self.settings.save_top_k > 1:
+            keep, removed_epochs = resume.update_top_k(
+                self.top_k, value, epoch, self.settings.save_top_k, self.settings.monitor_mode
+            )
+            self.top_k = keep
+            state["best"]["top_k"] = [list(item) for item in keep]
+            if any(e == epoch for _, e in keep):
+                links.append(self.run.checkpoint(f"epoch_{epoch:03d}"))
+            removed = [self.run.checkpoint(f"epoch_{e:03d}") for e in removed_epochs]
+        self.checkpointer.submit(self.run.checkpoint("last"), state, also=links, remove=removed)
 
     def _epoch_line(self, row: dict[str, Any], improved: bool) -> str:
         mark = " *" if improved else ""

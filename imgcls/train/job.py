@@ -7,6 +7,7 @@ mistake in the config leaves nothing behind. Tests call it directly; Hydra is on
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 from collections.abc import Sequence
@@ -28,7 +29,8 @@ from imgcls.models.facts import count_flops, count_parameters
 from imgcls.progress import is_terminal
 from imgcls.runs import RunDirectory, new_run_dir
 from imgcls.train import build
-from imgcls.train.checkpoint import load_checkpoint
+from imgcls.train.checkpoint import inference_state, load_checkpoint
+from imgcls.train.determinism import deterministic_mode
 from imgcls.train.devices import resolve_precision, select_device
 from imgcls.train.engine import Engine, EngineSettings, evaluate
 from imgcls.versions import git_commit, library_versions
@@ -49,12 +51,36 @@ def seed_everything(seed: int) -> None:
 
 
 def train(
-    cfg: DictConfig, run_dir: str | Path | None = None, overrides: Sequence[str] = ()
+    cfg: DictConfig,
+    run_dir: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    resume_state: dict[str, Any] | None = None,
 ) -> RunResult:
-    """Train the composed config ``cfg`` into ``run_dir`` (a new folder under outputs/ if None)."""
+    """Train the composed config ``cfg`` into ``run_dir`` (a new folder under outputs/ if None).
+
+    ``cfg.resume`` (a run directory or ``auto``) continues an unfinished run instead;
+    ``resume_state`` is the checkpoint that :func:`imgcls.train.resume.resume_run` passes.
+    """
+    if resume_state is None and cfg.get("resume"):
+        from imgcls.train import resume
+
+        target = resume.resolve(cfg)
+        if target is not None:
+            return resume.resume_run(target)
+    with deterministic_mode(bool(cfg.trainer.deterministic)):
+        return _train(cfg, run_dir, overrides, resume_state)
+
+
+def _train(
+    cfg: DictConfig,
+    run_dir: str | Path | None,
+    overrides: Sequence[str],
+    resume_state: dict[str, Any] | None,
+) -> RunResult:
     started = time.perf_counter()
     validate(cfg)
     trainer = cfg.trainer
+    fast = bool(trainer.fast_dev_run)
     seed_everything(cfg.seed)
     device = select_device(str(trainer.device))
     precision = resolve_precision(str(trainer.precision), device)
@@ -67,6 +93,10 @@ def train(
         )
     model = build.build_model(cfg, data).to(device)
     regularizers = build.build_regularizers(cfg)
+    for regularizer in regularizers:
+        regularizer.configure(model, cfg.model.name)
+    if trainer.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     optimizer = build.build_optimizer(cfg, model.parameters(), regularizers)
     augment = build.build_augment(cfg)
     generator = torch.Generator(device=device)
@@ -75,6 +105,7 @@ def train(
         data, cfg.get("data") or {}, batch_size=trainer.batch_size,
         eval_batch_size=trainer.eval_batch_size, device=device, augment=augment,
         generator=generator, num_workers=trainer.num_workers,
+        channels_last=trainer.channels_last,
     )  # fmt: skip
     data, train_loader, val_loader, test_loader = (
         loaders.data,
@@ -82,11 +113,48 @@ def train(
         loaders.val,
         loaders.test,
     )
-    scheduler = build.build_scheduler(cfg, optimizer, len(train_loader), trainer.epochs)
+    epochs = 1 if fast else trainer.epochs
+    settings = EngineSettings(
+        epochs=epochs,
+        precision=precision,
+        log_every=trainer.log_every,
+        monitor=trainer.monitor,
+        monitor_mode=_value(trainer.monitor_mode),
+        show_progress=is_terminal(),
+        gradient_clip=float(trainer.gradient_clip),
+        gradient_clip_mode=_value(trainer.gradient_clip_mode),
+        accumulate_batches=trainer.accumulate_batches,
+        ema_decay=float(trainer.ema.decay),
+        early_stopping_patience=trainer.early_stopping.patience,
+        early_stopping_monitor=str(trainer.early_stopping.monitor),
+        early_stopping_mode=_value(trainer.early_stopping.mode),
+        early_stopping_min_delta=float(trainer.early_stopping.min_delta),
+        save_top_k=trainer.save_top_k,
+        limit_train_batches=1 if fast else trainer.limit_train_batches,
+        limit_val_batches=1 if fast else 0,
+        compile=bool(trainer.compile),
+    )
+    scheduler = build.build_scheduler(
+        cfg, optimizer, settings.optimizer_steps(len(train_loader)), epochs, settings.monitor_mode
+    )
 
     run = RunDirectory(run_dir or new_run_dir(cfg.output_root, cfg.model.name, data.name))
     plain_config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    engine = Engine(
+        model, optimizer, scheduler, train_loader, val_loader, run, settings,
+        label_smoothing=sum(r.label_smoothing for r in regularizers),
+        regularizers=regularizers,
+        checkpoint_extra={"classes": data.classes, "config": plain_config, "data": data.spec()},
+    )  # fmt: skip
+    previous: dict[str, Any] = {}
+    if resume_state is not None:
+        from imgcls.train import resume
+
+        engine.restore(resume_state)  # a checkpoint that does not fit fails before any write
+        previous = run.read_summary()
+        resume.truncate_metrics(run.metrics_path, int(resume_state["epoch"]))
     trackers = start_trackers(cfg, run.path, plain_config)
+    engine.on_epoch_end.append(trackers.log_epoch)
     run.prepare()
     run.write_config(plain_config, overrides)
     run.attach_log()
@@ -105,33 +173,30 @@ def train(
         "data": data.spec(),
         "versions": library_versions(),
         "git_commit": git_commit(),
+        "pid": os.getpid(),
     }
+    if resume_state is not None:
+        summary["started_at"] = previous.get("started_at", summary["started_at"])
+        summary["resumed"] = [*previous.get("resumed", []), summary_time()]
+        summary["resumed_from"] = {"epoch": resume_state["epoch"], "step": resume_state["step"]}
     run.write_summary(summary)
     logger.info(f"run directory: {run.path}")
     logger.info(f"{data.describe()}; model {cfg.model.name} with {summary['params']:,} parameters")
-    logger.info(f"device {device}, precision {precision}, {trainer.epochs} epochs")
-
-    engine = Engine(
-        model, optimizer, scheduler, train_loader, val_loader, run,
-        EngineSettings(
-            epochs=trainer.epochs,
-            precision=precision,
-            log_every=trainer.log_every,
-            monitor=trainer.monitor,
-            monitor_mode=trainer.monitor_mode.value
-            if hasattr(trainer.monitor_mode, "value") else str(trainer.monitor_mode),
-            show_progress=is_terminal(),
-        ),
-        label_smoothing=sum(r.label_smoothing for r in regularizers),
-        regularizers=regularizers,
-        checkpoint_extra={"classes": data.classes, "config": plain_config, "data": data.spec()},
-        on_epoch_end=[trackers.log_epoch],
-    )  # fmt: skip
+    logger.info(f"device {device}, precision {precision}, {epochs} epochs")
+    if resume_state is not None:
+        logger.info(
+            f"resuming after epoch {resume_state['epoch']}, step {resume_state['step']}"
+            + (
+                f" (in epoch {resume_state['epoch_progress']['epoch']})"
+                if resume_state.get("epoch_progress")
+                else ""
+            )
+        )
     try:
         fit = engine.fit()
         best = load_checkpoint(run.checkpoint("best"), map_location=device)
-        model.load_state_dict(best["model"])
-        test = evaluate(model, test_loader, precision)
+        model.load_state_dict(inference_state(best))
+        test = evaluate(model, test_loader, precision, max_batches=1 if fast else 0)
         write_run_plots(run.path, model, data.test, data.spec())
         summary.update(
             status="completed",
@@ -141,6 +206,7 @@ def train(
                   **fit.best_metrics},
             test=test,
             train_seconds=round(fit.train_seconds, 3),
+            stopped_early=fit.stopped_early,
         )  # fmt: skip
         logger.info(
             f"best epoch {fit.best_epoch} ({trainer.monitor} {fit.best_value:.4f}); "
@@ -148,6 +214,9 @@ def train(
         )
     except NonFiniteLossError as error:
         _finish(run, summary, started, "failed", error, trackers=trackers)
+        raise
+    except TrainingInterrupted as error:
+        _finish(run, summary, started, "interrupted", error, trackers=trackers)
         raise
     except KeyboardInterrupt as error:
         _finish(run, summary, started, "interrupted", error, trackers=trackers)
@@ -178,3 +247,12 @@ def _finish(
         trackers.finish(summary)
     logger.info(f"summary: {run.summary_path}")
     run.detach_log()
+
+
+def _value(option: Any) -> str:
+    """An Enum config value (or its string) as a plain string."""
+    return str(option.value if hasattr(option, "value") else option)
+
+
+def summary_time() -> str:
+    return datetime.now().isoformat(timespec="seconds")

@@ -1,8 +1,15 @@
-"""Optimizers, registered in OPTIMIZERS; each builder takes the parameters to optimise."""
+"""Optimizers, registered in OPTIMIZERS; each builder takes the parameters to optimise.
+
+With ``decay_norm_and_bias=false`` (the default) weight decay applies only to weight
+matrices and convolution kernels: parameters with at most one dimension (biases, batch-norm
+and layer-norm scales and shifts) go into a second parameter group without decay, since
+decaying them only fights the normalisation.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import torch
 
@@ -17,6 +24,21 @@ def _check(lr: float, weight_decay: float) -> None:
         raise UserError(f"optimizer.weight_decay={weight_decay} is invalid: it must be >= 0")
 
 
+def param_groups(
+    params: Iterable[torch.nn.Parameter], weight_decay: float, decay_norm_and_bias: bool
+) -> list[dict[str, Any]]:
+    """One group with ``weight_decay``; plus one without it for 1-d parameters if asked."""
+    params = [p for p in params if p.requires_grad]
+    if decay_norm_and_bias or weight_decay == 0:
+        return [{"params": params, "weight_decay": weight_decay}]
+    decay = [p for p in params if p.ndim > 1]
+    no_decay = [p for p in params if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": weight_decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return [g for g in groups if g["params"]]
+
+
 @OPTIMIZERS.register("sgd", "stochastic gradient descent with (Nesterov) momentum")
 def sgd(
     params: Iterable,
@@ -24,13 +46,13 @@ def sgd(
     momentum: float = 0.9,
     nesterov: bool = False,
     weight_decay: float = 0.0,
+    decay_norm_and_bias: bool = False,
 ) -> torch.optim.Optimizer:
     _check(lr, weight_decay)
     if nesterov and momentum <= 0:
         raise UserError("optimizer.nesterov=true needs optimizer.momentum > 0")
-    return torch.optim.SGD(
-        params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay
-    )
+    groups = param_groups(params, weight_decay, decay_norm_and_bias)
+    return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov)
 
 
 @OPTIMIZERS.register("adam", "Adam with coupled L2 weight decay")
@@ -39,9 +61,11 @@ def adam(
     lr: float = 1e-3,
     betas: Sequence[float] = (0.9, 0.999),
     weight_decay: float = 0.0,
+    decay_norm_and_bias: bool = False,
 ) -> torch.optim.Optimizer:
     _check(lr, weight_decay)
-    return torch.optim.Adam(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
+    groups = param_groups(params, weight_decay, decay_norm_and_bias)
+    return torch.optim.Adam(groups, lr=lr, betas=tuple(betas))
 
 
 @OPTIMIZERS.register("adamw", "AdamW with decoupled weight decay")
@@ -50,6 +74,25 @@ def adamw(
     lr: float = 1e-3,
     betas: Sequence[float] = (0.9, 0.999),
     weight_decay: float = 0.05,
+    decay_norm_and_bias: bool = False,
 ) -> torch.optim.Optimizer:
     _check(lr, weight_decay)
-    return torch.optim.AdamW(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
+    groups = param_groups(params, weight_decay, decay_norm_and_bias)
+    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas))
+
+
+@OPTIMIZERS.register("rmsprop", "RMSprop: the rate divided by a running RMS of the gradients")
+def rmsprop(
+    params: Iterable,
+    lr: float = 1e-3,
+    alpha: float = 0.99,
+    momentum: float = 0.0,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    decay_norm_and_bias: bool = False,
+) -> torch.optim.Optimizer:
+    _check(lr, weight_decay)
+    if not 0 < alpha < 1:
+        raise UserError(f"optimizer.alpha={alpha} is invalid: use (0, 1)")
+    groups = param_groups(params, weight_decay, decay_norm_and_bias)
+    return torch.optim.RMSprop(groups, lr=lr, alpha=alpha, momentum=momentum, eps=eps)
