@@ -138,14 +138,12 @@ def option_description(group: str, option: str) -> str:
 _unique_dirs: dict[str, str] = {}
 
 
-def unique_dir(base: str) -> str:
+def claim_dir(base: str) -> str:
     """Create ``base`` (or ``base_1``, ``base_2``, ...) atomically and return it.
 
     ``os.mkdir`` fails when the folder exists, so two runs started in the same second never
-    share a directory. Memoised so that Hydra resolving the same path twice gets one folder.
+    share a directory, whether they are threads, processes or separate commands.
     """
-    if base in _unique_dirs:
-        return _unique_dirs[base]
     Path(base).parent.mkdir(parents=True, exist_ok=True)
     for attempt in range(10_000):
         candidate = base if attempt == 0 else f"{base}_{attempt}"
@@ -153,9 +151,19 @@ def unique_dir(base: str) -> str:
             os.mkdir(candidate)
         except FileExistsError:
             continue
-        _unique_dirs[base] = candidate
         return candidate
     raise UserError(f"could not create a new run directory next to {base}")
+
+
+def unique_dir(base: str) -> str:
+    """Hydra's ``imgcls_unique_dir`` resolver: :func:`claim_dir`, memoised per invocation.
+
+    Hydra may resolve the same run-directory expression more than once for one job; the
+    memo makes every resolution in this CLI invocation name the folder claimed first.
+    """
+    if base not in _unique_dirs:
+        _unique_dirs[base] = claim_dir(base)
+    return _unique_dirs[base]
 
 
 def reset_unique_dirs() -> None:

@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from imgcls.config import unique_dir
+from imgcls.config import claim_dir
 
 LOG_FORMAT = "%(message)s"
 _UMASK = os.umask(0)
@@ -55,7 +55,7 @@ def new_run_dir(root: str | Path, model: str, dataset: str) -> Path:
     """A fresh ``<root>/<date>/<time>_<model>_<dataset>`` folder, never shared with another run."""
     now = datetime.now()
     base = Path(root) / now.strftime("%Y-%m-%d") / f"{now.strftime('%H-%M-%S')}_{model}_{dataset}"
-    return Path(unique_dir(str(base)))
+    return Path(claim_dir(str(base)))
 
 
 class MetricsWriter:

@@ -10,7 +10,7 @@ import pytest
 from conftest import TINY, run_cli
 
 from imgcls import cli
-from imgcls.config import reset_unique_dirs, unique_dir
+from imgcls.config import claim_dir, reset_unique_dirs
 
 
 def run_dirs(root: Path) -> list[Path]:
@@ -109,7 +109,7 @@ def test_bad_sweep_value_fails_before_any_job(tmp_path, monkeypatch, capsys):
 
 
 def _claim(base: str, queue) -> None:
-    queue.put(unique_dir(base))
+    queue.put(claim_dir(base))
 
 
 def test_runs_started_in_the_same_second_never_share_a_directory(tmp_path):

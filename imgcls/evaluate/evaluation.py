@@ -132,7 +132,7 @@ def evaluate_runs(
         root = Path(str(members[0].config.get("output_root", "outputs")))
         stamp = datetime.now().strftime("%Y-%m-%d/%H-%M-%S")
         reset_unique_dirs()
-        out_dir = Path(unique_dir(str(root / "eval" / f"{stamp}_ensemble")))
+        out_dir = Path(claim_dir(str(root / "eval" / f"{stamp}_ensemble")))
     write_results(out_dir, record, targets, probabilities, images.images.numpy(), data.classes)
     return EvalResult(out_dir, record, probabilities, targets)
 

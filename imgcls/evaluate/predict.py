@@ -79,7 +79,7 @@ def predict_images(
     """Classify the images; returns (output folder, one record per image, skipped files)."""
     import torch
 
-    from imgcls.config import unique_dir
+    from imgcls.config import claim_dir
     from imgcls.evaluate.inference import load_run, predict_probabilities
     from imgcls.runs import atomic_write
 
@@ -119,7 +119,7 @@ def predict_images(
     ]
     if out is None:
         base = (loaded.run_dir or loaded.checkpoint.parent) / "predict"
-        out_dir = Path(unique_dir(str(base / datetime.now().strftime("%Y-%m-%d_%H-%M-%S"))))
+        out_dir = Path(claim_dir(str(base / datetime.now().strftime("%Y-%m-%d_%H-%M-%S"))))
     else:
         out_dir = Path(out)
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -56,10 +56,10 @@ def run_report(args: Sequence[str]) -> int:
     elif len(dirs) == 1:
         out_dir = Path(dirs[0])
     else:
-        from imgcls.config import unique_dir
+        from imgcls.config import claim_dir
 
         stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-        out_dir = Path(unique_dir(str(Path("outputs") / "reports" / stamp)))
+        out_dir = Path(claim_dir(str(Path("outputs") / "reports" / stamp)))
     csv_path, md_path = write_leaderboard(out_dir, board)
 
     from rich.console import Console
