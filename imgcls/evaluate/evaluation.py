@@ -85,7 +85,7 @@ def evaluate_runs(
     device: str = "auto",
 ) -> EvalResult:
     """Evaluate one run (or an ensemble) and write the results; the plain function of the CLI."""
-    from imgcls.config import reset_unique_dirs, unique_dir
+    from imgcls.config import claim_dir
     from imgcls.evaluate.inference import check_compatible, load_run, predict_probabilities
     from imgcls.evaluate.metrics import compute_metrics, default_topk, scalar_metrics
     from imgcls.train.build import build_dataset
@@ -131,7 +131,6 @@ def evaluate_runs(
     else:
         root = Path(str(members[0].config.get("output_root", "outputs")))
         stamp = datetime.now().strftime("%Y-%m-%d/%H-%M-%S")
-        reset_unique_dirs()
         out_dir = Path(claim_dir(str(root / "eval" / f"{stamp}_ensemble")))
     write_results(out_dir, record, targets, probabilities, images.images.numpy(), data.classes)
     return EvalResult(out_dir, record, probabilities, targets)
