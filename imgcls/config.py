@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
@@ -44,6 +44,12 @@ class TrainerConfig:
 
 
 @dataclass
+class SweepConfig:
+    # A sweep folder to re-run into: finished jobs are skipped (matched by config hash).
+    resume: Optional[str] = None  # noqa: UP045  (OmegaConf needs typing.Optional)
+
+
+@dataclass
 class TrainConfig:
     model: Any = MISSING
     dataset: Any = MISSING
@@ -54,6 +60,7 @@ class TrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     seed: int = 0
     output_root: str = "outputs"
+    sweep: SweepConfig = field(default_factory=SweepConfig)
 
 
 def config_dir() -> Path:
@@ -128,7 +135,11 @@ def register_configs() -> None:
     _registered = True
 
 
-def compose(overrides: list[str] | tuple[str, ...] = (), config_name: str = "train") -> DictConfig:
+def compose(
+    overrides: list[str] | tuple[str, ...] = (),
+    config_name: str = "train",
+    return_hydra: bool = False,
+) -> DictConfig:
     """Compose a config like ``imgcls train`` does, turning Hydra's errors into UserError."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
@@ -138,7 +149,9 @@ def compose(overrides: list[str] | tuple[str, ...] = (), config_name: str = "tra
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         try:
-            return hydra_compose(config_name=config_name, overrides=list(overrides))
+            return hydra_compose(
+                config_name=config_name, overrides=list(overrides), return_hydra_config=return_hydra
+            )
         except Exception as error:  # Hydra and OmegaConf raise many exception types
             raise translate_compose_error(error, list(overrides)) from error
         finally:

@@ -25,6 +25,7 @@ from imgcls.errors import NonFiniteLossError, TrainingInterrupted, UserError
 from imgcls.models.facts import count_flops, count_parameters
 from imgcls.progress import is_terminal
 from imgcls.runs import RunDirectory, new_run_dir
+from imgcls.sweeps import config_hash
 from imgcls.train import build
 from imgcls.train.checkpoint import load_checkpoint
 from imgcls.train.devices import resolve_precision, select_device
@@ -89,6 +90,7 @@ def train(
         "model": cfg.model.name,
         "dataset": data.name,
         "seed": int(cfg.seed),
+        "config_hash": config_hash(cfg),
         "started_at": datetime.now().isoformat(timespec="seconds"),
         "device": str(device),
         "precision": precision,
@@ -102,7 +104,10 @@ def train(
     run.write_summary(summary)
     logger.info(f"run directory: {run.path}")
     logger.info(f"{data.describe()}; model {cfg.model.name} with {summary['params']:,} parameters")
-    logger.info(f"device {device}, precision {precision}, {trainer.epochs} epochs")
+    logger.info(
+        f"device {device}, precision {precision}, {torch.get_num_threads()} torch threads, "
+        f"{trainer.epochs} epochs"
+    )
 
     engine = Engine(
         model, optimizer, scheduler, train_loader, val_loader, run,
