@@ -134,3 +134,12 @@ def test_config_hash_ignores_launch_keys_only():
         compose([*TINY, "sweep.resume=somewhere", "output_root=elsewhere"])
     )
     assert config_hash(base) != config_hash(compose([*TINY, "seed=5"]))
+
+
+@pytest.mark.parametrize("preset", ["slurm", "slurm_multigpu"])
+def test_slurm_presets_compose(preset):
+    cfg = compose([f"hydra/launcher={preset}", "hydra.launcher.partition=gpu"], return_hydra=True)
+    launcher = cfg.hydra.launcher
+    assert "SlurmLauncher" in launcher._target_
+    assert launcher.partition == "gpu" and launcher.gpus_per_node >= 1
+    assert launcher.max_num_timeout > 0 and launcher.timeout_min > 0
