@@ -41,6 +41,7 @@ class TrainerConfig:
     log_every: int = 50
     monitor: str = "val_accuracy"
     monitor_mode: MonitorMode = MonitorMode.max
+    strategy: str = "auto"
 
 
 @dataclass
@@ -278,6 +279,9 @@ def _validate_trainer(cfg: DictConfig) -> None:
     device = str(trainer.device)
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device):
         raise UserError(f"trainer.device='{device}' is invalid: use auto, cpu, cuda, cuda:N or mps")
+    strategies = ("auto", "single", "ddp")
+    if str(trainer.strategy) not in strategies:
+        raise unknown_choice("trainer.strategy", str(trainer.strategy), strategies)
     monitors = ("val_accuracy", "val_loss")
     if trainer.monitor not in monitors:
         raise unknown_choice("trainer.monitor metric", trainer.monitor, monitors)

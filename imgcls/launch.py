@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 
 from imgcls.config import compose, config_dir, register_configs, reset_unique_dirs, validate
 from imgcls.errors import TrainingInterrupted, UserError
-from imgcls.runs import write_json
+from imgcls.runs import new_run_dir, write_json
 from imgcls.sweeps import (
     JobResult,
     config_hash,
@@ -131,6 +131,7 @@ def run_train(args: Sequence[str]) -> int:
         return run_job(cfg, multirun, state)
 
     args = [*args, *resume_sweep_overrides(overrides, multirun)]
+    args = [*args, *distributed_overrides(overrides, multirun)]
     saved_argv = sys.argv
     sys.argv = ["imgcls train", *args]
     try:
@@ -161,6 +162,45 @@ def resume_sweep_overrides(overrides: Sequence[str], multirun: bool) -> list[str
             f"sweep.resume={folder} is not a sweep folder (no multirun.yaml and no job folders)"
         )
     return [f"hydra.sweep.dir={folder.resolve()}"]
+
+
+def distributed_overrides(overrides: Sequence[str], multirun: bool) -> list[str]:
+    """Under torchrun with ``trainer.strategy=ddp``: join the group, share rank 0's run folder.
+
+    Every rank must write into one run directory (rank 0 alone writes); Hydra would give each
+    process its own, so rank 0 claims the folder and broadcasts it before Hydra starts.
+    """
+    from imgcls import distributed
+
+    if not distributed.launched_by_torchrun():
+        if "trainer.strategy=ddp" in overrides:
+            raise UserError(
+                "trainer.strategy=ddp needs several processes: launch with "
+                "torchrun --nproc_per_node=N -m imgcls train trainer.strategy=ddp ..."
+            )
+        return []
+    cfg = compose([o for o in overrides if not o.startswith(HYDRA_KEYS)])
+    if str(cfg.trainer.strategy) != "ddp":
+        return []
+    if multirun:
+        raise UserError("trainer.strategy=ddp runs one training job; it cannot be combined with -m")
+    import torch
+
+    wants_cuda = str(cfg.trainer.device) != "cpu" and torch.cuda.is_available()
+    ctx = distributed.initialize("cuda" if wants_cuda else "cpu")
+    chosen = [o.split("=", 1)[1] for o in overrides if o.startswith("hydra.run.dir=")]
+    run_dir = None
+    if ctx.is_main:
+        run_dir = (
+            chosen[-1]
+            if chosen
+            else str(new_run_dir(cfg.output_root, cfg.model.name, cfg.dataset.name))
+        )
+    run_dir = distributed.broadcast(run_dir)
+    extra = [f"hydra.run.dir={run_dir}"]
+    if not ctx.is_main:
+        extra.append("hydra.output_subdir=null")  # rank 0 alone writes .hydra/
+    return extra
 
 
 def run_job(cfg, multirun: bool, state: LaunchState) -> float | None:
