@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
@@ -74,6 +74,7 @@ class TrainerConfig:
     fast_dev_run: bool = False
     limit_train_batches: int = 0  # 0 = all
     deterministic: bool = False
+    strategy: str = "auto"
 
 
 class LoaderMode(Enum):
@@ -91,6 +92,12 @@ class DataConfig:
 
 
 @dataclass
+class SweepConfig:
+    # A sweep folder to re-run into: finished jobs are skipped (matched by config hash).
+    resume: Optional[str] = None  # noqa: UP045  (OmegaConf needs typing.Optional)
+
+
+@dataclass
 class TrainConfig:
     model: Any = MISSING
     dataset: Any = MISSING
@@ -104,6 +111,7 @@ class TrainConfig:
     seed: int = 0
     output_root: str = "outputs"
     resume: str | None = None
+    sweep: SweepConfig = field(default_factory=SweepConfig)
 
 
 def config_dir() -> Path:
@@ -190,7 +198,11 @@ def register_configs() -> None:
     _registered = True
 
 
-def compose(overrides: list[str] | tuple[str, ...] = (), config_name: str = "train") -> DictConfig:
+def compose(
+    overrides: list[str] | tuple[str, ...] = (),
+    config_name: str = "train",
+    return_hydra: bool = False,
+) -> DictConfig:
     """Compose a config like ``imgcls train`` does, turning Hydra's errors into UserError."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
@@ -200,7 +212,9 @@ def compose(overrides: list[str] | tuple[str, ...] = (), config_name: str = "tra
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         try:
-            return hydra_compose(config_name=config_name, overrides=list(overrides))
+            return hydra_compose(
+                config_name=config_name, overrides=list(overrides), return_hydra_config=return_hydra
+            )
         except Exception as error:  # Hydra and OmegaConf raise many exception types
             raise translate_compose_error(error, list(overrides)) from error
         finally:
@@ -276,6 +290,24 @@ def compose_valid_keys(parent_key: str) -> list[str]:
     return sorted(node.keys()) if isinstance(node, DictConfig) else []
 
 
+# Keys that say where or how a run is launched or continued, not what it computes.
+LAUNCH_KEYS = ("resume", "sweep", "output_root", "hydra")
+
+
+def comparable_config(config: DictConfig | dict[str, Any]) -> dict[str, Any]:
+    """The resolved config as plain containers, without :data:`LAUNCH_KEYS`.
+
+    Two runs with equal comparable configs compute the same thing: ``resume=auto`` and
+    ``sweep.resume`` use this to recognise a run they may continue or skip.
+    """
+    if not isinstance(config, DictConfig):
+        config = OmegaConf.create(config)
+    plain = OmegaConf.to_container(config, resolve=True, enum_to_str=True)
+    for key in LAUNCH_KEYS:
+        plain.pop(key, None)
+    return plain
+
+
 def component_options(cfg: DictConfig, group: str) -> list[tuple[str, str, dict[str, Any]]]:
     """The selected component(s) of a group as ``(name, config key prefix, options)``.
 
@@ -328,6 +360,9 @@ def _validate_trainer(cfg: DictConfig) -> None:
     device = str(trainer.device)
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device):
         raise UserError(f"trainer.device='{device}' is invalid: use auto, cpu, cuda, cuda:N or mps")
+    strategies = ("auto", "single", "ddp")
+    if str(trainer.strategy) not in strategies:
+        raise unknown_choice("trainer.strategy", str(trainer.strategy), strategies)
     monitors = ("val_accuracy", "val_loss")
     if trainer.monitor not in monitors:
         raise unknown_choice("trainer.monitor metric", trainer.monitor, monitors)

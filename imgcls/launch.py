@@ -14,8 +14,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from imgcls.config import compose, config_dir, register_configs, reset_unique_dirs, validate
 from imgcls.errors import TrainingInterrupted, UserError
+from imgcls.runs import new_run_dir, write_json
+from imgcls.sweeps import (
+    JobResult,
+    config_hash,
+    find_job,
+    last_sweep_dir,
+    read_job,
+    share_cores,
+    sweep_jobs,
+)
 
 logger = logging.getLogger("imgcls")
 
@@ -39,7 +51,6 @@ class JobRecord:
 class LaunchState:
     jobs: list[JobRecord] = field(default_factory=list)
     error: BaseException | None = None
-    sweep_dir: str | None = None
 
 
 def split_arguments(args: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -74,7 +85,7 @@ def override_variants(overrides: Sequence[str], multirun: bool) -> list[list[str
     for override in parsed:
         if override.is_sweep_override():
             key = override.get_key_element()
-            choices.append([f"{key}={value}" for value in override.sweep_string_iterator()])
+            choices.append([f"{key}={value}" for value in _sweep_values(override)])
         else:
             choices.append([override.input_line])
     base = [values[0] for values in choices]
@@ -83,6 +94,19 @@ def override_variants(overrides: Sequence[str], multirun: bool) -> list[list[str
         for value in values[1:]:
             variants.append([*base[:i], value, *base[i + 1 :]])
     return variants
+
+
+def _sweep_values(override) -> list[str]:
+    """The values a sweep can take; an interval sweep (Optuna's search space) by its bounds."""
+    from hydra.core.override_parser.types import IntervalSweep
+
+    sweep = override.value()
+    if isinstance(sweep, IntervalSweep):
+        bounds = [sweep.start, sweep.end]
+        if "int" in sweep.tags or (isinstance(sweep.start, int) and isinstance(sweep.end, int)):
+            bounds = [int(b) for b in bounds]
+        return [str(b) for b in bounds]
+    return list(override.sweep_string_iterator())
 
 
 def prevalidate(overrides: Sequence[str], multirun: bool) -> None:
@@ -96,6 +120,7 @@ def run_train(args: Sequence[str]) -> int:
     multirun = "-m" in flags or "--multirun" in flags
     register_configs()
     reset_unique_dirs()
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # Optuna's storage is chatty
     runs_job = not (NO_JOB_FLAGS & set(flags)) and not any(f in ("--cfg", "-c") for f in flags)
     if runs_job and any(o.startswith("resume=") for o in overrides):
         from imgcls.train.resume_cli import resume_target, run_resumed
@@ -111,9 +136,11 @@ def run_train(args: Sequence[str]) -> int:
     state = LaunchState()
 
     @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
-    def app(cfg) -> None:
-        run_job(cfg, multirun, state)
+    def app(cfg) -> float | None:
+        return run_job(cfg, multirun, state)
 
+    args = [*args, *resume_sweep_overrides(overrides, multirun)]
+    args = [*args, *distributed_overrides(overrides, multirun)]
     saved_argv = sys.argv
     sys.argv = ["imgcls train", *args]
     try:
@@ -122,24 +149,75 @@ def run_train(args: Sequence[str]) -> int:
         sys.argv = saved_argv
     if state.error is not None:
         raise state.error
-    if multirun and state.jobs and state.sweep_dir:
-        from imgcls.evaluate.leaderboard import sweep_leaderboard
-
-        sweep_leaderboard(state.sweep_dir, state.jobs)  # leaderboard.csv/.md and jobs.json
-    if multirun and state.jobs:
-        failed = [j for j in state.jobs if j.status != "completed"]
-        logger.info(
-            f"sweep finished: {len(state.jobs) - len(failed)} of {len(state.jobs)} jobs completed"
-            + (f" in {state.sweep_dir}" if state.sweep_dir else "")
-        )
-        for job in failed:
-            logger.info(f"  {job.status}: {job.run_dir}: {job.error}")
-        return 1 if failed else 0
+    sweep_dir = last_sweep_dir() if multirun else None
+    if sweep_dir is not None and sweep_dir.is_dir():
+        jobs = sweep_jobs(sweep_dir)
+        return 0 if jobs and all(j.status == "completed" for j in jobs) else 1
     return 0
 
 
-def run_job(cfg, multirun: bool, state: LaunchState) -> None:
-    """One Hydra job: train into Hydra's output folder and record how it ended."""
+def resume_sweep_overrides(overrides: Sequence[str], multirun: bool) -> list[str]:
+    """``sweep.resume=<dir>`` re-runs a sweep into its old folder: ``hydra.sweep.dir=<dir>``."""
+    resume = [o.split("=", 1)[1] for o in overrides if o.startswith("sweep.resume=")]
+    if not resume or resume[-1] in ("null", "None", ""):
+        return []
+    folder = Path(resume[-1])
+    if not multirun:
+        raise UserError(f"sweep.resume={folder} resumes a sweep: add -m (--multirun)")
+    if not folder.is_dir() or not (
+        (folder / "multirun.yaml").is_file() or any(folder.glob("*/.hydra/config.yaml"))
+    ):
+        raise UserError(
+            f"sweep.resume={folder} is not a sweep folder (no multirun.yaml and no job folders)"
+        )
+    return [f"hydra.sweep.dir={folder.resolve()}"]
+
+
+def distributed_overrides(overrides: Sequence[str], multirun: bool) -> list[str]:
+    """Under torchrun with ``trainer.strategy=ddp``: join the group, share rank 0's run folder.
+
+    Every rank must write into one run directory (rank 0 alone writes); Hydra would give each
+    process its own, so rank 0 claims the folder and broadcasts it before Hydra starts.
+    """
+    from imgcls import distributed
+
+    if not distributed.launched_by_torchrun():
+        if "trainer.strategy=ddp" in overrides:
+            raise UserError(
+                "trainer.strategy=ddp needs several processes: launch with "
+                "torchrun --nproc_per_node=N -m imgcls train trainer.strategy=ddp ..."
+            )
+        return []
+    cfg = compose([o for o in overrides if not o.startswith(HYDRA_KEYS)])
+    if str(cfg.trainer.strategy) != "ddp":
+        return []
+    if multirun:
+        raise UserError("trainer.strategy=ddp runs one training job; it cannot be combined with -m")
+    import torch
+
+    wants_cuda = str(cfg.trainer.device) != "cpu" and torch.cuda.is_available()
+    ctx = distributed.initialize("cuda" if wants_cuda else "cpu")
+    chosen = [o.split("=", 1)[1] for o in overrides if o.startswith("hydra.run.dir=")]
+    run_dir = None
+    if ctx.is_main:
+        run_dir = (
+            chosen[-1]
+            if chosen
+            else str(new_run_dir(cfg.output_root, cfg.model.name, cfg.dataset.name))
+        )
+    run_dir = distributed.broadcast(run_dir)
+    extra = [f"hydra.run.dir={run_dir}"]
+    if not ctx.is_main:
+        extra.append("hydra.output_subdir=null")  # rank 0 alone writes .hydra/
+    return extra
+
+
+def run_job(cfg, multirun: bool, state: LaunchState) -> float | None:
+    """One Hydra job: train into Hydra's output folder and record how it ended.
+
+    Returns the best value of the monitored metric (the objective of Hydra's sweepers such
+    as Optuna), or None when the job failed, which a sweeper records as a failed trial.
+    """
     from hydra.core.hydra_config import HydraConfig
 
     from imgcls.train.job import train
@@ -148,25 +226,75 @@ def run_job(cfg, multirun: bool, state: LaunchState) -> None:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     overrides = list(hydra_cfg.overrides.task)
     if multirun:
-        state.sweep_dir = str(Path(hydra_cfg.sweep.dir).resolve())
+        share_cores(hydra_cfg)
+        finished = finished_job(cfg, run_dir)
+        if finished is not None:
+            return finished.objective
     try:
-        train(cfg, run_dir, list(hydra_cfg.overrides.task))
+        result = train(cfg, run_dir, list(hydra_cfg.overrides.task))
         state.jobs.append(JobRecord(str(run_dir), "completed", overrides=overrides))
+        return (result.summary.get("best") or {}).get("value")
     except (UserError, TrainingInterrupted) as error:
-        if not (run_dir / "summary.json").exists():
-            remove_unstarted_run(run_dir)
         state.jobs.append(JobRecord(str(run_dir), _status(error), str(error), overrides))
         if not multirun or isinstance(error, TrainingInterrupted):
+            if not (run_dir / "summary.json").exists():
+                remove_unstarted_run(run_dir)
             state.error = error
         else:
+            record_failure(run_dir, cfg, error)
             logger.error(f"job failed: {error}")
     except Exception as error:
         if not multirun:
             raise
         logger.exception(f"job failed: {error}")
+        record_failure(run_dir, cfg, error)
         state.jobs.append(
             JobRecord(str(run_dir), "failed", f"{type(error).__name__}: {error}", overrides)
         )
+    return None
+
+
+def finished_job(cfg, run_dir: Path) -> JobResult | None:
+    """With ``sweep.resume``: the earlier job of this sweep that ran this same config.
+
+    A completed one is skipped; an unfinished one with a last.pt is continued in its own
+    folder through the exact resume, and its result is returned.
+    """
+    if not OmegaConf.select(cfg, "sweep.resume"):
+        return None
+    job = find_job(run_dir.parent, config_hash(cfg))
+    if job is None:
+        return None
+    if job.status != "completed":
+        if not (job.run_dir / "checkpoints" / "last.pt").is_file():
+            return None  # nothing to continue from: run it again
+        from imgcls.train.resume import resume_run
+
+        logger.info(f"resuming the unfinished job {job.run_dir.name}")
+        if job.run_dir.resolve() != run_dir.resolve():
+            remove_unstarted_run(run_dir)
+        resume_run(job.run_dir)
+        return read_job(job.run_dir)
+    logger.info(f"skipping a finished job: {job.run_dir.name} already ran this config")
+    if job.run_dir.resolve() != run_dir.resolve():
+        remove_unstarted_run(run_dir)
+    return job
+
+
+def record_failure(run_dir: Path, cfg, error: BaseException) -> None:
+    """A failed sweep job keeps a summary.json that says why, so the sweep's reports list it."""
+    summary_path = run_dir / "summary.json"
+    if summary_path.exists():
+        return
+    write_json(
+        summary_path,
+        {
+            "status": "failed",
+            "error": str(error) or type(error).__name__,
+            "run_dir": str(run_dir),
+            "config_hash": config_hash(cfg),
+        },
+    )
 
 
 def _status(error: BaseException) -> str:

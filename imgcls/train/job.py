@@ -28,6 +28,7 @@ from imgcls.evaluate.trackers import Trackers, start_trackers
 from imgcls.models.facts import count_flops, count_parameters
 from imgcls.progress import is_terminal
 from imgcls.runs import RunDirectory, new_run_dir
+from imgcls.sweeps import config_hash
 from imgcls.train import build
 from imgcls.train.checkpoint import inference_state, load_checkpoint
 from imgcls.train.determinism import deterministic_mode
@@ -156,6 +157,8 @@ def _train(
     trackers = start_trackers(cfg, run.path, plain_config)
     engine.on_epoch_end.append(trackers.log_epoch)
     run.prepare()
+    if resume_state is None:  # a fresh start in a reused folder must not append to old rows
+        run.metrics_path.unlink(missing_ok=True)
     run.write_config(plain_config, overrides)
     run.attach_log()
     summary: dict[str, Any] = {
@@ -164,6 +167,7 @@ def _train(
         "model": cfg.model.name,
         "dataset": data.name,
         "seed": int(cfg.seed),
+        "config_hash": config_hash(cfg),
         "started_at": datetime.now().isoformat(timespec="seconds"),
         "device": str(device),
         "precision": precision,
@@ -182,7 +186,10 @@ def _train(
     run.write_summary(summary)
     logger.info(f"run directory: {run.path}")
     logger.info(f"{data.describe()}; model {cfg.model.name} with {summary['params']:,} parameters")
-    logger.info(f"device {device}, precision {precision}, {epochs} epochs")
+    logger.info(
+        f"device {device}, precision {precision}, {torch.get_num_threads()} torch threads, "
+        f"{epochs} epochs"
+    )
     if resume_state is not None:
         logger.info(
             f"resuming after epoch {resume_state['epoch']}, step {resume_state['step']}"

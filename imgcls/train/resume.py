@@ -267,13 +267,10 @@ def _summary(run_dir: Path) -> dict[str, Any]:
 
 
 def comparable(config: DictConfig | dict[str, Any]) -> dict[str, Any]:
-    """A resolved plain config without ``resume`` (the one key that differs on resume)."""
-    if not isinstance(config, DictConfig):
-        config = OmegaConf.create(config)
-    plain = OmegaConf.to_container(config, resolve=True, enum_to_str=True)
-    plain.pop("resume", None)
-    plain.pop("hydra", None)
-    return plain
+    """A resolved plain config without the keys that say how a run is launched."""
+    from imgcls.config import comparable_config
+
+    return comparable_config(config)
 
 
 def _alive(pid: Any) -> bool:

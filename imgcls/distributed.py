@@ -1,0 +1,98 @@
+"""Data-parallel training across processes (PyTorch DDP launched by torchrun).
+
+torchrun sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT; with
+``trainer.strategy=ddp`` every process joins one process group (NCCL on CUDA, gloo on CPU),
+all agree on the run directory that rank 0 chose, and only rank 0 writes to it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+STRATEGIES = ("auto", "single", "ddp")
+
+
+@dataclass(frozen=True)
+class DistributedContext:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+SINGLE = DistributedContext()
+_context: list[DistributedContext] = [SINGLE]
+
+
+def launched_by_torchrun() -> bool:
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def context() -> DistributedContext:
+    """The context of this process: single unless :func:`initialize` joined a group."""
+    return _context[-1]
+
+
+def initialize(device_type: str) -> DistributedContext:
+    """Join the process group torchrun prepared (idempotent); NCCL on CUDA, gloo otherwise."""
+    import torch
+    import torch.distributed as dist
+
+    if not launched_by_torchrun():
+        return SINGLE
+    ctx = DistributedContext(
+        rank=int(os.environ["RANK"]),
+        world_size=int(os.environ["WORLD_SIZE"]),
+        local_rank=int(os.environ.get("LOCAL_RANK", 0)),
+    )
+    if not dist.is_initialized():
+        backend = "nccl" if device_type == "cuda" else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(ctx.local_rank)
+        dist.init_process_group(backend=backend)
+    _context.append(ctx)
+    return ctx
+
+
+def broadcast(value: Any) -> Any:
+    """Rank 0's ``value`` on every rank (a picklable object)."""
+    import torch.distributed as dist
+
+    if not context().enabled:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def all_reduce_sum(tensor):
+    """Sum a tensor over all ranks in place (a no-op in a single process)."""
+    import torch.distributed as dist
+
+    if context().enabled:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def barrier() -> None:
+    import torch.distributed as dist
+
+    if context().enabled:
+        dist.barrier()
+
+
+def shutdown() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+    del _context[1:]

@@ -1,0 +1,119 @@
+"""Sweep bookkeeping that works with every Hydra launcher.
+
+Jobs may run in other processes (joblib) or on other machines (submitit), so what a sweep
+did is read back from its run folders, never from memory: each job leaves a summary.json
+with its status and the hash of its resolved config, which is also how a re-run sweep
+(``sweep.resume=<dir>``) recognises the jobs that already finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from imgcls.config import comparable_config
+
+logger = logging.getLogger("imgcls")
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """A short stable hash of what a run computes (its resolved config minus launch keys)."""
+    text = json.dumps(comparable_config(cfg), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class JobResult:
+    run_dir: Path
+    status: str
+    config_hash: str | None
+    error: str | None
+    objective: float | None
+
+
+def read_job(run_dir: Path) -> JobResult | None:
+    """The result a job left in ``run_dir``, or None when it left no summary."""
+    try:
+        summary: dict[str, Any] = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    best = summary.get("best") or {}
+    return JobResult(
+        run_dir,
+        str(summary.get("status", "unknown")),
+        summary.get("config_hash"),
+        summary.get("error"),
+        best.get("value"),
+    )
+
+
+def sweep_jobs(sweep_dir: Path) -> list[JobResult]:
+    """Every job folder of a sweep, finished or not, in job order."""
+    jobs = []
+    for child in sorted(Path(sweep_dir).iterdir(), key=_job_order):
+        if child.is_dir() and not child.name.startswith("."):
+            job = read_job(child)
+            jobs.append(job or JobResult(child, "unfinished", None, "no summary.json", None))
+    return jobs
+
+
+def _job_order(path: Path) -> tuple[int, str]:
+    head = path.name.split("_", 1)[0]
+    return (int(head), path.name) if head.isdigit() else (10**9, path.name)
+
+
+def find_job(sweep_dir: Path, digest: str) -> JobResult | None:
+    """The job of this sweep that ran the config with hash ``digest`` (completed first)."""
+    matches = [j for j in sweep_jobs(sweep_dir) if j.config_hash == digest]
+    matches.sort(key=lambda j: j.status != "completed")
+    return matches[0] if matches else None
+
+
+def share_cores(hydra_cfg: DictConfig) -> int | None:
+    """Give each job of a parallel local launcher its share of the cores (torch threads)."""
+    launcher = OmegaConf.select(hydra_cfg, "launcher._target_", default="") or ""
+    if "joblib" not in launcher:
+        return None
+    import torch
+
+    cores = os.cpu_count() or 1
+    n_jobs = int(OmegaConf.select(hydra_cfg, "launcher.n_jobs", default=-1) or -1)
+    if n_jobs <= 0:
+        n_jobs = cores
+    threads = max(1, cores // n_jobs)
+    torch.set_num_threads(threads)
+    return threads
+
+
+_last_sweep_dir: list[Path] = []
+
+
+def last_sweep_dir() -> Path | None:
+    return _last_sweep_dir[-1] if _last_sweep_dir else None
+
+
+class SweepCallback(Callback):
+    """Runs in the launching process when a multirun ends: report what every job did."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
+        _last_sweep_dir.append(sweep_dir)
+        if not sweep_dir.is_dir():
+            return
+        jobs = sweep_jobs(sweep_dir)
+        done = sum(j.status == "completed" for j in jobs)
+        logger.info(f"sweep finished: {done} of {len(jobs)} jobs completed in {sweep_dir}")
+        for job in jobs:
+            if job.status != "completed":
+                logger.info(f"  {job.status}: {job.run_dir.name}: {job.error}")
+        from imgcls.evaluate.leaderboard import sweep_leaderboard
+
+        sweep_leaderboard(sweep_dir)  # leaderboard.csv and leaderboard.md

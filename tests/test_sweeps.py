@@ -1,0 +1,153 @@
+"""Sweeps on Hydra's launchers and sweepers: joblib, submitit (local), Optuna, sweep resume."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from conftest import TINY, run_cli
+
+from imgcls.config import compose
+from imgcls.sweeps import config_hash, sweep_jobs
+
+TINY_ONE_EPOCH = [*TINY, "trainer.epochs=1"]
+
+
+def only_sweep(root: Path) -> Path:
+    (sweep,) = list((root / "outputs" / "multirun").glob("*/*"))
+    return sweep
+
+
+def summaries(sweep: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(sweep.glob("*/summary.json"))]
+
+
+@pytest.mark.slow
+def test_joblib_sweep_of_four_jobs_shares_the_cores(tmp_path):
+    result = run_cli(
+        [
+            "train",
+            "-m",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            "seed=0,1,2,3",
+            *TINY_ONE_EPOCH,
+        ],
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    sweep = only_sweep(tmp_path)
+    runs = summaries(sweep)
+    assert len(runs) == 4 and all(r["status"] == "completed" for r in runs)
+    assert sorted(r["seed"] for r in runs) == [0, 1, 2, 3]
+    threads = max(1, (os.cpu_count() or 1) // 2)
+    assert f"{threads} torch threads" in (sweep / "0_simplecnn_synthetic" / "train.log").read_text()
+
+
+@pytest.mark.slow
+def test_submitit_local_sweep_of_two_jobs(tmp_path):
+    result = run_cli(
+        [
+            "train",
+            "-m",
+            "hydra/launcher=submitit_local",
+            "hydra.launcher.timeout_min=5",
+            "seed=0,1",
+            *TINY_ONE_EPOCH,
+        ],
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    sweep = only_sweep(tmp_path)
+    runs = summaries(sweep)
+    assert len(runs) == 2 and all(r["status"] == "completed" for r in runs)
+    assert (sweep / ".submitit").is_dir()
+
+
+@pytest.mark.slow
+def test_optuna_study_records_a_failed_trial_and_goes_on(tmp_path):
+    result = run_cli(
+        ["train", "-m", "hydra/sweeper=optuna", "hydra/sweeper/sampler=random", "hydra.sweeper.sampler.seed=0", "hydra.sweeper.n_trials=4",
+         "hydra.sweeper.n_jobs=1", "hydra.sweeper.max_failure_rate=1.0", "hydra.sweeper.direction=maximize",
+         *[a for a in TINY_ONE_EPOCH if not a.startswith("dataset.num_classes")],
+         "dataset.num_classes=choice(1,2,3,4)"],
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]  # one job failed
+    sweep = only_sweep(tmp_path)
+    jobs = sweep_jobs(sweep)
+    assert len(jobs) == 4
+    assert sorted(j.status for j in jobs) == ["completed", "completed", "completed", "failed"]
+    (failed,) = [j for j in jobs if j.status == "failed"]
+    assert "dataset.num_classes=1 is invalid" in failed.error
+    results = (sweep / "optimization_results.yaml").read_text()
+    assert "best_value" in results
+    assert "3 of 4 jobs completed" in result.stdout + result.stderr
+
+
+def test_optuna_search_space_preset_composes():
+    cfg = compose(["hparams_search=digits_optuna"], return_hydra=True)
+    params = cfg.hydra.sweeper.params
+    assert set(params) == {
+        "optimizer.lr",
+        "optimizer.weight_decay",
+        "regularizer.label_smoothing.alpha",
+        "model.variant",
+    }
+    assert cfg.hydra.sweeper.max_failure_rate == 1.0
+
+
+@pytest.mark.slow
+def test_resumed_sweep_reruns_only_what_did_not_finish(tmp_path):
+    args = ["train", "-m", "seed=0,1,2", *TINY_ONE_EPOCH]
+    first = run_cli(args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    sweep = only_sweep(tmp_path)
+    # Job 1 looks interrupted (its last.pt stays); job 2 looks killed before it wrote anything.
+    job1, job2 = sweep / "1_simplecnn_synthetic", sweep / "2_simplecnn_synthetic"
+    summary1 = json.loads((job1 / "summary.json").read_text())
+    summary1["status"] = "interrupted"
+    (job1 / "summary.json").write_text(json.dumps(summary1))
+    for name in ("summary.json", "checkpoints/last.pt", "checkpoints/best.pt"):
+        (job2 / name).unlink()
+    kept = (sweep / "0_simplecnn_synthetic" / "checkpoints" / "best.pt").stat().st_mtime_ns
+    second = run_cli([*args, f"sweep.resume={sweep}"], cwd=tmp_path)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "skipping a finished job: 0_simplecnn_synthetic" in second.stdout
+    assert "resuming the unfinished job 1_simplecnn_synthetic" in second.stdout
+    assert len(list((tmp_path / "outputs" / "multirun").glob("*/*"))) == 1, "no new sweep folder"
+    assert (sweep / "0_simplecnn_synthetic" / "checkpoints" / "best.pt").stat().st_mtime_ns == kept
+    for job in (job1, job2):
+        assert json.loads((job / "summary.json").read_text())["status"] == "completed"
+        assert len((job / "metrics.csv").read_text().splitlines()) == 2  # header + one epoch
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")) == [
+        "0_simplecnn_synthetic", "1_simplecnn_synthetic", "2_simplecnn_synthetic",
+    ]  # fmt: skip
+    assert (sweep / "leaderboard.csv").is_file()
+
+
+def test_sweep_resume_needs_a_sweep_folder(tmp_path, monkeypatch, capsys):
+    from imgcls import cli
+
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", "-m", "seed=0,1", f"sweep.resume={tmp_path}"]) == 2
+    assert "is not a sweep folder" in capsys.readouterr().err
+
+
+def test_config_hash_ignores_launch_keys_only():
+    base = compose(TINY)
+    assert config_hash(base) == config_hash(
+        compose([*TINY, "sweep.resume=somewhere", "output_root=elsewhere"])
+    )
+    assert config_hash(base) != config_hash(compose([*TINY, "seed=5"]))
+
+
+@pytest.mark.parametrize("preset", ["slurm", "slurm_multigpu"])
+def test_slurm_presets_compose(preset):
+    cfg = compose([f"hydra/launcher={preset}", "hydra.launcher.partition=gpu"], return_hydra=True)
+    launcher = cfg.hydra.launcher
+    assert "SlurmLauncher" in launcher._target_
+    assert launcher.partition == "gpu" and launcher.gpus_per_node >= 1
+    assert launcher.max_num_timeout > 0 and launcher.timeout_min > 0
