@@ -49,6 +49,8 @@ def initialize(device_type: str) -> DistributedContext:
 
     if not launched_by_torchrun():
         return SINGLE
+    if context().enabled:
+        return context()
     ctx = DistributedContext(
         rank=int(os.environ["RANK"]),
         world_size=int(os.environ["WORLD_SIZE"]),
@@ -61,6 +63,25 @@ def initialize(device_type: str) -> DistributedContext:
         dist.init_process_group(backend=backend)
     _context.append(ctx)
     return ctx
+
+
+def setup(strategy: str, device_type: str) -> DistributedContext:
+    """The context a run trains in: joins the process group for ``trainer.strategy=ddp``."""
+    from imgcls.errors import UserError
+
+    if strategy != "ddp":
+        if launched_by_torchrun() and int(os.environ["WORLD_SIZE"]) > 1:
+            raise UserError(
+                "several processes were started (torchrun) but trainer.strategy is not ddp: "
+                "add trainer.strategy=ddp"
+            )
+        return SINGLE
+    if not launched_by_torchrun():
+        raise UserError(
+            "trainer.strategy=ddp needs several processes: launch with "
+            "torchrun --nproc_per_node=N -m imgcls train trainer.strategy=ddp ..."
+        )
+    return initialize(device_type)
 
 
 def broadcast(value: Any) -> Any:

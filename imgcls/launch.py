@@ -140,13 +140,18 @@ def run_train(args: Sequence[str]) -> int:
         return run_job(cfg, multirun, state)
 
     args = [*args, *resume_sweep_overrides(overrides, multirun)]
-    args = [*args, *distributed_overrides(overrides, multirun)]
+    distributed_args = distributed_overrides(overrides, multirun)
+    args = [*args, *distributed_args]
     saved_argv = sys.argv
     sys.argv = ["imgcls train", *args]
     try:
         app()
     finally:
         sys.argv = saved_argv
+        if distributed_args:
+            from imgcls import distributed
+
+            distributed.shutdown()
     if state.error is not None:
         raise state.error
     sweep_dir = last_sweep_dir() if multirun else None

@@ -84,8 +84,10 @@ def _format(value: Any) -> Any:
 class RunDirectory:
     """Paths and writers of one run; creating it does not write anything yet."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, writable: bool = True) -> None:
         self.path = Path(path)
+        # False on DDP ranks other than 0: they read the run directory but never write to it.
+        self.writable = writable
         self._log_handler: logging.Handler | None = None
 
     @property
@@ -108,11 +110,15 @@ class RunDirectory:
         return self.checkpoints / f"{name}.pt"
 
     def prepare(self) -> None:
+        if not self.writable:
+            return
         self.path.mkdir(parents=True, exist_ok=True)
         self.checkpoints.mkdir(exist_ok=True)
 
     def write_config(self, config: Mapping[str, Any], overrides: Sequence[str]) -> None:
         """Write ``.hydra/config.yaml`` and ``overrides.yaml`` unless Hydra already did."""
+        if not self.writable:
+            return
         import yaml
 
         hydra_dir = self.path / ".hydra"
@@ -125,6 +131,8 @@ class RunDirectory:
             atomic_write(hydra_dir / "overrides.yaml", lambda f: yaml.safe_dump(list(overrides), f))
 
     def write_summary(self, summary: Mapping[str, Any]) -> None:
+        if not self.writable:
+            return
         write_json(self.summary_path, summary)
 
     def read_summary(self) -> dict[str, Any]:
@@ -132,6 +140,8 @@ class RunDirectory:
 
     def attach_log(self) -> None:
         """Copy the ``imgcls`` logger's messages into train.log for the duration of the run."""
+        if not self.writable:
+            return
         handler = logging.FileHandler(self.path / "train.log", encoding="utf-8")
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
         logger.addHandler(handler)

@@ -32,8 +32,13 @@ class DeviceLoader:
         drop_last: bool = False,
         channels_last: bool = False,
         num_classes: int | None = None,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         self.data = data
+        # DDP: (rank, world size). Every process makes the same global batch (same order, same
+        # augmentation draws) and keeps its rank's share, so a run on N processes sees exactly
+        # the batches of a run on one.
+        self.rank, self.world_size = shard
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.augment = augment
@@ -56,7 +61,9 @@ class DeviceLoader:
 
     def __len__(self) -> int:
         n = len(self.data)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        if self.drop_last or (self.world_size > 1 and n % self.batch_size < self.world_size):
+            return n // self.batch_size  # a last batch too small to give every process a share
+        return -(-n // self.batch_size)
 
     def order(self) -> torch.Tensor:
         """This epoch's sample order (a fresh permutation when shuffling)."""
@@ -81,6 +88,11 @@ class DeviceLoader:
                 images = self.data.images[index].float().div_(255.0)
             if mixing:
                 images, labels = self.augment.mix(images, labels, self.num_classes, self.generator)
+            if self.world_size > 1:
+                images, labels = (
+                    images[self.rank :: self.world_size],
+                    labels[self.rank :: self.world_size],
+                )
             yield finish(images, self.mean, self.std, self.channels_last), labels
 
 

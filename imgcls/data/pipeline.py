@@ -57,6 +57,7 @@ def make_loaders(
     generator: torch.Generator,
     num_workers: int = 0,
     channels_last: bool = False,
+    shard: tuple[int, int] = (0, 1),
 ) -> Loaders:
     """Train (shuffled, augmented), validation and test loaders on the chosen path."""
     loader = getattr(options.get("loader", "auto"), "value", options.get("loader", "auto"))
@@ -69,10 +70,15 @@ def make_loaders(
             data,
             mode,
             DeviceLoader(train, batch_size, shuffle=True, augment=augment, generator=generator,
-                         num_classes=data.num_classes, **common),
+                         num_classes=data.num_classes, shard=shard, **common),
             DeviceLoader(val, eval_batch_size, **common),
             DeviceLoader(test, eval_batch_size, **common),
         )  # fmt: skip
+    if shard[1] > 1:
+        raise UserError(
+            "trainer.strategy=ddp needs the in-memory data path: set data.loader=memory "
+            "(the DataLoader path is not sharded across processes yet)"
+        )
     logger.info(
         f"data: DataLoader with {num_workers} workers and per-sample transforms "
         f"({data.nbytes / 2**20:.0f} MB of images)"

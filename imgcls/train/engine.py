@@ -54,6 +54,8 @@ class EngineSettings:
     limit_train_batches: int = 0  # 0 = all
     limit_val_batches: int = 0  # 0 = all
     compile: bool = False
+    distributed: bool = False  # DDP: gradients averaged over the processes, rank 0 writes
+    is_main: bool = True
 
     def train_batches(self, loader_length: int) -> int:
         """Batches per training epoch, after ``limit_train_batches``."""
@@ -153,6 +155,11 @@ class Engine:
         self.top_k: list[tuple[float, int]] = []  # (monitored value, epoch), best first
         self.checkpointer = BackgroundCheckpointer()
         self.forward = torch.compile(model) if settings.compile else model
+        if settings.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.forward = DistributedDataParallel(self.forward, device_ids=ids)
         self.ema = ModelEma(model, settings.ema_decay) if settings.ema_decay > 0 else None
         self.early_stopping = (
             EarlyStopping(
@@ -220,6 +227,8 @@ class Engine:
                 if group_done and self.stop.requested and done < steps:
                     sums.seconds = time.perf_counter() - started
                     self._interrupt(epoch, done, steps, sums, loader_start)
+        if settings.distributed:  # the epoch's figures over every process's share
+            sums.reduce_across_processes()
         train_loss = float(sums.loss_sum) / sums.seen  # the epoch's one host synchronisation
         seconds = time.perf_counter() - started
         self._check_finite(train_loss, epoch)
@@ -319,7 +328,7 @@ class Engine:
             )  # fmt: skip
             row: dict[str, Any] = {"epoch": epoch, "step": self.step, **train_metrics}
             row.update({f"val_{k}": v for k, v in val.items()})
-            if writer is None:
+            if writer is None and settings.is_main:
                 extra = [
                     k
                     for k in row
@@ -328,10 +337,11 @@ class Engine:
                 writer = MetricsWriter(
                     self.run.metrics_path, [*columns, *extra, "epoch_seconds", "images_per_second"]
                 )
-            writer.write(row)
             result.history.append(row)
-            for callback in self.on_epoch_end:
-                callback(row)
+            if writer is not None:
+                writer.write(row)
+                for callback in self.on_epoch_end:
+                    callback(row)
             if hasattr(self.scheduler, "epoch_end"):
                 self.scheduler.epoch_end(row[settings.monitor])
             improved = self._is_better(row[settings.monitor])
@@ -379,6 +389,8 @@ class Engine:
         progress: dict[str, Any] | None = None,
     ) -> None:
         """Queue last.pt (and best.pt / top-k links); ``progress`` marks a mid-epoch save."""
+        if not self.settings.is_main:
+            return
         state = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),

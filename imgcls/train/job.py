@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from imgcls import distributed
 from imgcls.config import validate
 from imgcls.data.pipeline import make_loaders
 from imgcls.errors import NonFiniteLossError, TrainingInterrupted, UserError
@@ -84,6 +85,17 @@ def _train(
     fast = bool(trainer.fast_dev_run)
     seed_everything(cfg.seed)
     device = select_device(str(trainer.device))
+    ctx = distributed.setup(str(trainer.strategy), device.type)
+    if ctx.enabled:
+        if device.type == "cuda":
+            device = torch.device("cuda", ctx.local_rank)
+        if trainer.batch_size % ctx.world_size:
+            raise UserError(
+                f"trainer.batch_size={trainer.batch_size} is the global batch: it must be "
+                f"divisible by the {ctx.world_size} processes"
+            )
+        if not ctx.is_main:
+            logger.setLevel(logging.WARNING)  # rank 0 alone reports and writes
     precision = resolve_precision(str(trainer.precision), device)
 
     data = build.build_dataset(cfg)
@@ -106,7 +118,7 @@ def _train(
         data, cfg.get("data") or {}, batch_size=trainer.batch_size,
         eval_batch_size=trainer.eval_batch_size, device=device, augment=augment,
         generator=generator, num_workers=trainer.num_workers,
-        channels_last=trainer.channels_last,
+        channels_last=trainer.channels_last, shard=(ctx.rank, ctx.world_size),
     )  # fmt: skip
     data, train_loader, val_loader, test_loader = (
         loaders.data,
@@ -134,12 +146,16 @@ def _train(
         limit_train_batches=1 if fast else trainer.limit_train_batches,
         limit_val_batches=1 if fast else 0,
         compile=bool(trainer.compile),
+        distributed=ctx.enabled,
+        is_main=ctx.is_main,
     )
     scheduler = build.build_scheduler(
         cfg, optimizer, settings.optimizer_steps(len(train_loader)), epochs, settings.monitor_mode
     )
 
-    run = RunDirectory(run_dir or new_run_dir(cfg.output_root, cfg.model.name, data.name))
+    run = RunDirectory(
+        run_dir or new_run_dir(cfg.output_root, cfg.model.name, data.name), writable=ctx.is_main
+    )
     plain_config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     engine = Engine(
         model, optimizer, scheduler, train_loader, val_loader, run, settings,
@@ -154,10 +170,10 @@ def _train(
         engine.restore(resume_state)  # a checkpoint that does not fit fails before any write
         previous = run.read_summary()
         resume.truncate_metrics(run.metrics_path, int(resume_state["epoch"]))
-    trackers = start_trackers(cfg, run.path, plain_config)
+    trackers = start_trackers(cfg, run.path, plain_config) if ctx.is_main else Trackers([])
     engine.on_epoch_end.append(trackers.log_epoch)
     run.prepare()
-    if resume_state is None:  # a fresh start in a reused folder must not append to old rows
+    if resume_state is None and ctx.is_main:  # a fresh start in a reused folder: no old rows
         run.metrics_path.unlink(missing_ok=True)
     run.write_config(plain_config, overrides)
     run.attach_log()
@@ -204,7 +220,8 @@ def _train(
         best = load_checkpoint(run.checkpoint("best"), map_location=device)
         model.load_state_dict(inference_state(best))
         test = evaluate(model, test_loader, precision, max_batches=1 if fast else 0)
-        write_run_plots(run.path, model, data.test, data.spec())
+        if ctx.is_main:
+            write_run_plots(run.path, model, data.test, data.spec())
         summary.update(
             status="completed",
             epochs_completed=fit.epochs_completed,

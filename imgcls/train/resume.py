@@ -74,6 +74,15 @@ class EpochSums:
             seconds=float(partial["seconds"]),
         )
 
+    def reduce_across_processes(self) -> None:
+        """Sum loss, hits and counts over the DDP processes (penalties are the same on each)."""
+        from imgcls import distributed
+
+        seen = torch.tensor(float(self.seen), device=self.loss_sum.device, dtype=torch.float64)
+        for tensor in (self.loss_sum, self.correct, seen):
+            distributed.all_reduce_sum(tensor)
+        self.seen = int(seen.item())
+
     def state_dict(self, epoch: int, batches: int, loader_start: Any) -> dict[str, Any]:
         return {
             "epoch": epoch,
