@@ -26,6 +26,18 @@ TINY = [
 ]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """Tests train tiny models, for which one thread beats two (and two processes sharing
+    two cores don't oversubscribe them); the programs the tests start get OMP_NUM_THREADS=1."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def tiny() -> list[str]:
     return list(TINY)
@@ -42,6 +54,7 @@ def run_cli(
     environment["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(ROOT), environment.get("PYTHONPATH")])
     )
+    environment.setdefault("OMP_NUM_THREADS", "1")
     environment.update(env)
     return subprocess.run(
         [sys.executable, "-m", "imgcls", *args],
