@@ -11,7 +11,14 @@ from __future__ import annotations
 from torchvision.models.alexnet import AlexNet
 from torchvision.models.alexnet import alexnet as tv_alexnet
 
-from imgcls.models.adapt import build_on_meta, check_dropout, conv_like, fit_pools, small_head
+from imgcls.models.adapt import (
+    build_on_meta,
+    check_dropout,
+    conv_like,
+    fit_pools,
+    relu_he_init,
+    small_head,
+)
 from imgcls.models.catalog import FAMILIES
 from imgcls.models.pretrained import load_pretrained
 from imgcls.models.stems import resolve_stem
@@ -44,7 +51,7 @@ def alexnet(
             small_head(model, size, limit=6, fc_index=1)
         return model
 
-    model = build_on_meta(build)  # AlexNet uses PyTorch's default initialisation
+    model = build_on_meta(build, relu_he_init)
     if pretrained:
         load_pretrained(model, variant)
     return model

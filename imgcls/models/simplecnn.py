@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from torch import nn
 
 from imgcls.errors import UserError
+from imgcls.models.adapt import relu_he_init
 from imgcls.registry import MODELS
 
 
@@ -45,18 +46,7 @@ class SimpleCNN(nn.Module):
             nn.Dropout(dropout),
             nn.Linear(hidden, num_classes),
         )
-        self._initialise()
-
-    def _initialise(self) -> None:
-        """He initialisation, as torchvision's VGG: with PyTorch's default init this deep
-        plain-ReLU stack (no batch norm) barely moves from chance under SGD."""
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Linear):
-                nn.init.kaiming_uniform_(module.weight, nonlinearity="relu")
-                nn.init.zeros_(module.bias)
+        relu_he_init(self)
 
     def forward(self, x):
         return self.classifier(self.features(x))
