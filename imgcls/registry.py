@@ -193,7 +193,8 @@ METHODS = Registry(
 )  # fmt: skip
 
 REGISTRIES: dict[str, Registry] = {
-    r.group: r for r in (MODELS, DATASETS, AUGMENTS, SCHEDULERS, REGULARIZERS, OPTIMIZERS, LOGGERS, METHODS)
+    r.group: r
+    for r in (MODELS, DATASETS, AUGMENTS, SCHEDULERS, REGULARIZERS, OPTIMIZERS, LOGGERS, METHODS)
 }
 
 

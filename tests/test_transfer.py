@@ -130,14 +130,17 @@ def test_distillation_loss_is_logged_as_computed_by_hand(tmp_path, source_run):
     with torch.no_grad():
         hard, soft = distillation_terms(model(images), teacher(images), labels, 3.0)
         by_hand_soft = (
-        9.0
-        * (
-            torch.softmax(teacher(images) / 3, 1)
-            * (torch.log_softmax(teacher(images) / 3, 1) - torch.log_softmax(model(images) / 3, 1))
+            9.0
+            * (
+                torch.softmax(teacher(images) / 3, 1)
+                * (
+                    torch.log_softmax(teacher(images) / 3, 1)
+                    - torch.log_softmax(model(images) / 3, 1)
+                )
+            )
+            .sum(1)
+            .mean()
         )
-        .sum(1)
-        .mean()
-    )
     assert float(soft) == pytest.approx(float(by_hand_soft), rel=1e-5)
     assert float(row["distill_kl"]) == pytest.approx(float(soft), rel=1e-4)
     assert float(row["ce_loss"]) == pytest.approx(float(hard), rel=1e-4)

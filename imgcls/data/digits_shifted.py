@@ -1,4 +1,4 @@
-"""The digits under a domain shift: smaller, colour-inverted and noisy (a DANN target domain).
+"""The digits under a domain shift: smaller and noisy, optionally colour-inverted (a DANN target).
 
 The same 1,797 scikit-learn digits and the same classes as ``digits``, so a model trained on
 ``digits`` can be scored here unchanged; with equal ``split_seed`` the test images here are the
@@ -42,10 +42,12 @@ def shift_images(
     return np.rint(x.clamp(0, 1).numpy() * 255.0).astype(np.uint8)
 
 
-@DATASETS.register("digits_shifted", "the digits rescaled, colour-inverted and noised (a target domain)")
+@DATASETS.register(
+    "digits_shifted", "the digits rescaled and noised, optionally inverted (a target domain)"
+)
 def digits_shifted(
-    invert: bool = True,
-    noise: float = 0.2,
+    invert: bool = False,
+    noise: float = 0.3,
     scale: float = 0.75,
     seed: int = 0,
     split_seed: int = 0,

@@ -30,11 +30,11 @@ from imgcls.progress import is_terminal
 from imgcls.runs import RunDirectory, new_run_dir
 from imgcls.sweeps import config_hash
 from imgcls.train import build
-from imgcls.transfer import setup as transfer
 from imgcls.train.checkpoint import inference_state, load_checkpoint
 from imgcls.train.determinism import deterministic_mode
 from imgcls.train.devices import resolve_precision, select_device
 from imgcls.train.engine import Engine, EngineSettings, evaluate
+from imgcls.transfer import setup as transfer
 from imgcls.versions import git_commit, library_versions
 
 logger = logging.getLogger("imgcls")

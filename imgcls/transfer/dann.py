@@ -78,15 +78,16 @@ class Dann(Method):
         self.precision = precision
         self.steps_done = 0
         target = target.materialize()
-        # The deployed model's preprocessing: the target is normalised with the source's stats.
+        # Each domain is normalised with its own channel statistics (the target's are known
+        # from its unlabelled images), for training and for the target accuracy alike.
         generator = torch.Generator(device=device)
         generator.manual_seed(int(seed) + 1)
         self.target_train = DeviceLoader(
-            target.train.to(device), batch_size, source.mean, source.std,
+            target.train.to(device), batch_size, target.mean, target.std,
             shuffle=True, generator=generator, drop_last=True,
         )  # fmt: skip
         self.target_test = DeviceLoader(
-            target.test.to(device), eval_batch_size, source.mean, source.std
+            target.test.to(device), eval_batch_size, target.mean, target.std
         )
         self._batches: Iterator[tuple[Tensor, Tensor]] = iter(())
         self.target_name = target.name

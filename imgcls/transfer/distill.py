@@ -8,8 +8,6 @@ in eval mode and runs without gradients; it must know exactly the student's clas
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -23,7 +21,11 @@ from imgcls.transfer.sources import load_source
 
 
 def distillation_terms(
-    student: Tensor, teacher: Tensor, labels: Tensor, temperature: float, label_smoothing: float = 0.0
+    student: Tensor,
+    teacher: Tensor,
+    labels: Tensor,
+    temperature: float,
+    label_smoothing: float = 0.0,
 ) -> tuple[Tensor, Tensor]:
     """The hard cross-entropy and the soft term ``T^2 * KL(p_teacher || p_student)``."""
     hard = F.cross_entropy(student, labels, label_smoothing=label_smoothing)
@@ -100,7 +102,7 @@ def distill(
     alpha: float = 0.7,
 ) -> Distill:
     if not teacher:
-        raise UserError("method=distill needs a teacher: method.teacher=<run dir | checkpoint.pt>")
+        raise UserError("method=distill needs a teacher: teacher=<run dir | checkpoint.pt>")
     if temperature <= 0:
         raise UserError(f"method.temperature={temperature} is invalid: it must be > 0")
     if not 0.0 <= alpha <= 1.0:

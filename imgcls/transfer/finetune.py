@@ -96,9 +96,7 @@ def load_into(
         report = load_pretrained(model, variant)
         tune.loaded = [k for k in report.loaded if k not in head]
         tune.head_replaced = any(k in report.not_loaded for k in head)
-        tune.mismatched = sorted(
-            {k.rsplit(".", 1)[0] for k in report.not_loaded if k not in head}
-        )
+        tune.mismatched = sorted({k.rsplit(".", 1)[0] for k in report.not_loaded if k not in head})
     else:
         _, state = load_source(source, "finetune.from")
         weights = state["model"]
