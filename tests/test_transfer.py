@@ -154,6 +154,7 @@ def test_distillation_loss_is_logged_as_computed_by_hand(tmp_path, source_run):
         (["finetune.freeze=half"], "finetune.freeze=half is invalid"),
         (["finetune.backbone_lr_mult=-1"], "finetune.backbone_lr_mult=-1 is invalid"),
         (["method=distill"], "method=distill needs a teacher"),
+        (["finetune.fro=x"], "unknown config key 'finetune.fro'"),
         (["regularizer=[l2sp]"], "regularizer=l2sp needs pre-trained weights"),
         (["method=dann", "method.target_dataset.name=digitz"], "did you mean 'digits'"),
     ],
@@ -171,6 +172,7 @@ def test_foreign_checkpoints_and_teachers_fail_with_exit_2(tmp_path, source_run)
     cases = [
         ([*PLAIN, f"finetune.from={foreign}"], "finetune.from=" + str(foreign)),
         ([*other, f"finetune.from={source_run}"], "no backbone tensor fits"),
+        ([*PLAIN, f"finetune.from={source_run}", "finetune.freeze=9"], "has 5 stages"),
         ([*PLAIN, "dataset.num_classes=3", "method=distill", f"teacher={source_run}"],
          "a teacher must know the same classes"),
     ]  # fmt: skip
@@ -185,3 +187,53 @@ def test_foreign_checkpoints_and_teachers_fail_with_exit_2(tmp_path, source_run)
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "same classes" in lines[0], done.stderr
     assert not any(p.is_dir() for p in out.rglob("*") if (p / "summary.json").exists())
+
+
+def _summary(root) -> dict:
+    import json
+
+    (path,) = list(root.rglob("summary.json"))
+    return json.loads(path.read_text())
+
+
+@pytest.mark.slow
+def test_dann_recipe_runs_from_the_cli(tmp_path):
+    done = run_cli(["train", "experiment=dann_digits", "trainer.epochs=2",
+                    f"output_root={tmp_path}"], cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = _summary(tmp_path)
+    assert summary["method"] == "dann" and summary["status"] == "completed"
+    assert summary["target"]["dataset"] == "digits_shifted"
+    assert 0.0 <= summary["target"]["accuracy"] <= 1.0
+    rows = _metrics(next(tmp_path.rglob("metrics.csv")).parent)
+    assert {"domain_loss", "dann_lambda", "target_accuracy"} <= set(rows[0])
+    assert 0 < float(rows[0]["dann_lambda"]) < float(rows[1]["dann_lambda"]) < 1
+
+
+@pytest.mark.slow
+def test_distill_recipe_runs_from_the_cli(tmp_path):
+    teacher = tmp_path / "teacher"
+    done = run_cli(["train", "dataset=digits", "model=simplecnn", "model.widths=[8,16]",
+                    "model.hidden=32", "trainer.epochs=1", f"output_root={teacher}"],
+                   cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    run = next(teacher.rglob("summary.json")).parent
+    student = tmp_path / "student"
+    done = run_cli(["train", "experiment=distill_digits", f"teacher={run}", "trainer.epochs=1",
+                    f"output_root={student}"], cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = _summary(student)
+    assert summary["method"] == "distill" and summary["model"] == "lenet"
+    rows = _metrics(next(student.rglob("metrics.csv")).parent)
+    assert float(rows[0]["distill_kl"]) > 0
+
+
+def test_list_and_help_show_the_methods(capsys):
+    from imgcls.cli import main
+
+    assert main(["list", "method"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("dann", "distill", "standard"))
+    cfg = compose(["method=dann", "dataset@method.target_dataset=synthetic"])
+    assert cfg.method.target_dataset.name == "synthetic"
+    assert compose([]).finetune.freeze == "none"
