@@ -199,7 +199,8 @@ def _summary(root) -> dict:
 @pytest.mark.slow
 def test_dann_recipe_runs_from_the_cli(tmp_path):
     done = run_cli(["train", "experiment=dann_digits", "trainer.epochs=2",
-                    f"output_root={tmp_path}"], cwd=tmp_path)  # fmt: skip
+                    "trainer.limit_train_batches=3", f"output_root={tmp_path}"],
+                   cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     summary = _summary(tmp_path)
     assert summary["method"] == "dann" and summary["status"] == "completed"
@@ -212,14 +213,14 @@ def test_dann_recipe_runs_from_the_cli(tmp_path):
 
 @pytest.mark.slow
 def test_distill_recipe_runs_from_the_cli(tmp_path):
-    teacher = tmp_path / "teacher"
-    done = run_cli(["train", "dataset=digits", "model=simplecnn", "model.widths=[8,16]",
-                    "model.hidden=32", "trainer.epochs=1", f"output_root={teacher}"],
-                   cwd=tmp_path)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    run = next(teacher.rglob("summary.json")).parent
+    teacher = train(
+        compose(["dataset=digits", *PLAIN[:3], "trainer.epochs=1",
+                 "trainer.limit_train_batches=2"]),
+        run_dir=tmp_path / "teacher",
+    ).run_dir  # fmt: skip
     student = tmp_path / "student"
-    done = run_cli(["train", "experiment=distill_digits", f"teacher={run}", "trainer.epochs=1",
+    done = run_cli(["train", "experiment=distill_digits", f"teacher={teacher}",
+                    "trainer.epochs=1", "trainer.limit_train_batches=3",
                     f"output_root={student}"], cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     summary = _summary(student)
