@@ -238,3 +238,17 @@ def test_list_and_help_show_the_methods(capsys):
     cfg = compose(["method=dann", "dataset@method.target_dataset=synthetic"])
     assert cfg.method.target_dataset.name == "synthetic"
     assert compose([]).finetune.freeze == "none"
+
+
+def test_transfer_modes_compare_in_a_leaderboard(tmp_path, source_run, capsys):
+    from imgcls.cli import main
+
+    modes = [[], [f"finetune.from={source_run}", "finetune.freeze=backbone"],
+             [f"finetune.from={source_run}", "regularizer=[l2sp]"]]  # fmt: skip
+    for index, mode in enumerate(modes):
+        overrides = [*PLAIN, "trainer.epochs=1", *mode]
+        train(compose(overrides), run_dir=tmp_path / f"run{index}", overrides=mode)
+    assert main(["report", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "[l2sp]" in out and "backbone" in out and "3 configurations" in out
+    assert "[l2sp]" in (tmp_path / "leaderboard.md").read_text()
