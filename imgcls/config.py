@@ -21,7 +21,7 @@ from imgcls.errors import UserError, did_you_mean, unknown_choice
 
 # Groups whose options are registry components, in the order a run builds them.
 COMPONENT_GROUPS = (
-    "model", "dataset", "augment", "scheduler", "regularizer", "optimizer", "logger",
+    "model", "dataset", "augment", "scheduler", "regularizer", "optimizer", "logger", "method",
 )  # fmt: skip
 # Groups that select several options at once (``regularizer=[l2,label_smoothing]``).
 LIST_GROUPS = ("regularizer", "logger")
@@ -106,6 +106,11 @@ class TrainConfig:
     regularizer: Any = field(default_factory=dict)
     optimizer: Any = MISSING
     logger: Any = field(default_factory=dict)
+    method: Any = MISSING
+    # finetune.from / freeze / backbone_lr_mult (keys in conf/train.yaml; checked by
+    # imgcls.transfer.checks, since 'from' cannot be a dataclass field)
+    finetune: Any = field(default_factory=dict)
+    teacher: Optional[str] = None  # noqa: UP045  (method=distill teacher=<run dir>)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     data: DataConfig = field(default_factory=DataConfig)
     seed: int = 0
@@ -345,6 +350,9 @@ def validate(cfg: DictConfig) -> None:
                 raise unknown_choice(group, name, registry.names())
             registry.check(name, options, prefix)
     _validate_trainer(cfg)
+    from imgcls.transfer.checks import validate_transfer
+
+    validate_transfer(cfg)
 
 
 def _validate_trainer(cfg: DictConfig) -> None:

@@ -183,9 +183,18 @@ SCHEDULERS = Registry(
 REGULARIZERS = Registry("regularizer")
 OPTIMIZERS = Registry("optimizer", runtime=frozenset({"params"}))
 LOGGERS = Registry("logger", runtime=frozenset({"run_dir", "config", "output_root"}))
+# Training methods (imgcls.transfer): what they need of the run is supplied by imgcls.
+METHODS = Registry(
+    "method",
+    runtime=frozenset(
+        {"model", "data", "device", "epochs", "steps_per_epoch", "batch_size",
+         "eval_batch_size", "label_smoothing", "seed", "precision"}
+    ),
+)  # fmt: skip
 
 REGISTRIES: dict[str, Registry] = {
-    r.group: r for r in (MODELS, DATASETS, AUGMENTS, SCHEDULERS, REGULARIZERS, OPTIMIZERS, LOGGERS)
+    r.group: r
+    for r in (MODELS, DATASETS, AUGMENTS, SCHEDULERS, REGULARIZERS, OPTIMIZERS, LOGGERS, METHODS)
 }
 
 
@@ -202,3 +211,4 @@ def load_components() -> None:
     import imgcls.evaluate.trackers  # noqa: F401
     import imgcls.models.zoo  # noqa: F401
     import imgcls.train  # noqa: F401
+    import imgcls.transfer  # noqa: F401

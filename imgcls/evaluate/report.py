@@ -63,12 +63,13 @@ def run_report(args: Sequence[str]) -> int:
     csv_path, md_path = write_leaderboard(out_dir, board)
 
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     header, cells = table_rows(board)
     table = Table(*header, title=f"{len(board.rows)} configurations, {len(runs)} runs", box=None)
     for row in cells:
-        table.add_row(*row)
+        table.add_row(*(escape(cell) for cell in row))  # `regularizer=[l2sp]` is not markup
     console = Console(width=160)
     console.print(table)
     for run in board.failed:

@@ -32,6 +32,12 @@ from imgcls.train.signals import StopRequest
 logger = logging.getLogger("imgcls")
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# A method's training step (imgcls.transfer.methods): (model, images, labels) ->
+# (loss to minimise, the batch's logits, extra terms logged as metrics columns).
+StepLoss = Callable[
+    [nn.Module, torch.Tensor, torch.Tensor],
+    tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]],
+]
 
 
 @dataclass
@@ -134,6 +140,8 @@ class Engine:
         regularizers: Sequence[Regularizer] = (),
         checkpoint_extra: dict[str, Any] | None = None,
         on_epoch_end: Sequence[Callable[[dict[str, Any]], None]] = (),
+        step_loss: StepLoss | None = None,
+        epoch_metrics: Callable[[nn.Module], dict[str, float]] | None = None,
     ) -> None:
         self.model = model
         self.optimizer = optimizer
@@ -146,6 +154,8 @@ class Engine:
         self.penalties = [r for r in regularizers if type(r).penalty is not Regularizer.penalty]
         self.checkpoint_extra = checkpoint_extra or {}
         self.on_epoch_end = list(on_epoch_end)  # e.g. trackers: each gets the metrics row
+        self.step_loss = step_loss  # None: cross-entropy on the batch
+        self.epoch_metrics = epoch_metrics  # extra columns per epoch (e.g. target accuracy)
         self.device = train_loader.device
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=settings.precision == "16")
         self.step = 0
@@ -195,13 +205,19 @@ class Engine:
         batches = resume.epoch_batches(self.train_loader, steps, partial, self._resume)
         self.optimizer.zero_grad(set_to_none=True)
         started = time.perf_counter() - sums.seconds
+        extra_sums: dict[str, torch.Tensor] = {}
         with EpochProgress(f"epoch {epoch}", steps, settings.show_progress) as bar:
             for index, (images, labels) in batches:
                 with autocast(settings.precision, device):
-                    logits = self.forward(images)
-                    loss = nn.functional.cross_entropy(
-                        logits.float(), labels, label_smoothing=self.label_smoothing
-                    )
+                    if self.step_loss is not None:
+                        loss, logits, extras = self.step_loss(self.forward, images, labels)
+                        for name, value in extras.items():
+                            extra_sums[name] = extra_sums.get(name, 0) + value.detach().float()
+                    else:
+                        logits = self.forward(images)
+                        loss = nn.functional.cross_entropy(
+                            logits.float(), labels, label_smoothing=self.label_smoothing
+                        )
                 total = loss
                 for regularizer in self.penalties:
                     term = regularizer.penalty(self.model)
@@ -241,6 +257,8 @@ class Engine:
         }
         for name, value in sums.penalties.items():
             metrics[f"{name}_loss"] = float(value) / steps
+        for name, value in extra_sums.items():  # after a mid-epoch resume: the batches since only
+            metrics[name] = float(value) / steps
         return metrics
 
     def _optimizer_step(self) -> None:
@@ -328,6 +346,8 @@ class Engine:
             )  # fmt: skip
             row: dict[str, Any] = {"epoch": epoch, "step": self.step, **train_metrics}
             row.update({f"val_{k}": v for k, v in val.items()})
+            if self.epoch_metrics is not None:
+                row.update(self.epoch_metrics(self.eval_model))
             if writer is None and settings.is_main:
                 extra = [
                     k

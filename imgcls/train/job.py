@@ -35,6 +35,7 @@ from imgcls.train.checkpoint import inference_state, load_checkpoint
 from imgcls.train.determinism import deterministic_mode
 from imgcls.train.devices import resolve_precision, select_device
 from imgcls.train.engine import Engine, EngineSettings, evaluate
+from imgcls.transfer import setup as transfer
 from imgcls.versions import git_commit, library_versions
 
 logger = logging.getLogger("imgcls")
@@ -105,6 +106,7 @@ def _train(
             f"training images of {data.name}; use at most {len(data.train)}"
         )
     model = build.build_model(cfg, data).to(device)
+    tune = transfer.prepare_model(cfg, model, data)  # finetune.from / freeze, before L2-SP
     regularizers = build.build_regularizers(cfg)
     for regularizer in regularizers:
         regularizer.configure(model, cfg.model.name)
@@ -149,6 +151,16 @@ def _train(
         distributed=ctx.enabled,
         is_main=ctx.is_main,
     )
+    method = transfer.build_method(
+        cfg, model=model, data=data, device=device, epochs=epochs,
+        steps_per_epoch=settings.train_batches(len(train_loader)),
+        batch_size=trainer.batch_size, eval_batch_size=trainer.eval_batch_size,
+        label_smoothing=sum(r.label_smoothing for r in regularizers), seed=int(cfg.seed),
+        precision=precision,
+    )  # fmt: skip
+    if resume_state is not None and not method.resumable:
+        raise UserError(f"method={method.name} runs cannot be resumed; start the run again")
+    transfer.configure_optimizer(optimizer, model, tune, method)
     scheduler = build.build_scheduler(
         cfg, optimizer, settings.optimizer_steps(len(train_loader)), epochs, settings.monitor_mode
     )
@@ -162,6 +174,7 @@ def _train(
         label_smoothing=sum(r.label_smoothing for r in regularizers),
         regularizers=regularizers,
         checkpoint_extra={"classes": data.classes, "config": plain_config, "data": data.spec()},
+        step_loss=method.step_loss, epoch_metrics=method.epoch_metrics,
     )  # fmt: skip
     previous: dict[str, Any] = {}
     if resume_state is not None:
@@ -191,6 +204,8 @@ def _train(
         "flops": count_flops(model, (data.channels, *data.image_size), device),
         "classes": data.classes,
         "data": data.spec(),
+        "method": method.name,
+        "finetune": tune.summary(),
         "versions": library_versions(),
         "git_commit": git_commit(),
         "pid": os.getpid(),
@@ -206,6 +221,7 @@ def _train(
         f"device {device}, precision {precision}, {torch.get_num_threads()} torch threads, "
         f"{epochs} epochs"
     )
+    tune.log()  # what fine-tuning loaded, replaced and froze
     if resume_state is not None:
         logger.info(
             f"resuming after epoch {resume_state['epoch']}, step {resume_state['step']}"
@@ -231,6 +247,7 @@ def _train(
             test=test,
             train_seconds=round(fit.train_seconds, 3),
             stopped_early=fit.stopped_early,
+            **method.final_metrics(model),
         )  # fmt: skip
         logger.info(
             f"best epoch {fit.best_epoch} ({trainer.monitor} {fit.best_value:.4f}); "

@@ -1,0 +1,54 @@
+"""Validation of the ``finetune`` node and the ``method`` options, before any work starts.
+
+No torch import: :func:`imgcls.config.validate` calls this for every composed config.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from imgcls.errors import UserError
+
+FINETUNE_KEYS = ("from", "freeze", "backbone_lr_mult")
+
+
+def validate_transfer(cfg: DictConfig) -> None:
+    finetune = OmegaConf.to_container(cfg.get("finetune") or {}, resolve=True)
+    for key in finetune:
+        if key not in FINETUNE_KEYS:
+            raise UserError(
+                f"unknown config key 'finetune.{key}'; valid keys: {', '.join(FINETUNE_KEYS)}"
+            )
+    source = finetune.get("from")
+    if source is not None and not isinstance(source, str):
+        raise UserError(f"finetune.from={source} is invalid: a run directory, .pt or torchvision")
+    _check_freeze(finetune.get("freeze", "none"))
+    mult = finetune.get("backbone_lr_mult", 1.0)
+    if isinstance(mult, bool) or not isinstance(mult, (int, float)) or mult < 0:
+        raise UserError(f"finetune.backbone_lr_mult={mult} is invalid: use a number >= 0")
+    method = cfg.get("method")
+    if method is not None and method.get("name") == "dann":
+        _check_target(OmegaConf.to_container(method.get("target_dataset") or {}, resolve=True))
+    # method=distill without a teacher fails when the method is built (still before the run
+    # directory exists), so that every conf file validates on its own.
+
+
+def _check_freeze(value: Any) -> None:
+    from imgcls.transfer.finetune import parse_freeze  # validate has loaded torch already
+
+    parse_freeze(value)
+
+
+def _check_target(options: dict[str, Any]) -> None:
+    from imgcls.errors import unknown_choice
+    from imgcls.registry import DATASETS
+
+    options = dict(options)
+    name = options.pop("name", None)
+    if not name:
+        raise UserError("method=dann needs method.target_dataset.name (e.g. digits_shifted)")
+    if name not in DATASETS:
+        raise unknown_choice("method.target_dataset", str(name), DATASETS.names())
+    DATASETS.check(str(name), options, "method.target_dataset")
