@@ -43,10 +43,12 @@ def tiny() -> list[str]:
     return list(TINY)
 
 
-def run_cli(
-    args: list[str], cwd: Path, timeout: int = 300, **env: str
-) -> subprocess.CompletedProcess:
-    """Run the real program (``python -m imgcls``) and capture its output."""
+def cli_env(**env: str) -> dict[str, str]:
+    """The environment of the programs tests start: this checkout's code, one torch thread.
+
+    Every process of a comparison must use the same thread count: float sums are reduced
+    in another order with another count, and exact-resume comparisons would differ.
+    """
     environment = {
         k: v for k, v in os.environ.items() if k not in ("IMGCLS_DEBUG", "HYDRA_FULL_ERROR")
     }
@@ -56,11 +58,18 @@ def run_cli(
     )
     environment.setdefault("OMP_NUM_THREADS", "1")
     environment.update(env)
+    return environment
+
+
+def run_cli(
+    args: list[str], cwd: Path, timeout: int = 300, **env: str
+) -> subprocess.CompletedProcess:
+    """Run the real program (``python -m imgcls``) and capture its output."""
     return subprocess.run(
         [sys.executable, "-m", "imgcls", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=environment,
+        env=cli_env(**env),
     )

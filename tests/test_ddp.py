@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, TINY, run_cli
+from conftest import TINY, cli_env, run_cli
 
 # No dropout or augmentation: the 2-process run must follow the 1-process loss curve.
 DDP_RUN = [*TINY, "model.dropout=0.0", "augment=none", "trainer.epochs=3", "trainer.batch_size=24"]
@@ -29,9 +28,7 @@ def run_dirs(root: Path) -> list[Path]:
 def test_two_process_ddp_matches_one_process_and_writes_one_run(tmp_path):
     single = run_cli(["train", *DDP_RUN, "output_root=single"], cwd=tmp_path)
     assert single.returncode == 0, single.stderr[-2000:]
-    env = {k: v for k, v in os.environ.items()}
-    env["PYTHONPATH"] = str(ROOT)
-    env["OMP_NUM_THREADS"] = "1"
+    env = cli_env()
     ddp = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
          "-m", "imgcls", "train", *DDP_RUN, "trainer.strategy=ddp", "output_root=ddp"],

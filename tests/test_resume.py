@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, TINY, run_cli
+from conftest import TINY, cli_env, run_cli
 from torch import nn
 
 import imgcls.cli
@@ -53,12 +52,6 @@ def folder_bytes(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("IMGCLS_DEBUG", "HYDRA_FULL_ERROR")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    return env
-
-
 @pytest.mark.slow
 def test_sigint_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path):
     full = run_cli(["train", *EXACT, f"output_root={tmp_path / 'full'}"], cwd=tmp_path)
@@ -71,7 +64,7 @@ def test_sigint_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=_env(),
+        env=cli_env(),
     )
     seen = []
     for line in process.stdout:  # the program logs every step (stdout is not a terminal)
