@@ -260,14 +260,19 @@ def run_job(cfg, multirun: bool, state: LaunchState) -> float | None:
 
 
 def finished_job(cfg, run_dir: Path) -> JobResult | None:
-    """With ``sweep.resume``: the earlier job of this sweep that ran this same config.
+    """The earlier job that ran this same config: in this job's own folder (a job that
+    submitit requeued after a preemption) or, with ``sweep.resume``, anywhere in the sweep.
 
     A completed one is skipped; an unfinished one with a last.pt is continued in its own
     folder through the exact resume, and its result is returned.
     """
-    if not OmegaConf.select(cfg, "sweep.resume"):
+    own = read_job(run_dir)
+    if own is not None and own.config_hash == config_hash(cfg):
+        job = own  # a requeued job (SLURM preemption) finds its own folder: continue it
+    elif OmegaConf.select(cfg, "sweep.resume"):
+        job = find_job(run_dir.parent, config_hash(cfg))
+    else:
         return None
-    job = find_job(run_dir.parent, config_hash(cfg))
     if job is None:
         return None
     if job.status != "completed":

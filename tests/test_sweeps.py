@@ -151,3 +151,21 @@ def test_slurm_presets_compose(preset):
     assert "SlurmLauncher" in launcher._target_
     assert launcher.partition == "gpu" and launcher.gpus_per_node >= 1
     assert launcher.max_num_timeout > 0 and launcher.timeout_min > 0
+
+
+@pytest.mark.slow
+def test_a_requeued_job_continues_from_its_own_last_checkpoint(tmp_path):
+    """What submitit does after a preemption: the same job runs again in its own folder."""
+    args = ["train", "-m", "seed=0", *TINY_ONE_EPOCH]
+    first = run_cli(args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    sweep = only_sweep(tmp_path)
+    job = sweep / "0_simplecnn_synthetic"
+    summary = json.loads((job / "summary.json").read_text())
+    summary["status"] = "interrupted"
+    (job / "summary.json").write_text(json.dumps(summary))
+    again = run_cli([*args, f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "resuming the unfinished job 0_simplecnn_synthetic" in again.stdout
+    assert json.loads((job / "summary.json").read_text())["status"] == "completed"
+    assert len((job / "metrics.csv").read_text().splitlines()) == 2
