@@ -19,15 +19,6 @@ from imgcls.registry import MODELS
 from imgcls.train.job import train
 
 
-@pytest.fixture
-def one_thread():
-    """One intra-op thread: a second one is far slower on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_list_models_shows_every_variant_and_efficientnet_scaling(capsys):
     assert cli.main(["list", "models"]) == 0
     out = capsys.readouterr().out
@@ -107,7 +98,7 @@ SMOKE = [
 
 
 @pytest.mark.parametrize("overrides", SMOKE)
-def test_smoke_run_for_every_family(overrides, tmp_path, one_thread):
+def test_smoke_run_for_every_family(overrides, tmp_path):
     cfg = compose([*overrides, "experiment=smoke", "trainer.epochs=1"])
     result = train(cfg, tmp_path / "run")
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())

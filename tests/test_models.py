@@ -27,16 +27,6 @@ CASES = [(n, (1, 8, 8)) for n in ARCHITECTURES] + [
 TORCHVISION = [n for n, v in VARIANTS.items() if v.pretrained]  # variants torchvision has
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a busy 2-core machine a second thread makes these small
-    forward passes 100x slower (OpenMP workers wait for a core)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def make(name: str, shape: tuple[int, int, int], num_classes: int = 5, **options) -> nn.Module:
     c, h, w = shape
     return MODELS.build(name, options, num_classes=num_classes, in_channels=c, image_size=(h, w))

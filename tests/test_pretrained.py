@@ -17,15 +17,6 @@ from imgcls.registry import MODELS
 from imgcls.train.job import train
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: a second one is far slower on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture
 def hub(tmp_path, monkeypatch):
     """An empty torch hub cache of our own (TORCH_HOME), so no real cache is touched."""

@@ -11,6 +11,9 @@ from imgcls.models.adapt import relu_he_init
 from imgcls.registry import MODELS
 
 
+@MODELS.register(
+    "simplecnn", "three conv blocks and a dropout MLP classifier (the seed's SimpleCNN)"
+)
 class SimpleCNN(nn.Module):
     """Conv blocks halve the image while it is at least 2 pixels, so 8x8 inputs work too."""
 
@@ -23,6 +26,12 @@ class SimpleCNN(nn.Module):
         hidden: int = 512,
         dropout: float = 0.5,
     ) -> None:
+        if not widths or any(w < 1 for w in widths):
+            raise UserError(
+                f"model.widths={list(widths)} is invalid: give one positive width per block"
+            )
+        if not 0.0 <= dropout < 1.0:
+            raise UserError(f"model.dropout={dropout} is invalid: it must be in [0, 1)")
         super().__init__()
         layers: list[nn.Module] = []
         channels, size = in_channels, min(image_size)
@@ -50,23 +59,3 @@ class SimpleCNN(nn.Module):
 
     def forward(self, x):
         return self.classifier(self.features(x))
-
-
-@MODELS.register(
-    "simplecnn", "three conv blocks and a dropout MLP classifier (the seed's SimpleCNN)"
-)
-def simplecnn(
-    num_classes: int,
-    in_channels: int,
-    image_size: tuple[int, int],
-    widths: Sequence[int] = (32, 64, 128),
-    hidden: int = 512,
-    dropout: float = 0.5,
-) -> SimpleCNN:
-    if not widths or any(w < 1 for w in widths):
-        raise UserError(
-            f"model.widths={list(widths)} is invalid: give one positive width per block"
-        )
-    if not 0.0 <= dropout < 1.0:
-        raise UserError(f"model.dropout={dropout} is invalid: it must be in [0, 1)")
-    return SimpleCNN(num_classes, in_channels, image_size, widths, hidden, dropout)
