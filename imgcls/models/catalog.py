@@ -101,6 +101,17 @@ FAMILIES: dict[str, Family] = {
             ("resnet50", "ResNet-50: bottleneck blocks [3, 4, 6, 3]"),
             ("resnet101", "ResNet-101: bottleneck blocks [3, 4, 23, 3]"),
             ("resnet152", "ResNet-152: bottleneck blocks [3, 8, 36, 3]"),
+            *[(f"resnet{d}", f"CIFAR ResNet-{d} (He et al. 2016): 3 stages of {(d - 2) // 6} "
+               "basic blocks, 16/32/64 channels, zero-pad shortcuts; small images", False)
+              for d in (20, 32, 44, 56, 110)],
+            ("wrn16_4", "Wide ResNet WRN-16-4: depth 16, width x4 (64/128/256 channels), "
+             "2 pre-activation blocks per stage; small images", False),
+            ("wrn28_10", "Wide ResNet WRN-28-10: depth 28, width x10 (160/320/640 channels), "
+             "4 pre-activation blocks per stage; small images", False),
+            ("resnet9", "ResNet-9 (Myrtle.ai DAWNBench): 8 conv layers 64-512 channels, "
+             "2 residual blocks, max pools; small images", False),
+            ("seed_resnet", "the seed document's ResNet: 3 stages of 2 basic blocks, "
+             "64/128/256 channels, 1x1 projection shortcuts; small images", False),
         ),
         _family(
             "densenet", "densenet_bc",

@@ -3,6 +3,11 @@
 The ImageNet stem (7x7 stride-2 conv and a max-pool) shrinks a 32x32 image to 8x8 before
 the first stage; the ``cifar`` stem (3x3 stride-1 conv, no pool) keeps small inputs whole.
 resnet18/34 use basic blocks, resnet50/101/152 bottleneck blocks.
+
+The small-image ResNets (resnet20/32/44/56/110, wrn16_4, wrn28_10, resnet9, seed_resnet)
+are built by :mod:`imgcls.models.small_resnets`. They are 32x32 networks by design: ``stem``
+is ignored for them (its value is still checked) and ``pretrained=true`` is an error, since
+no weights are published for them.
 """
 
 from __future__ import annotations
@@ -10,9 +15,12 @@ from __future__ import annotations
 from torch import nn
 from torchvision.models import resnet as tv_resnet
 
+from imgcls.errors import UserError
 from imgcls.models.adapt import conv_like
 from imgcls.models.catalog import FAMILIES
 from imgcls.models.pretrained import load_pretrained
+from imgcls.models.small_resnets import ARCHITECTURES as SMALL_RESNETS
+from imgcls.models.small_resnets import build_small_resnet
 from imgcls.models.stems import resolve_stem
 from imgcls.models.variants import register_family
 
@@ -25,10 +33,21 @@ def resnet(
     variant: str = "resnet18",
     stem: str = "auto",
     pretrained: bool = False,
-) -> tv_resnet.ResNet:
-    FAMILIES["resnet"].variant(variant)
+) -> nn.Module:
+    family = FAMILIES["resnet"]
+    family.variant(variant)
+    stem = resolve_stem(stem, image_size)
+    if variant in SMALL_RESNETS:
+        if pretrained:
+            with_weights = [v.name for v in family.variants if v.pretrained]
+            raise UserError(
+                f"model.pretrained=true: no weights are published for {variant} (a small-image "
+                f"ResNet, trained from scratch); variants with ImageNet weights: "
+                f"{', '.join(with_weights)}"
+            )
+        return build_small_resnet(variant, num_classes, in_channels, image_size)
     model: tv_resnet.ResNet = getattr(tv_resnet, variant)(weights=None, num_classes=num_classes)
-    if resolve_stem(stem, image_size) == "cifar":
+    if stem == "cifar":
         model.conv1 = conv_like(model.conv1, in_channels, kernel_size=3, stride=1, padding=1)
         model.maxpool = nn.Identity()
     elif in_channels != 3:
