@@ -103,7 +103,7 @@ FAMILIES: dict[str, Family] = {
             ("resnet152", "ResNet-152: bottleneck blocks [3, 8, 36, 3]"),
             *[(f"resnet{d}", f"CIFAR ResNet-{d} (He et al. 2016): 3 stages of {(d - 2) // 6} "
                "basic blocks, 16/32/64 channels, zero-pad shortcuts; small images", False)
-              for d in (20, 32, 44, 56, 110)],
+              for d in (8, 20, 32, 44, 56, 110)],
             ("wrn16_4", "Wide ResNet WRN-16-4: depth 16, width x4 (64/128/256 channels), "
              "2 pre-activation blocks per stage; small images", False),
             ("wrn28_10", "Wide ResNet WRN-28-10: depth 28, width x10 (160/320/640 channels), "

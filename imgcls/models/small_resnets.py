@@ -1,6 +1,7 @@
 """The small-image ResNets: networks designed for 32x32 inputs (CIFAR), not ImageNet.
 
-- ``resnet20/32/44/56/110``: He et al. 2016 (section 4.2), 6n+2 layers. A 3x3 conv with 16
+- ``resnet8/20/32/44/56/110``: He et al. 2016 (section 4.2), 6n+2 layers (resnet8, n=1,
+  is the smallest member, used in distillation papers). A 3x3 conv with 16
   channels, three stages of n basic blocks with 16, 32 and 64 channels (stride 2 at the start
   of stages 2 and 3), global average pool, linear head. The shortcut is the paper's option A:
   identity, and where the shape changes a stride-2 subsample with zero channels appended (no
@@ -268,7 +269,7 @@ Builder = Callable[[int, int, tuple[int, int]], nn.Module]
 ARCHITECTURES: dict[str, Builder] = {
     **{
         f"resnet{depth}": (lambda c, i, s, depth=depth: cifar_resnet(depth, c, i))
-        for depth in (20, 32, 44, 56, 110)
+        for depth in (8, 20, 32, 44, 56, 110)
     },
     "wrn16_4": lambda c, i, s: WideResNet(16, 4, c, i),
     "wrn28_10": lambda c, i, s: WideResNet(28, 10, c, i),
