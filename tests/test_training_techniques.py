@@ -106,9 +106,25 @@ def test_plateau_lowers_the_rate_when_the_metric_stalls(tmp_path):
     assert float(logged[-1]["lr"]) < LR0  # the metric did stall at least once
 
 
-def test_scheduler_rejects_a_warmup_as_long_as_the_run():
-    cfg = compose([*TINY, "scheduler.warmup_epochs=2"])
-    with pytest.raises(UserError, match=r"scheduler.warmup_epochs=2 is invalid"):
+def test_a_warmup_as_long_as_the_run_is_cut_to_half_the_run():
+    """``trainer.epochs=1`` with a recipe's one-epoch warmup still warms up and decays."""
+    cfg = compose([*TINY, "scheduler=cosine", "scheduler.warmup_epochs=2"])
+    model = nn.Linear(2, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = build.build_scheduler(cfg, optimizer, 4, 2)  # 4 steps per epoch, 2 epochs
+    rates = []
+    for _ in range(8):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert scheduler.warmup_epochs == 1.0
+    assert rates[0] == pytest.approx(0.01) and rates[4] == pytest.approx(0.1)  # peak at t = 1
+    assert rates[7] < rates[4]  # then the cosine decays
+
+
+def test_scheduler_rejects_a_negative_warmup():
+    cfg = compose([*TINY, "scheduler.warmup_epochs=-1"])
+    with pytest.raises(UserError, match=r"scheduler.warmup_epochs=-1 is invalid"):
         model = nn.Linear(2, 2)
         build.build_scheduler(cfg, torch.optim.SGD(model.parameters(), lr=0.1), 3, 2)
 
@@ -253,7 +269,7 @@ def test_gradient_clipping_bounds_the_update(tmp_path, mode):
     clip = 1e-3
     overrides = [
         *TINY, "trainer.epochs=1", "trainer.limit_train_batches=1", "scheduler=constant",
-        "optimizer.lr=1.0", "optimizer.momentum=0.0", "optimizer.nesterov=false",
+        "scheduler.warmup_epochs=0", "optimizer=sgd", "optimizer.lr=1.0", "optimizer.momentum=0.0", "optimizer.nesterov=false",
         "optimizer.weight_decay=0.0", "regularizer=none", f"trainer.gradient_clip={clip}",
         f"trainer.gradient_clip_mode={mode}",
     ]  # fmt: skip

@@ -4,7 +4,8 @@ Each schedule is a factor f(t) of the base rate lr0, t the training progress in 
 (fractional within an epoch, 0-based), so the rate at every epoch boundary is exactly the
 textbook formula. A linear warmup of ``warmup_epochs`` w comes first and the schedule's own
 clock starts after it: for t < w the factor is s + (1 - s)·t/w (s = ``warmup_start_factor``),
-afterwards f(t - w) with T = epochs - w as the schedule's length. ``plateau`` also scales the
+afterwards f(t - w) with T = epochs - w as the schedule's length (a warmup as long as the
+run is cut to half of it). ``plateau`` also scales the
 rate down when the monitored metric stops improving (decided once per epoch).
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -22,6 +24,7 @@ from imgcls.errors import UserError
 from imgcls.registry import SCHEDULERS
 
 Factor = Callable[[float], float]
+logger = logging.getLogger("imgcls")
 
 
 class Plateau:
@@ -147,11 +150,11 @@ def schedule(name: str, description: str):
             monitor_mode: str = "max",
             **options: Any,
         ) -> EpochSchedule:
-            if not 0 <= warmup_epochs < epochs:
+            if warmup_epochs < 0:
                 raise UserError(
-                    f"scheduler.warmup_epochs={warmup_epochs} is invalid: use 0 <= w < "
-                    f"trainer.epochs={epochs}"
+                    f"scheduler.warmup_epochs={warmup_epochs} is invalid: use a value >= 0"
                 )
+            warmup_epochs = fit_warmup(warmup_epochs, epochs)
             if not 0 <= warmup_start_factor <= 1:
                 raise UserError(
                     f"scheduler.warmup_start_factor={warmup_start_factor} is invalid: use [0, 1]"
@@ -185,6 +188,20 @@ def schedule(name: str, description: str):
         return make
 
     return decorator
+
+
+def fit_warmup(warmup_epochs: float, epochs: int) -> float:
+    """The warmup a run of ``epochs`` can have: a warmup as long as the run, or longer, is cut
+    to half the run, so that ``trainer.epochs=1`` works with a recipe's one-epoch warmup and
+    the rate still decays after it."""
+    if warmup_epochs < epochs:
+        return warmup_epochs
+    fitted = epochs / 2
+    logger.info(
+        f"scheduler.warmup_epochs={warmup_epochs:g} is not shorter than the {epochs}-epoch run: "
+        f"warming up for {fitted:g} epochs instead"
+    )
+    return fitted
 
 
 def _names(params: Sequence[inspect.Parameter]) -> set[str]:
