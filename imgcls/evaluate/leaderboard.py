@@ -153,6 +153,7 @@ def build_leaderboard(runs: Sequence[RunInfo]) -> Leaderboard:
             if values:
                 row[f"{name}_mean"], row[f"{name}_std"] = _stats(values)
         row["params"] = members[0].summary.get("params", "")
+        row["flops"] = members[0].summary.get("flops", "")
         row["seeds"] = " ".join(str(m.summary.get("seed", "")) for m in members)
         row["runs"] = " ".join(str(m.run_dir) for m in members)
         rows.append(row)
@@ -181,7 +182,9 @@ def _number(value: Any) -> str:
 
 def csv_text(board: Leaderboard) -> str:
     stats = [f"{n}_{s}" for n in (board.metric, *FIGURES, "train_seconds") for s in ("mean", "std")]
-    header = ["rank", *board.columns, "n", *stats, "params", "seeds", "status", "error", "runs"]
+    header = [
+        "rank", *board.columns, "n", *stats, "params", "flops", "seeds", "status", "error", "runs",
+    ]  # fmt: skip
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
@@ -212,15 +215,26 @@ def mean_std(row: dict[str, Any], name: str) -> str:
 def table_rows(board: Leaderboard) -> tuple[list[str], list[list[str]]]:
     """Header and cells shared by leaderboard.md and the rich table."""
     header = ["rank", *board.columns, "n", f"{board.metric} ({board.mode})", "test accuracy",
-              "test loss", "train s"]  # fmt: skip
+              "test loss", "train s", "params", "FLOPs"]  # fmt: skip
     cells = []
     for row in board.rows:
         cells.append([
             str(row["rank"]), *[str(row.get(c, "")) for c in board.columns], str(row["n"]),
             mean_std(row, board.metric), mean_std(row, "test_accuracy"),
             mean_std(row, "test_loss"), f"{row.get('train_seconds_mean', float('nan')):.1f}",
+            _count(row.get("params")), _count(row.get("flops")),
         ])  # fmt: skip
     return header, cells
+
+
+def _count(value: Any) -> str:
+    """A parameter or FLOP count for people: 75.0k, 11.2M, 1.11G."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return ""
+    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= limit:
+            return f"{value / limit:.3g}{suffix}"
+    return str(value)
 
 
 def markdown_text(board: Leaderboard, title: str = "Leaderboard") -> str:
