@@ -115,6 +115,8 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     seed: int = 0
     output_root: str = "outputs"
+    # The model family's recipe (conf/recipe/<family>.yaml) that set this run's defaults.
+    recipe: Optional[str] = None  # noqa: UP045  (OmegaConf needs typing.Optional)
     resume: str | None = None
     sweep: SweepConfig = field(default_factory=SweepConfig)
 
@@ -332,6 +334,30 @@ def component_options(cfg: DictConfig, group: str) -> list[tuple[str, str, dict[
     if "name" not in plain:
         raise UserError(f"{group} has no 'name': choose one of {', '.join(group_options(group))}")
     return [(str(plain["name"]), group, _without_name(plain))]
+
+
+def hyperparameters(cfg: DictConfig) -> dict[str, Any]:
+    """The values a run really trains with, after recipes and overrides: summary.json keeps them.
+
+    Recipes (``conf/recipe/``) change defaults per model family, so the config groups a user
+    chose do not say on their own which learning rate or how many epochs a run used.
+    """
+    augment = component_options(cfg, "augment")
+    return {
+        "recipe": cfg.get("recipe"),
+        "model": _named(component_options(cfg, "model")[0]),
+        "optimizer": _named(component_options(cfg, "optimizer")[0]),
+        "scheduler": _named(component_options(cfg, "scheduler")[0]),
+        "regularizers": [_named(entry) for entry in component_options(cfg, "regularizer")],
+        "augment": augment[0][0] if augment else None,
+        "epochs": int(cfg.trainer.epochs),
+        "batch_size": int(cfg.trainer.batch_size),
+    }
+
+
+def _named(entry: tuple[str, str, dict[str, Any]]) -> dict[str, Any]:
+    name, _, options = entry
+    return {"name": name, **options}
 
 
 def _without_name(options: dict[str, Any]) -> dict[str, Any]:

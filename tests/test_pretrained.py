@@ -104,7 +104,15 @@ def test_old_densenet_keys_are_renamed():
 
 def test_cli_without_weights_exits_2_and_leaves_no_run(hub, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    code = cli.main(["train", "model=resnet", "model.pretrained=true", "experiment=smoke"])
+    code = cli.main(
+        [
+            "train",
+            "model=resnet",
+            "model.variant=resnet18",
+            "model.pretrained=true",
+            "experiment=smoke",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and "resnet18-f37072fd.pth" in err and "https://" in err
@@ -113,7 +121,8 @@ def test_cli_without_weights_exits_2_and_leaves_no_run(hub, tmp_path, monkeypatc
 
 def test_training_from_pretrained_weights(resnet18_weights, tmp_path, caplog):
     overrides = [
-        "model=resnet", "model.pretrained=true", "dataset=synthetic", "dataset.num_samples=120",
+        "model=resnet", "model.variant=resnet18", "model.pretrained=true", "dataset=synthetic",
+        "dataset.num_samples=120",
         "dataset.image_size=8", "dataset.channels=3", "dataset.num_classes=3",
         "trainer.epochs=1", "trainer.batch_size=32",
     ]  # fmt: skip

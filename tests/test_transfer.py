@@ -20,7 +20,15 @@ from imgcls.transfer.distill import distillation_terms
 from imgcls.transfer.finetune import FineTune, freeze
 from imgcls.transfer.heads import head_parameter_names
 
-PLAIN = [*TINY, "regularizer=none", "augment=none", "scheduler=constant", "model.dropout=0.0"]
+PLAIN = [
+    *TINY,
+    "regularizer=none",
+    "augment=none",
+    "scheduler=constant",
+    "model.dropout=0.0",
+    "optimizer=sgd",
+    "scheduler.warmup_epochs=0",
+]  # fmt: skip  (not simplecnn's recipe)
 
 
 def _run(tmp_path, name: str, *overrides: str):

@@ -21,7 +21,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from imgcls import distributed
-from imgcls.config import validate
+from imgcls.config import hyperparameters, validate
 from imgcls.data.pipeline import make_loaders
 from imgcls.errors import NonFiniteLossError, TrainingInterrupted, UserError
 from imgcls.evaluate.run_plots import write_run_plots
@@ -196,6 +196,7 @@ def _train(
         "model": cfg.model.name,
         "dataset": data.name,
         "seed": int(cfg.seed),
+        "hyperparameters": hyperparameters(cfg),
         "config_hash": config_hash(cfg),
         "started_at": datetime.now().isoformat(timespec="seconds"),
         "device": str(device),
