@@ -393,13 +393,17 @@ class Engine:
                 raise error
 
     def _is_better(self, value: float) -> bool:
+        """At least as good as the best so far: on a tie the later epoch wins, since it has
+        trained longer (with a decaying schedule, at a lower rate). Small validation sets tie
+        often (270 digits: steps of 0.0037), and keeping the earliest of equal epochs cost the
+        default digits run 0.003 test accuracy over 10 seeds."""
         if not math.isfinite(value):
             return False
         if self.best_value is None:
             return True
         if self.settings.monitor_mode == "max":
-            return value > self.best_value
-        return value < self.best_value
+            return value >= self.best_value
+        return value <= self.best_value
 
     def _save(
         self,
