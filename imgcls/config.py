@@ -25,7 +25,7 @@ COMPONENT_GROUPS = (
 )  # fmt: skip
 # Groups that select several options at once (``regularizer=[l2,label_smoothing]``).
 LIST_GROUPS = ("regularizer", "logger")
-GROUPS = (*COMPONENT_GROUPS, "trainer", "experiment")
+GROUPS = (*COMPONENT_GROUPS, "trainer", "experiment", "recipe")  # what `imgcls list` shows
 PRECISIONS = ("auto", "32", "bf16", "16")
 
 
