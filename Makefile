@@ -17,8 +17,11 @@ $(STAMP): pyproject.toml
 train: setup
 	$(BIN)/imgcls train $(ARGS)
 
+# One pytest worker per core (tests pin one torch thread each); TEST_WORKERS=0 runs in-process.
+TEST_WORKERS ?= 2
+
 test: setup
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -40,7 +40,7 @@ def test_every_model_file_brings_its_family_recipe():
         ("alexnet", "adamw", 0.001, 15),
         ("vgg", "sgd", 0.05, 10),
         ("densenet", "sgd", 0.05, 15),
-        ("efficientnet", "adamw", 0.008, 15),
+        ("efficientnet", "adamw", 0.008, 20),
         ("simplecnn", "adamw", 0.003, 15),
     ],
 )
@@ -83,7 +83,8 @@ def test_cfg_job_shows_the_values_that_will_be_used():
     shown = yaml.safe_load(result.stdout)
     assert shown["recipe"] == "efficientnet"
     assert shown["optimizer"] == {**shown["optimizer"], "name": "adamw", "lr": 0.004}
-    assert shown["model"]["dropout"] == 0.0 and shown["trainer"]["epochs"] == 15
+    assert shown["model"]["dropout"] == 0.0 and shown["model"]["stochastic_depth"] == 0.0
+    assert shown["trainer"]["epochs"] == 20
     assert shown["scheduler"]["warmup_epochs"] == 1
 
 

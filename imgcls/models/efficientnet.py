@@ -6,6 +6,9 @@ implementation, listed in :mod:`imgcls.models.catalog` and by ``imgcls list mode
 The ``cifar`` stem makes the stem conv and the first stride-2 stage stride 1 (4x less
 downsampling, parameters unchanged), so a 32x32 input ends at 4x4 instead of 1x1.
 ``dropout`` is the classifier's; null means the variant's own (0.2 for B0 ... 0.5 for B7).
+``stochastic_depth`` is the largest rate of dropping a block's residual branch (it grows
+linearly with depth up to this); null means torchvision's 0.2. Short runs on small data
+underfit with both, which is why the efficientnet recipe turns them off.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from imgcls.models.catalog import FAMILIES
 from imgcls.models.pretrained import load_pretrained
 from imgcls.models.stems import resolve_stem
 from imgcls.models.variants import register_family
+
+STOCHASTIC_DEPTH = 0.2  # torchvision's default for B0-B7
 
 
 def _first_strided_conv(module: nn.Module) -> nn.Conv2d | None:
@@ -35,13 +40,19 @@ def efficientnet(
     variant: str = "efficientnet_b0",
     stem: str = "auto",
     dropout: float | None = None,
+    stochastic_depth: float | None = None,
     pretrained: bool = False,
 ) -> tv_efficientnet.EfficientNet:
     scaling = FAMILIES["efficientnet"].variant(variant).scaling
     assert scaling is not None
     rate = scaling.dropout if dropout is None else check_dropout(dropout)
+    depth_rate = (
+        STOCHASTIC_DEPTH
+        if stochastic_depth is None
+        else check_dropout(stochastic_depth, "model.stochastic_depth")
+    )
     model: tv_efficientnet.EfficientNet = getattr(tv_efficientnet, variant)(
-        weights=None, num_classes=num_classes, dropout=rate
+        weights=None, num_classes=num_classes, dropout=rate, stochastic_depth_prob=depth_rate
     )
     stem_conv = model.features[0][0]
     if resolve_stem(stem, image_size) == "cifar":
