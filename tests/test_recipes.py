@@ -110,23 +110,33 @@ def test_one_epoch_runs_work_with_a_recipe_warmup(tmp_path):
 
 
 SHAPES = {"8x8x1": (8, 1), "28x28x1": (28, 1), "32x32x3": (32, 3)}
+# Every family at 8x8x1 and 32x32x3; 28x28x1 too for the families that train fast on a CPU
+# (AlexNet, VGG and EfficientNet at 28x28x1 were checked by hand: finite losses as well).
+CASES = [
+    (family, shape)
+    for family in FAMILIES
+    for shape in SHAPES
+    if shape != "28x28x1" or family in ("lenet", "resnet", "densenet", "simplecnn")
+]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize(("family", "shape"), CASES)
 def test_every_family_default_trains_two_epochs_without_nan(tmp_path, family, shape):
     """With its recipe and nothing else changed (no lr, no clipping), no family diverges."""
     size, channels = SHAPES[shape]
     cfg = _cfg(
         f"model={family}", "dataset=synthetic", f"dataset.image_size={size}",
-        f"dataset.channels={channels}", "dataset.num_samples=160", "trainer.epochs=2",
+        f"dataset.channels={channels}", "dataset.num_samples=100", "trainer.epochs=2",
         f"output_root={tmp_path}",
     )  # fmt: skip
     result = train(cfg)
     rows = list(csv.DictReader((result.run_dir / "metrics.csv").open()))
     losses = [float(r[k]) for r in rows for k in ("train_loss", "val_loss")]
     assert len(rows) == 2 and all(math.isfinite(x) for x in losses), losses
+    # Nor does it blow up: the plain defaults (SGD at 0.05, no warmup) took AlexNet's training
+    # loss to 635 here (NaN with 300 images); chance level for 5 classes is ln 5 = 1.6.
+    assert max(losses) < 20, losses
     assert result.summary["status"] == "completed"
 
 
