@@ -8,7 +8,7 @@ mistake fails with one clear line before any work starts. No torch import at mod
 
 from __future__ import annotations
 
-import os
+import math
 import re
 from dataclasses import dataclass, field
 from enum import Enum
@@ -18,6 +18,7 @@ from typing import Any, Optional
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from imgcls.errors import UserError, did_you_mean, unknown_choice
+from imgcls.folders import claim_dir, job_dir, reset_unique_dirs, unique_dir  # noqa: F401
 
 # Groups whose options are registry components, in the order a run builds them.
 COMPONENT_GROUPS = (
@@ -150,42 +151,6 @@ def option_description(group: str, option: str) -> str:
     return ""
 
 
-_unique_dirs: dict[str, str] = {}
-
-
-def claim_dir(base: str) -> str:
-    """Create ``base`` (or ``base_1``, ``base_2``, ...) atomically and return it.
-
-    ``os.mkdir`` fails when the folder exists, so two runs started in the same second never
-    share a directory, whether they are threads, processes or separate commands.
-    """
-    Path(base).parent.mkdir(parents=True, exist_ok=True)
-    for attempt in range(10_000):
-        candidate = base if attempt == 0 else f"{base}_{attempt}"
-        try:
-            os.mkdir(candidate)
-        except FileExistsError:
-            continue
-        return candidate
-    raise UserError(f"could not create a new run directory next to {base}")
-
-
-def unique_dir(base: str) -> str:
-    """Hydra's ``imgcls_unique_dir`` resolver: :func:`claim_dir`, memoised per invocation.
-
-    Hydra may resolve the same run-directory expression more than once for one job; the
-    memo makes every resolution in this CLI invocation name the folder claimed first.
-    """
-    if base not in _unique_dirs:
-        _unique_dirs[base] = claim_dir(base)
-    return _unique_dirs[base]
-
-
-def reset_unique_dirs() -> None:
-    """Forget memoised run directories (one CLI invocation = one set of run directories)."""
-    _unique_dirs.clear()
-
-
 _registered = False
 
 
@@ -201,8 +166,22 @@ def register_configs() -> None:
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
     # Every conf/augment preset starts from these (all off): `/augment_components@_here_`.
     ConfigStore.instance().store(name="augment_components", node=AugmentComponents)
-    OmegaConf.register_new_resolver("imgcls_unique_dir", unique_dir, use_cache=True, replace=True)
+    register_resolvers()
     _registered = True
+
+
+def register_resolvers() -> None:
+    """The resolvers conf/train.yaml's run and sweep folders use. Also run when this module is
+    imported, so that a job process a launcher starts (joblib, submitit) resolves them."""
+    OmegaConf.register_new_resolver("imgcls_unique_dir", unique_dir, use_cache=True, replace=True)
+    OmegaConf.register_new_resolver("imgcls_job_dir", _job_dir_resolver, replace=True)
+
+
+def _job_dir_resolver(name: str, sweep_dir: str, overrides: Any) -> str:
+    return job_dir(str(name), str(sweep_dir), [str(o) for o in overrides])
+
+
+register_resolvers()
 
 
 def compose(
