@@ -1,7 +1,8 @@
 """``imgcls <command> [overrides]``: dispatch, error printing and exit codes.
 
 Nothing here imports torch at module level: ``imgcls --help`` and ``imgcls list`` stay fast.
-User mistakes print one line on stderr and exit 2 (set IMGCLS_DEBUG=1 for the traceback).
+User mistakes print one line on stderr and exit 2; an unexpected error (a bug) prints one line
+and exits 1 (set IMGCLS_DEBUG=1 for the traceback of either).
 """
 
 from __future__ import annotations
@@ -104,6 +105,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (KeyboardInterrupt, TrainingInterrupted) as error:
         print(f"imgcls: {error or 'interrupted'}", file=sys.stderr)
         return getattr(error, "exit_code", TrainingInterrupted.exit_code)
+    except Exception as error:  # not a user mistake but a bug: still one line, exit 1
+        if _debug():
+            raise
+        lines = str(error).strip().splitlines()
+        detail = f": {lines[0]}" if lines else ""
+        print(
+            f"imgcls: internal error: {type(error).__name__}{detail} "
+            "(set IMGCLS_DEBUG=1 to see the traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

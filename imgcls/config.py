@@ -8,7 +8,7 @@ mistake fails with one clear line before any work starts. No torch import at mod
 
 from __future__ import annotations
 
-import os
+import math
 import re
 from dataclasses import dataclass, field
 from enum import Enum
@@ -18,6 +18,7 @@ from typing import Any, Optional
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from imgcls.errors import UserError, did_you_mean, unknown_choice
+from imgcls.folders import claim_dir, job_dir, reset_unique_dirs, unique_dir  # noqa: F401
 
 # Groups whose options are registry components, in the order a run builds them.
 COMPONENT_GROUPS = (
@@ -150,42 +151,6 @@ def option_description(group: str, option: str) -> str:
     return ""
 
 
-_unique_dirs: dict[str, str] = {}
-
-
-def claim_dir(base: str) -> str:
-    """Create ``base`` (or ``base_1``, ``base_2``, ...) atomically and return it.
-
-    ``os.mkdir`` fails when the folder exists, so two runs started in the same second never
-    share a directory, whether they are threads, processes or separate commands.
-    """
-    Path(base).parent.mkdir(parents=True, exist_ok=True)
-    for attempt in range(10_000):
-        candidate = base if attempt == 0 else f"{base}_{attempt}"
-        try:
-            os.mkdir(candidate)
-        except FileExistsError:
-            continue
-        return candidate
-    raise UserError(f"could not create a new run directory next to {base}")
-
-
-def unique_dir(base: str) -> str:
-    """Hydra's ``imgcls_unique_dir`` resolver: :func:`claim_dir`, memoised per invocation.
-
-    Hydra may resolve the same run-directory expression more than once for one job; the
-    memo makes every resolution in this CLI invocation name the folder claimed first.
-    """
-    if base not in _unique_dirs:
-        _unique_dirs[base] = claim_dir(base)
-    return _unique_dirs[base]
-
-
-def reset_unique_dirs() -> None:
-    """Forget memoised run directories (one CLI invocation = one set of run directories)."""
-    _unique_dirs.clear()
-
-
 _registered = False
 
 
@@ -201,8 +166,22 @@ def register_configs() -> None:
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
     # Every conf/augment preset starts from these (all off): `/augment_components@_here_`.
     ConfigStore.instance().store(name="augment_components", node=AugmentComponents)
-    OmegaConf.register_new_resolver("imgcls_unique_dir", unique_dir, use_cache=True, replace=True)
+    register_resolvers()
     _registered = True
+
+
+def register_resolvers() -> None:
+    """The resolvers conf/train.yaml's run and sweep folders use. Also run when this module is
+    imported, so that a job process a launcher starts (joblib, submitit) resolves them."""
+    OmegaConf.register_new_resolver("imgcls_unique_dir", unique_dir, use_cache=True, replace=True)
+    OmegaConf.register_new_resolver("imgcls_job_dir", _job_dir_resolver, replace=True)
+
+
+def _job_dir_resolver(name: str, sweep_dir: str, overrides: Any) -> str:
+    return job_dir(str(name), str(sweep_dir), [str(o) for o in overrides])
+
+
+register_resolvers()
 
 
 def compose(
@@ -247,7 +226,7 @@ def translate_compose_error(error: Exception, overrides: list[str]) -> UserError
         r"Could not append to config. An item is already at '([^']+)'", text
     )
     if struct and ("not in struct" in text + cause_text or "Key '" in text + cause_text):
-        return _unknown_key_error(struct.group(1))
+        return _unknown_key_error(struct.group(1), overrides)
 
     if "could not be converted" in cause_text or "could not be converted" in text:
         full_key = re.search(r"full_key: ([\w.\[\]]+)", cause_text + " " + text)
@@ -277,24 +256,39 @@ def translate_compose_error(error: Exception, overrides: list[str]) -> UserError
     return UserError(text.split(" full_key")[0] or cause_text)
 
 
-def _unknown_key_error(full_key: str) -> UserError:
-    """``optimizer.lrr`` -> unknown key with a did-you-mean from the keys that exist there."""
+def _unknown_key_error(full_key: str, overrides: list[str]) -> UserError:
+    """``optimizer.lrr`` -> unknown key, with a did-you-mean from the keys that exist there.
+
+    The valid keys are those of the component the overrides chose (``model=simplecnn``
+    lists simplecnn's keys, not the default model's), and the rejected key is never offered.
+    """
     parent_key, _, leaf = full_key.rpartition(".")
-    try:
-        base = compose_valid_keys(parent_key)
-    except Exception:
-        base = []
+    base = [k for k in compose_valid_keys(parent_key, overrides, full_key) if k != leaf]
     hint = did_you_mean(leaf, base).replace("'", f"'{parent_key}." if parent_key else "'", 1) or ";"
     where = f" under {parent_key}" if parent_key else ""
     valid = f" valid keys{where}: {', '.join(base)}" if base else ""
     return UserError(f"unknown config key '{full_key}'{hint}{valid}")
 
 
-def compose_valid_keys(parent_key: str) -> list[str]:
-    """The keys that exist at ``parent_key`` in the default composed config."""
-    cfg = compose([])
-    node = OmegaConf.select(cfg, parent_key) if parent_key else cfg
-    return sorted(node.keys()) if isinstance(node, DictConfig) else []
+def compose_valid_keys(
+    parent_key: str, overrides: list[str] | tuple[str, ...] = (), rejected: str = ""
+) -> list[str]:
+    """The keys at ``parent_key`` in the config the overrides compose, without the rejected
+    one (or, if the rest still fails, with only the group choices such as ``model=lenet``)."""
+    kept = [o for o in overrides if _override_key(o) != rejected]
+    choices = [o for o in kept if "." not in _override_key(o)]
+    for attempt in (kept, choices, []):
+        try:
+            cfg = compose(attempt)
+        except UserError:
+            continue
+        node = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+        return sorted(node.keys()) if isinstance(node, DictConfig) else []
+    return []
+
+
+def _override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
 
 
 # Keys that say where or how a run is launched or continued, not what it computes.
@@ -365,9 +359,12 @@ def _without_name(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def validate(cfg: DictConfig) -> None:
-    """Check a composed config: registry names, keyword arguments, types and trainer values."""
+    """Check a composed config: registry names, keyword arguments, types, finite numbers and
+    ranges (the optimizer, schedule and regularizers are built once on a dummy parameter, so
+    their own checks run here, before anything else does)."""
     from imgcls.registry import REGISTRIES, load_components
 
+    check_finite(cfg)
     load_components()
     for group in COMPONENT_GROUPS:
         for name, prefix, options in component_options(cfg, group):
@@ -376,9 +373,28 @@ def validate(cfg: DictConfig) -> None:
                 raise unknown_choice(group, name, registry.names())
             registry.check(name, options, prefix)
     _validate_trainer(cfg)
+    if OmegaConf.select(cfg, "data.memory_mb", default=0) < 0:
+        raise UserError(f"data.memory_mb={cfg.data.memory_mb} is invalid: it must be >= 0")
     from imgcls.transfer.checks import validate_transfer
 
     validate_transfer(cfg)
+    from imgcls.train.build import check_training_values
+
+    check_training_values(cfg)
+
+
+def check_finite(cfg: DictConfig | dict[str, Any] | list[Any], prefix: str = "") -> None:
+    """Refuse NaN and infinity anywhere in a config (``optimizer.lr=inf`` would train to NaN)."""
+    node = cfg
+    if isinstance(cfg, DictConfig):
+        node = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    items = node.items() if isinstance(node, dict) else enumerate(node or [])
+    for key, value in items:
+        name = f"{prefix}[{key}]" if isinstance(node, list) else f"{prefix}{key}"
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(f"{name}={value} is invalid: use a finite number")
+        if isinstance(value, (dict, list)):
+            check_finite(value, name if isinstance(value, list) else f"{name}.")
 
 
 def _validate_trainer(cfg: DictConfig) -> None:

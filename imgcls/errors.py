@@ -15,6 +15,12 @@ class UserError(Exception):
     exit_code = 2
 
 
+class UnreadableImageError(UserError):
+    """An image file that Pillow refuses: corrupt, truncated, not an image, or a
+    decompression bomb (more pixels than Pillow's limit). ``predict`` skips it by name;
+    training stops with it, naming the file."""
+
+
 class NonFiniteLossError(UserError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 

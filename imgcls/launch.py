@@ -8,7 +8,7 @@ as failed and the sweep goes on.
 from __future__ import annotations
 
 import logging
-import shutil
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,7 +18,8 @@ from omegaconf import OmegaConf
 
 from imgcls.config import compose, config_dir, register_configs, reset_unique_dirs, validate
 from imgcls.errors import TrainingInterrupted, UserError
-from imgcls.runs import new_run_dir, write_json
+from imgcls.folders import claim_run_folder, ensure_dir
+from imgcls.runs import remove_unstarted, write_json
 from imgcls.sweeps import (
     JobResult,
     config_hash,
@@ -48,9 +49,19 @@ class JobRecord:
 
 
 @dataclass
+class Claim:
+    """The folder a single run was given before Hydra started, and how it came to be."""
+
+    path: Path
+    created: bool = True  # False: an empty folder the user named, kept if the run fails
+    generated: bool = True  # True: the default <root>/<date>/<time>_... name
+
+
+@dataclass
 class LaunchState:
     jobs: list[JobRecord] = field(default_factory=list)
     error: BaseException | None = None
+    claim: Claim | None = None
 
 
 def split_arguments(args: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -134,14 +145,16 @@ def run_train(args: Sequence[str]) -> int:
     import hydra
 
     state = LaunchState()
+    distributed_args = distributed_overrides(overrides, multirun) if runs_job else []
+    folder_args: list[str] = []
+    if runs_job and not distributed_args:
+        folder_args = claim_output_folder(overrides, multirun, state)
 
     @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
     def app(cfg) -> float | None:
         return run_job(cfg, multirun, state)
 
-    args = [*args, *resume_sweep_overrides(overrides, multirun)]
-    distributed_args = distributed_overrides(overrides, multirun)
-    args = [*args, *distributed_args]
+    args = [*args, *folder_args, *distributed_args]
     saved_argv = sys.argv
     sys.argv = ["imgcls train", *args]
     try:
@@ -178,6 +191,65 @@ def resume_sweep_overrides(overrides: Sequence[str], multirun: bool) -> list[str
     return [f"hydra.sweep.dir={folder.resolve()}"]
 
 
+def claim_output_folder(overrides: Sequence[str], multirun: bool, state: LaunchState) -> list[str]:
+    """Take the run (or sweep) folder before Hydra starts, and hand it to Hydra by name.
+
+    Hydra would create it itself and write ``.hydra/`` into it before any imgcls code runs:
+    into a finished run's folder, or into a path that cannot be a folder, with a traceback.
+    Here a named run folder that holds a run is refused (only ``resume=`` continues a run in
+    its own folder), and a folder that cannot be created is one line naming it.
+    """
+    resumed = resume_sweep_overrides(overrides, multirun)  # refused without -m
+    if multirun:
+        if resumed:
+            return resumed
+        sweep_dir = ensure_dir(resolve_output_dir(overrides, "hydra.sweep.dir"), "sweep directory")
+        return [f"hydra.sweep.dir={_quoted(sweep_dir.resolve())}"]
+    state.claim = claim_single_run(overrides)
+    return [f"hydra.run.dir={_quoted(state.claim.path.resolve())}"]
+
+
+def claim_single_run(overrides: Sequence[str]) -> Claim:
+    """A fresh generated run folder, or the one ``hydra.run.dir=`` names (checked)."""
+    named = any(o.lstrip("+~").startswith("hydra.run.dir=") for o in overrides)
+    path = Path(resolve_output_dir(overrides, "hydra.run.dir"))
+    if not named:  # the imgcls_unique_dir resolver has just created it, fresh
+        return Claim(path)
+    folder, created = claim_run_folder(path)
+    return Claim(folder, created=created, generated=False)
+
+
+def resolve_output_dir(overrides: Sequence[str], key: str) -> str:
+    """The folder ``hydra.run.dir`` or ``hydra.sweep.dir`` names for these overrides.
+
+    Resolving the default claims a fresh folder (the ``imgcls_unique_dir`` resolver); the
+    result is passed to Hydra literally, so Hydra never resolves it a second time.
+    """
+    from hydra.core.hydra_config import HydraConfig
+
+    config_overrides = override_variants(overrides, multirun=key == "hydra.sweep.dir")[0]
+    hydra_overrides = [o for o in overrides if o.startswith(HYDRA_KEYS)]
+    cfg = compose([*config_overrides, *hydra_overrides], return_hydra=True)
+    HydraConfig.instance().set_config(cfg)
+    try:
+        return str(OmegaConf.select(cfg, key))
+    except Exception as error:  # a resolver failed: report its own UserError if it was one
+        cause: BaseException | None = error
+        while cause is not None and not isinstance(cause, UserError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is not None:
+            raise cause from None
+        raise UserError(f"cannot resolve {key}: {' '.join(str(error).split())}") from error
+
+
+def _quoted(path: Path) -> str:
+    """A path as a Hydra override value (quoted when it holds characters Hydra parses)."""
+    text = str(path)
+    if re.fullmatch(r"[\w./:+@-]+", text):
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def distributed_overrides(overrides: Sequence[str], multirun: bool) -> list[str]:
     """Under torchrun with ``trainer.strategy=ddp``: join the group, share rank 0's run folder.
 
@@ -202,16 +274,11 @@ def distributed_overrides(overrides: Sequence[str], multirun: bool) -> list[str]
 
     wants_cuda = str(cfg.trainer.device) != "cpu" and torch.cuda.is_available()
     ctx = distributed.initialize("cuda" if wants_cuda else "cpu")
-    chosen = [o.split("=", 1)[1] for o in overrides if o.startswith("hydra.run.dir=")]
     run_dir = None
     if ctx.is_main:
-        run_dir = (
-            chosen[-1]
-            if chosen
-            else str(new_run_dir(cfg.output_root, cfg.model.name, cfg.dataset.name))
-        )
+        run_dir = str(claim_single_run(overrides).path.resolve())
     run_dir = distributed.broadcast(run_dir)
-    extra = [f"hydra.run.dir={run_dir}"]
+    extra = [f"hydra.run.dir={_quoted(Path(run_dir))}"]
     if not ctx.is_main:
         extra.append("hydra.output_subdir=null")  # rank 0 alone writes .hydra/
     return extra
@@ -242,15 +309,16 @@ def run_job(cfg, multirun: bool, state: LaunchState) -> float | None:
     except (UserError, TrainingInterrupted) as error:
         state.jobs.append(JobRecord(str(run_dir), _status(error), str(error), overrides))
         if not multirun or isinstance(error, TrainingInterrupted):
-            if not (run_dir / "summary.json").exists():
-                remove_unstarted_run(run_dir)
+            remove_unstarted_run(run_dir, state)
             state.error = error
         else:
             record_failure(run_dir, cfg, error)
             logger.error(f"job failed: {error}")
     except Exception as error:
-        if not multirun:
-            raise
+        if not multirun:  # an unexpected error: the CLI reports it; no half-made folder stays
+            remove_unstarted_run(run_dir, state)
+            state.error = error
+            return None
         logger.exception(f"job failed: {error}")
         record_failure(run_dir, cfg, error)
         state.jobs.append(
@@ -311,12 +379,13 @@ def _status(error: BaseException) -> str:
     return "interrupted" if isinstance(error, TrainingInterrupted) else "failed"
 
 
-def remove_unstarted_run(run_dir: Path) -> None:
-    """Delete the folder Hydra made for a job that failed before training started."""
-    if not run_dir.is_dir():
-        return
-    if {p.name for p in run_dir.iterdir()} <= {".hydra", "train.log", "checkpoints"}:
-        shutil.rmtree(run_dir, ignore_errors=True)
-        parent = run_dir.parent
-        if parent.is_dir() and not any(parent.iterdir()):
-            parent.rmdir()
+def remove_unstarted_run(run_dir: Path, state: LaunchState | None = None) -> None:
+    """Delete what Hydra and imgcls wrote for a job that failed before training started.
+
+    A folder the user named and that existed before the run keeps existing (empty).
+    """
+    claim = state.claim if state is not None else None
+    if claim is not None and claim.path.resolve() == run_dir.resolve():
+        remove_unstarted(run_dir, keep_folder=not claim.created, empty_parent=claim.generated)
+    else:
+        remove_unstarted(run_dir, empty_parent=False)

@@ -9,6 +9,7 @@ two largest target weights.
 from __future__ import annotations
 
 import math
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from imgcls.config import component_options, compose
+from imgcls.config import check_finite, component_options, compose
 from imgcls.errors import UserError
 
 
@@ -35,6 +36,7 @@ def compose_preview(overrides: Sequence[str]) -> DictConfig:
 
     ConfigStore.instance().store(name="preview_schema", node=PreviewConfig)
     cfg = compose(list(overrides), config_name="preview")
+    check_finite(cfg)
     from imgcls.registry import AUGMENTS, DATASETS
 
     for group, registry in (("dataset", DATASETS), ("augment", AUGMENTS)):
@@ -74,11 +76,13 @@ def preview(cfg: DictConfig) -> Path:
     titles = [_title(t, data.classes) for t in targets]
 
     run = RunDirectory(new_run_dir(cfg.output_root, "preview", data.name))
-    run.prepare()
-    run.checkpoints.rmdir()  # a preview has no checkpoints
-    run.write_config(OmegaConf.to_container(cfg, resolve=True), [])
-    path = run.path / "preview.png"
-    _draw(images, titles, int(cfg.columns), path, f"{data.name}, augment={cfg.augment.name}")
+    try:
+        run.write_config(OmegaConf.to_container(cfg, resolve=True), [])
+        path = run.path / "preview.png"
+        _draw(images, titles, int(cfg.columns), path, f"{data.name}, augment={cfg.augment.name}")
+    except BaseException:
+        shutil.rmtree(run.path, ignore_errors=True)  # a fresh folder: no half-made preview
+        raise
     return path
 
 

@@ -27,13 +27,46 @@ class Entry:
     metadata: Mapping[str, Any]
 
 
-class Registry:
-    """Name -> builder mapping for one config group, with validation and did-you-mean."""
+@dataclass(frozen=True)
+class Range:
+    """The numbers a keyword accepts: ``Range(0, 1, high_open=True)`` is [0, 1)."""
 
-    def __init__(self, group: str, runtime: frozenset[str] = frozenset()) -> None:
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def admits(self, value: float) -> bool:
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return not (
+            self.high is not None and (value >= self.high if self.high_open else value > self.high)
+        )
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+        return f"{left}{self.low:g}, {self.high:g}{right}"
+
+
+class Registry:
+    """Name -> builder mapping for one config group, with validation and did-you-mean.
+
+    ``ranges`` holds the numbers a keyword accepts wherever it appears in the group (every
+    model's ``dropout`` is a probability), checked with the types before anything is built.
+    """
+
+    def __init__(
+        self,
+        group: str,
+        runtime: frozenset[str] = frozenset(),
+        ranges: Mapping[str, Range] | None = None,
+    ) -> None:
         self.group = group
         # Arguments imgcls supplies itself (``num_classes`` from the dataset), never the user.
         self.runtime = runtime
+        self.ranges = dict(ranges or {})
         self._entries: dict[str, Entry] = {}
 
     def register(
@@ -96,6 +129,14 @@ class Registry:
                 raise UserError(
                     f"{prefix}.{key}={value!r} has the wrong type: expected {_type_name(hints[key])}"
                 )
+            self._check_range(key, value, prefix)
+
+    def _check_range(self, key: str, value: Any, prefix: str) -> None:
+        allowed = self.ranges.get(key)
+        numbers = value if isinstance(value, (list, tuple)) else [value]
+        numbers = [v for v in numbers if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if allowed is not None and not all(allowed.admits(v) for v in numbers):
+            raise UserError(f"{prefix}.{key}={value} is invalid: use {allowed}")
 
     def build(
         self,
@@ -174,7 +215,14 @@ def _type_name(hint: Any) -> str:
     return getattr(hint, "__name__", str(hint))
 
 
-MODELS = Registry("model", runtime=frozenset({"num_classes", "in_channels", "image_size"}))
+MODELS = Registry(
+    "model",
+    runtime=frozenset({"num_classes", "in_channels", "image_size"}),
+    ranges={
+        "dropout": Range(0, 1, high_open=True),
+        **{key: Range(1) for key in ("widths", "hidden", "growth_rate", "depth")},
+    },
+)
 DATASETS = Registry("dataset")
 AUGMENTS = Registry("augment")
 SCHEDULERS = Registry(

@@ -14,13 +14,15 @@ import csv
 import json
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from imgcls.config import claim_dir
+from imgcls.errors import UserError
+from imgcls.folders import claim_dir
 
 LOG_FORMAT = "%(message)s"
 _UMASK = os.umask(0)
@@ -56,6 +58,50 @@ def new_run_dir(root: str | Path, model: str, dataset: str) -> Path:
     now = datetime.now()
     base = Path(root) / now.strftime("%Y-%m-%d") / f"{now.strftime('%H-%M-%S')}_{model}_{dataset}"
     return Path(claim_dir(str(base)))
+
+
+# What a run writes before its summary.json: safe to delete when it stopped before that.
+STARTUP_FILES = (".hydra", "train.log", "checkpoints", "metrics.csv", "tensorboard", "plots")
+
+
+def remove_unstarted(run_dir: Path, keep_folder: bool = False, empty_parent: bool = True) -> None:
+    """Delete what a run that failed before training wrote (no summary.json, no checkpoint).
+
+    Only the files a run makes are removed, so a folder the user named keeps anything else;
+    ``keep_folder`` keeps the (then empty) folder itself, e.g. one that existed before, and
+    ``empty_parent`` also removes the date folder above it when nothing else is there.
+    """
+    if not run_dir.is_dir() or (run_dir / "summary.json").exists():
+        return
+    if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").glob("*.pt")):
+        return
+    for name in STARTUP_FILES:
+        target = run_dir / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target, ignore_errors=True)
+        elif target.exists() or target.is_symlink():
+            target.unlink(missing_ok=True)
+    if keep_folder or any(run_dir.iterdir()):
+        return
+    run_dir.rmdir()
+    parent = run_dir.parent
+    if empty_parent and parent.is_dir() and not any(parent.iterdir()):
+        parent.rmdir()
+
+
+def read_summary(path: Path) -> dict[str, Any]:
+    """A summary.json as a dict; anything else (missing, not JSON, not an object) is a
+    one-line UserError naming the file, so that callers can list the run as unreadable."""
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise UserError(f"{path} is unreadable ({error.strerror or error})") from error
+    except ValueError as error:  # bad JSON, or bytes that are not UTF-8
+        raise UserError(f"{path} is not valid JSON ({' '.join(str(error).split())})") from error
+    if not isinstance(summary, dict):
+        kind = "null" if summary is None else f"a JSON {type(summary).__name__}"
+        raise UserError(f"{path} is not a run summary: it holds {kind}, not an object")
+    return summary
 
 
 class MetricsWriter:
@@ -136,7 +182,7 @@ class RunDirectory:
         write_json(self.summary_path, summary)
 
     def read_summary(self) -> dict[str, Any]:
-        return json.loads(self.summary_path.read_text())
+        return read_summary(self.summary_path)
 
     def attach_log(self) -> None:
         """Copy the ``imgcls`` logger's messages into train.log for the duration of the run."""
@@ -153,3 +199,15 @@ class RunDirectory:
             logger.removeHandler(self._log_handler)
             self._log_handler.close()
             self._log_handler = None
+
+
+def refuse_completed(run_dir: Path) -> None:
+    """A folder whose summary.json says completed is never trained into again."""
+    try:
+        status = read_summary(run_dir / "summary.json").get("status")
+    except UserError:
+        return  # no summary (or a broken one): nothing finished here
+    if status == "completed":
+        raise UserError(
+            f"{run_dir} holds a completed run: it is never overwritten; choose a new folder"
+        )

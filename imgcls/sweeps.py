@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from imgcls.config import comparable_config
+from imgcls.errors import UserError
 
 logger = logging.getLogger("imgcls")
 
@@ -37,22 +38,38 @@ class JobResult:
     config_hash: str | None
     error: str | None
     objective: float | None
+    overrides: list[str] = field(default_factory=list)
 
 
 def read_job(run_dir: Path) -> JobResult | None:
-    """The result a job left in ``run_dir``, or None when it left no summary."""
+    """The result a job left in ``run_dir``, or None when it left no readable summary."""
+    from imgcls.runs import read_summary
+
     try:
-        summary: dict[str, Any] = json.loads((run_dir / "summary.json").read_text())
-    except (OSError, ValueError):
+        summary = read_summary(run_dir / "summary.json")
+    except UserError:
         return None
-    best = summary.get("best") or {}
+    best = summary.get("best")
+    value = best.get("value") if isinstance(best, dict) else None
     return JobResult(
         run_dir,
         str(summary.get("status", "unknown")),
         summary.get("config_hash"),
         summary.get("error"),
-        best.get("value"),
+        value if isinstance(value, (int, float)) else None,
+        job_overrides(run_dir),
     )
+
+
+def job_overrides(run_dir: Path) -> list[str]:
+    """The overrides Hydra recorded for a job (``.hydra/overrides.yaml``), or none."""
+    import yaml
+
+    try:
+        saved = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text())
+    except (OSError, ValueError, yaml.YAMLError):
+        return []
+    return [str(o) for o in saved] if isinstance(saved, list) else []
 
 
 def sweep_jobs(sweep_dir: Path) -> list[JobResult]:
@@ -60,8 +77,10 @@ def sweep_jobs(sweep_dir: Path) -> list[JobResult]:
     jobs = []
     for child in sorted(Path(sweep_dir).iterdir(), key=_job_order):
         if child.is_dir() and not child.name.startswith("."):
-            job = read_job(child)
-            jobs.append(job or JobResult(child, "unfinished", None, "no summary.json", None))
+            job = read_job(child) or JobResult(
+                child, "unfinished", None, "no readable summary.json", None, job_overrides(child)
+            )
+            jobs.append(job)
     return jobs
 
 
@@ -116,4 +135,6 @@ class SweepCallback(Callback):
                 logger.info(f"  {job.status}: {job.run_dir.name}: {job.error}")
         from imgcls.evaluate.leaderboard import sweep_leaderboard
 
-        sweep_leaderboard(sweep_dir)  # leaderboard.csv and leaderboard.md
+        # jobs.json (every job: folder, status, error, overrides), leaderboard.csv and .md;
+        # read back from the job folders, so a resumed sweep lists its earlier jobs too
+        sweep_leaderboard(sweep_dir, jobs)

@@ -119,3 +119,23 @@ FABRICATORS = {
     "svhn": write_svhn,
     "folder": write_folder,
 }
+
+
+def write_bomb_png(path: Path, side: int = 20000) -> Path:
+    """A PNG whose header says ``side`` x ``side`` pixels (a decompression bomb to Pillow),
+    in under 100 bytes: Pillow refuses it from the header, before decoding anything."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)  # 8-bit grayscale
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b"")
+    )
+    return path

@@ -115,6 +115,10 @@ def test_composition_errors_are_one_clear_line(overrides, message):
             r"model.widths=3 has the wrong type: expected a list",
         ),
         (["+model.num_classes=3"], r"'model.num_classes' is set by imgcls itself"),
+        # ranges are checked while validating, before any model is built
+        (["model=simplecnn", "model.dropout=1.5"], r"model.dropout=1.5 is invalid: use \[0, 1\)"),
+        (["optimizer.lr=inf"], r"optimizer.lr=inf is invalid: use a finite number"),
+        (["optimizer=sgd", "optimizer.momentum=2"], r"optimizer.momentum=2 is invalid"),
     ],
 )
 def test_validation_errors_are_one_clear_line(overrides, message):
@@ -127,7 +131,6 @@ def test_validation_errors_are_one_clear_line(overrides, message):
     [
         (["dataset=synthetic", "dataset.num_classes=1"], r"dataset.num_classes=1 is invalid"),
         (["dataset.val_fraction=0.6", "dataset.test_fraction=0.5"], r"leaves no training data"),
-        (["model=simplecnn", "model.dropout=1.5"], r"model.dropout=1.5 is invalid"),
         (["model.variant=resnet7"], r"unknown resnet variant 'resnet7'"),
     ],
 )

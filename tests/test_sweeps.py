@@ -126,6 +126,34 @@ def test_resumed_sweep_reruns_only_what_did_not_finish(tmp_path):
         "0_simplecnn_synthetic", "1_simplecnn_synthetic", "2_simplecnn_synthetic",
     ]  # fmt: skip
     assert (sweep / "leaderboard.csv").is_file()
+    jobs = json.loads((sweep / "jobs.json").read_text())  # rewritten after the resume
+    assert [(Path(j["run_dir"]).name, j["status"]) for j in jobs] == [
+        ("0_simplecnn_synthetic", "completed"),
+        ("1_simplecnn_synthetic", "completed"),
+        ("2_simplecnn_synthetic", "completed"),
+    ]
+
+
+def snapshot(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")}
+
+
+def test_a_resumed_sweep_never_reuses_another_jobs_folder(tmp_path, monkeypatch, capsys):
+    """Resumed with other sweep values, job 0 is another config: it gets a fresh folder."""
+    from imgcls import cli
+
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", "-m", "seed=0", *TINY_ONE_EPOCH]) == 0
+    sweep = only_sweep(tmp_path)
+    first = sweep / "0_simplecnn_synthetic"
+    before = snapshot(first)
+    assert cli.main(["train", "-m", "seed=1", *TINY_ONE_EPOCH, f"sweep.resume={sweep}"]) == 0
+    assert snapshot(first) == before, "the first job's run was changed"
+    second = sweep / "0_simplecnn_synthetic_1"
+    assert json.loads((second / "summary.json").read_text())["seed"] == 1
+    jobs = json.loads((sweep / "jobs.json").read_text())
+    assert sorted(Path(j["run_dir"]).name for j in jobs) == [first.name, second.name]
+    capsys.readouterr()
 
 
 def test_sweep_resume_needs_a_sweep_folder(tmp_path, monkeypatch, capsys):

@@ -10,27 +10,47 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from imgcls.data.splits import ImageSet
-from imgcls.errors import UserError
+from imgcls.errors import UnreadableImageError
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
-def read_image(path: str, channels: int, size: int) -> np.ndarray:
-    """uint8 (C, size, size) array; an unreadable file is a one-line error naming it."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+def open_image(path: str | Path, mode: str) -> Image.Image:
+    """The decoded image converted to ``mode`` (L, RGB, RGBA); anything Pillow refuses is an
+    :class:`UnreadableImageError` naming the file.
+
+    Pillow raises many kinds of errors for bad files (OSError, SyntaxError, ValueError, and
+    DecompressionBombError for a header claiming more pixels than its limit, which is not an
+    OSError), so every error while decoding counts: the file is what is wrong.
+    """
+    from PIL import Image
 
     try:
         with Image.open(path) as image:
-            image = image.convert("L" if channels == 1 else "RGB")
-            image = ImageOps.fit(image, (size, size), Image.Resampling.BILINEAR)
-            array = np.array(image, dtype=np.uint8)  # a writable copy
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as error:
-        raise UserError(f"cannot read image file {path}: {error}") from error
+            image.load()
+            return image.convert(mode)
+    except Exception as error:
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise UnreadableImageError(f"cannot read image file {path}: {reason}") from error
+
+
+def read_image(path: str, channels: int, size: int) -> np.ndarray:
+    """uint8 (C, size, size) array; an unreadable file is a one-line error naming it."""
+    from PIL import Image, ImageOps
+
+    image = open_image(path, "L" if channels == 1 else "RGB")
+    image = ImageOps.fit(image, (size, size), Image.Resampling.BILINEAR)
+    array = np.array(image, dtype=np.uint8)  # a writable copy
     return array[None] if channels == 1 else array.transpose(2, 0, 1)
 
 

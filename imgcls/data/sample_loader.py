@@ -9,6 +9,7 @@ worker seeds are drawn from it too, so a run's seed fixes the augmentation.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -124,6 +125,7 @@ def _first_message(text: str) -> str:
     """The original message of an error re-raised by a DataLoader worker."""
     lines = [line for line in text.strip().splitlines() if line.strip()]
     for line in reversed(lines):
-        if "UserError: " in line:
-            return line.split("UserError: ", 1)[1]
+        found = re.search(r"(?:UserError|UnreadableImageError): (.*)", line)
+        if found:
+            return found.group(1)
     return lines[-1] if lines else text

@@ -85,9 +85,9 @@ def evaluate_runs(
     device: str = "auto",
 ) -> EvalResult:
     """Evaluate one run (or an ensemble) and write the results; the plain function of the CLI."""
-    from imgcls.config import claim_dir
     from imgcls.evaluate.inference import check_compatible, load_run, predict_probabilities
     from imgcls.evaluate.metrics import compute_metrics, default_topk, scalar_metrics
+    from imgcls.folders import claim_dir
     from imgcls.train.build import build_dataset
 
     if not runs:
@@ -193,9 +193,10 @@ def write_results(
     classes: Sequence[str],
 ) -> None:
     from imgcls.evaluate import plots
+    from imgcls.folders import ensure_dir
     from imgcls.runs import atomic_write, write_json
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out_dir, "output folder")
     k = min(5, len(classes))
     atomic_write(
         out_dir / "predictions.csv",

@@ -77,6 +77,18 @@ def load_run(run: str | Path, checkpoint: str = "best", device: str = "auto") ->
     missing = [k for k in ("config", "classes", "data") if k not in state]
     if missing:
         raise UserError(f"{file} lacks {', '.join(missing)}: it was not written by imgcls train")
+    spec_keys = ("channels", "image_size", "mean", "std")
+    if (
+        not isinstance(state["config"], dict)
+        or not isinstance(state["config"].get("model"), dict)
+        or not isinstance(state["classes"], (list, tuple))
+        or not isinstance(state["data"], dict)
+        or any(k not in state["data"] for k in spec_keys)
+    ):
+        raise UserError(
+            f"{file} has a config, classes or data entry of the wrong form: it was not "
+            "written by imgcls train"
+        )
     config = OmegaConf.create(state["config"])
     spec = dict(state["data"])
     classes = [str(c) for c in state["classes"]]

@@ -56,19 +56,42 @@ def _read_overrides(run_dir: Path) -> list[str]:
         return []
     import yaml
 
-    values = yaml.safe_load(path.read_text()) or []
-    return [str(v) for v in values if not str(v).lstrip("+~").startswith("hydra")]
+    try:
+        values = yaml.safe_load(path.read_text())
+    except (OSError, ValueError, yaml.YAMLError):
+        return []  # a damaged overrides file: the run is listed without its settings
+    if not isinstance(values, list):
+        return []
+    launch = ("hydra", "sweep.resume=")  # how a job was launched, not what it computed
+    return [str(v) for v in values if not str(v).lstrip("+~").startswith(launch)]
 
 
 def read_run(run_dir: Path) -> RunInfo:
+    """A run's summary; a damaged one (not JSON, not an object) is listed as unreadable."""
+    from imgcls.runs import read_summary
+
     try:
-        summary = json.loads((run_dir / "summary.json").read_text())
-    except (OSError, json.JSONDecodeError) as error:
+        summary = read_summary(run_dir / "summary.json")
+    except UserError as error:
         return RunInfo(run_dir, "unreadable", _read_overrides(run_dir), error=str(error))
+    for key in ("best", "test"):  # sections of the wrong shape are dropped, not trusted
+        if not isinstance(summary.get(key), dict):
+            summary.pop(key, None)
     status = str(summary.get("status", "unknown"))
     return RunInfo(
         run_dir, status, _read_overrides(run_dir), summary, str(summary.get("error", ""))
     )
+
+
+def read_jobs(path: Path) -> list[dict[str, Any]]:
+    """The job records of a sweep's jobs.json; a damaged file or entry is left out."""
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    if not isinstance(records, list):
+        return []
+    return [r for r in records if isinstance(r, dict) and isinstance(r.get("run_dir"), str)]
 
 
 def collect_runs(paths: Iterable[str | Path]) -> list[RunInfo]:
@@ -88,13 +111,14 @@ def collect_runs(paths: Iterable[str | Path]) -> list[RunInfo]:
         for jobs_file in [path / JOBS_FILE, *sorted(path.rglob(f"*/{JOBS_FILE}"))]:
             if not jobs_file.is_file():
                 continue
-            for job in json.loads(jobs_file.read_text()):
+            for job in read_jobs(jobs_file):
                 job_dir = Path(job["run_dir"]).resolve()
-                if job["status"] != "completed" and job_dir not in runs:
-                    runs[job_dir] = RunInfo(
-                        job_dir, job["status"], list(job.get("overrides", [])),
-                        error=str(job.get("error") or ""),
-                    )  # fmt: skip
+                status = str(job.get("status", "unknown"))
+                if status != "completed" and job_dir not in runs:
+                    overrides = job.get("overrides")
+                    overrides = [str(o) for o in overrides] if isinstance(overrides, list) else []
+                    error = str(job.get("error") or "")
+                    runs[job_dir] = RunInfo(job_dir, status, overrides, error=error)
         if not found and not runs:
             raise UserError(f"{path} holds no imgcls runs (no summary.json below it)")
     return sorted(runs.values(), key=lambda r: str(r.run_dir))
@@ -254,9 +278,10 @@ def markdown_text(board: Leaderboard, title: str = "Leaderboard") -> str:
 
 
 def write_leaderboard(out_dir: Path, board: Leaderboard) -> tuple[Path, Path]:
+    from imgcls.folders import ensure_dir
     from imgcls.runs import atomic_write
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out_dir, "report folder")
     csv_path, md_path = out_dir / "leaderboard.csv", out_dir / "leaderboard.md"
     atomic_write(csv_path, lambda f: f.write(csv_text(board)))
     atomic_write(md_path, lambda f: f.write(markdown_text(board, f"Leaderboard: {out_dir.name}")))
@@ -269,8 +294,9 @@ def write_jobs(sweep_dir: Path, jobs: Sequence[Any]) -> Path:
 
     path = Path(sweep_dir) / JOBS_FILE
     records = [
-        {"run_dir": j.run_dir, "status": j.status, "error": j.error,
-         "overrides": list(getattr(j, "overrides", []))}
+        {"run_dir": str(j.run_dir), "status": j.status, "error": j.error,
+         "overrides": [str(o) for o in getattr(j, "overrides", [])
+                       if not str(o).lstrip("+~").startswith("hydra")]}
         for j in jobs
     ]  # fmt: skip
     atomic_write(path, lambda f: json.dump(records, f, indent=2))

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from imgcls.errors import UserError
+from imgcls.errors import UnreadableImageError, UserError
 from imgcls.evaluate.args import parse_arguments, usage_lines
 
 logger = logging.getLogger("imgcls")
@@ -51,16 +51,19 @@ def find_images(pattern: str) -> list[Path]:
 
 
 def load_image(path: Path, channels: int, size: Sequence[int]) -> np.ndarray:
-    """A file as a uint8 (C, H, W) array in the run's channels and size; raises OSError."""
+    """A file as a uint8 (C, H, W) array in the run's channels and size.
+
+    Raises :class:`UnreadableImageError` for anything Pillow refuses (decompression bombs
+    included)."""
     from PIL import Image
+
+    from imgcls.data.files import open_image
 
     if channels not in MODES:
         raise UserError(f"cannot prepare images for a {channels}-channel model: use 1, 3 or 4")
-    with Image.open(path) as image:
-        image.load()
-        converted = image.convert(MODES[channels])
-        height, width = int(size[0]), int(size[1])
-        resized = converted.resize((width, height), Image.Resampling.BILINEAR)
+    converted = open_image(path, MODES[channels])
+    height, width = int(size[0]), int(size[1])
+    resized = converted.resize((width, height), Image.Resampling.BILINEAR)
     array = np.asarray(resized, dtype=np.uint8)
     if array.ndim == 2:
         array = array[:, :, None]
@@ -79,8 +82,8 @@ def predict_images(
     """Classify the images; returns (output folder, one record per image, skipped files)."""
     import torch
 
-    from imgcls.config import claim_dir
     from imgcls.evaluate.inference import load_run, predict_probabilities
+    from imgcls.folders import claim_dir, ensure_dir
     from imgcls.runs import atomic_write
 
     files = find_images(images)
@@ -96,12 +99,18 @@ def predict_images(
         try:
             arrays.append(load_image(file, channels, size))
             names.append(str(file))
-        except (OSError, ValueError, SyntaxError) as error:  # PIL's errors for bad files
-            reason = " ".join(str(error).split()) or type(error).__name__
+        except UnreadableImageError as error:
+            cause = error.__cause__ or error
+            reason = " ".join(str(cause).split()) or type(cause).__name__
             skipped.append((str(file), reason))
-            print(f"imgcls: skipped {file}: cannot read it as an image ({reason})", file=sys.stderr)
     if not arrays:
-        raise UserError(f"none of the {len(files)} files at images={images} could be read")
+        first, reason = skipped[0]
+        raise UserError(
+            f"none of the {len(files)} files at images={images} could be read as an image "
+            f"(e.g. {first}: {reason})"
+        )
+    for file, reason in skipped:  # named, and the rest is still classified
+        print(f"imgcls: skipped {file}: cannot read it as an image ({reason})", file=sys.stderr)
     batch = torch.from_numpy(np.stack(arrays))
     probabilities = predict_probabilities(
         loaded.model, batch, loaded.spec["mean"], loaded.spec["std"], tta=tta
@@ -121,8 +130,7 @@ def predict_images(
         base = (loaded.run_dir or loaded.checkpoint.parent) / "predict"
         out_dir = Path(claim_dir(str(base / datetime.now().strftime("%Y-%m-%d_%H-%M-%S"))))
     else:
-        out_dir = Path(out)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir = ensure_dir(out, "output folder")
     header = ["file", "prediction", "probability"]
     for i in range(1, k + 1):
         header += [f"top{i}_class", f"top{i}_probability"]
@@ -160,6 +168,8 @@ def run_predict(args: Sequence[str]) -> int:
         topk = int(str(options.get("topk", 5)))
     except ValueError as error:
         raise UserError(f"topk={options['topk']} is invalid: expected an integer") from error
+    if topk < 1:
+        raise UserError(f"topk={topk} is invalid: list at least 1 class per image")
     tta = str(options.get("tta", "none"))
     if tta not in ("none", "flip"):
         raise UserError(f"unknown tta '{tta}'; available: flip, none")

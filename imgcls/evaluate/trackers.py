@@ -166,14 +166,22 @@ class MlflowTracker(Tracker):
 
 
 class Trackers:
-    """The selected trackers as one: a failing tracker is reported, never stops training."""
+    """The selected trackers as one: a failing tracker is reported, never stops training.
+
+    A tracker that fails while logging an epoch (a tracking server gone away) is reported
+    once and dropped; the run's own metrics.csv and summary.json stay complete.
+    """
 
     def __init__(self, trackers: Sequence[Tracker]) -> None:
         self.trackers = list(trackers)
 
     def log_epoch(self, row: Mapping[str, Any]) -> None:
-        for tracker in self.trackers:
-            tracker.log_epoch(row)
+        for tracker in list(self.trackers):
+            try:
+                tracker.log_epoch(row)
+            except Exception as error:
+                logger.warning(f"{type(tracker).__name__} stopped logging: {_one_line(error)}")
+                self.trackers.remove(tracker)
 
     def finish(self, summary: Mapping[str, Any]) -> None:
         for tracker in self.trackers:
@@ -187,15 +195,29 @@ def start_trackers(cfg: Any, run_dir: Path, config: Mapping[str, Any]) -> Tracke
     """Build the trackers selected in ``cfg.logger`` for a run that has just started."""
     from imgcls.config import component_options
 
-    trackers = [
-        LOGGERS.build(
-            name,
-            options,
-            prefix=prefix,
-            run_dir=Path(run_dir),
-            config=config,
-            output_root=str(cfg.get("output_root", "outputs")),
-        )
-        for name, prefix, options in component_options(cfg, "logger")
-    ]
+    trackers = []
+    for name, prefix, options in component_options(cfg, "logger"):
+        try:
+            trackers.append(
+                LOGGERS.build(
+                    name,
+                    options,
+                    prefix=prefix,
+                    run_dir=Path(run_dir),
+                    config=config,
+                    output_root=str(cfg.get("output_root", "outputs")),
+                )
+            )
+        except UserError:
+            raise
+        except Exception as error:  # an unreachable server, a read-only store, ...
+            Trackers(trackers).finish({"status": "failed"})
+            raise UserError(f"logger={name} could not start: {_one_line(error)}") from error
     return Trackers(trackers)
+
+
+def _one_line(error: BaseException) -> str:
+    """The first line of an error (MLflow's carry a traceback of the server's response)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = lines[0] if lines else type(error).__name__
+    return text if len(text) <= 300 else text[:297] + "..."

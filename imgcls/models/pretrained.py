@@ -68,10 +68,12 @@ def load_pretrained(model: nn.Module, variant: str) -> LoadReport:
             f"pretrained weights for {variant} not found: expected {path}; "
             f"download {weights_url(variant)} to that path (offline: copy it there)"
         )
+    from imgcls.train.checkpoint import safe_load
+
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise UserError(f"cannot read pretrained weights {path}: {error}") from error
+        state = safe_load(path)
+    except UserError as error:
+        raise UserError(f"cannot read pretrained weights: {error}") from error
     if not isinstance(state, dict):
         raise UserError(f"{path} is not a state dict of {variant}")
     if variant.startswith("densenet"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -12,6 +13,7 @@ from torch import nn
 from imgcls.config import component_options
 from imgcls.data.augment import Augment
 from imgcls.data.splits import DataSplits
+from imgcls.errors import UserError
 from imgcls.registry import AUGMENTS, DATASETS, MODELS, OPTIMIZERS, REGULARIZERS, SCHEDULERS
 from imgcls.train.regularizers import Regularizer
 
@@ -77,3 +79,29 @@ def build_scheduler(
         epochs=epochs,
         monitor_mode=monitor_mode,
     )
+
+
+def check_training_values(cfg: DictConfig) -> None:
+    """Build the regularizers, the optimizer and the schedule once, on a dummy parameter.
+
+    Their builders hold the range checks (a positive rate, momentum in [0, 1), ...); running
+    them here makes a bad value fail while the config is validated, before any run folder,
+    dataset or model exists. Cheap: no data, no model. Their log lines are held back, since
+    the real build logs them again.
+    """
+    logger = logging.getLogger("imgcls")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        regularizers = build_regularizers(cfg)
+        params = [nn.Parameter(torch.zeros(2, 2)), nn.Parameter(torch.zeros(2))]
+        try:
+            optimizer = build_optimizer(cfg, params, regularizers)
+        except ValueError as error:  # torch's own checks, for what ours do not cover
+            raise UserError(f"optimizer={cfg.optimizer.name}: {error}") from error
+        mode = cfg.trainer.monitor_mode
+        build_scheduler(
+            cfg, optimizer, 1, int(cfg.trainer.epochs), str(getattr(mode, "value", mode))
+        )
+    finally:
+        logger.setLevel(level)

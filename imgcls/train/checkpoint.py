@@ -6,7 +6,9 @@ import copy
 import os
 import pickle
 import random
+import re
 import shutil
+import warnings
 import zipfile
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -135,14 +137,55 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(f"{path} is not a readable imgcls checkpoint ({first})") from error
+    state = safe_load(path, map_location)
     if not isinstance(state, dict) or "model" not in state:
         raise UserError(f"{path} is not an imgcls checkpoint: it has no 'model' entry")
     return state
+
+
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+def safe_load(path: Path, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(weights_only=True)``: tensors and plain containers only, never code.
+
+    Torch's own messages for a bad file suggest loading with ``weights_only=False`` (which
+    would run whatever the file holds) or say only ``[Errno 22]``; this says what is wrong.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's legacy-format notes are not for users
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError,
+            ValueError, KeyError, AttributeError) as error:  # fmt: skip
+        raise UserError(f"{path} {describe_load_error(path, error)}") from error
+
+
+def describe_load_error(path: Path, error: BaseException) -> str:
+    """Why a file failed to load, in imgcls's words (the sentence after the path)."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            head = handle.read(4)
+    except OSError as os_error:
+        return f"cannot be read ({os_error.strerror or os_error})"
+    if size == 0:
+        return "is empty (0 bytes): not a checkpoint"
+    if head == ZIP_MAGIC and not zipfile.is_zipfile(path):
+        return (
+            f"is truncated or damaged: a checkpoint archive whose end is missing ({size} bytes); "
+            "copy it again or use another checkpoint"
+        )
+    text = " ".join(str(error).split())
+    unsafe = re.search(r"GLOBAL ([\w.]+)", text)  # torch names the refused global
+    if unsafe:
+        return (
+            f"holds a Python object ({unsafe.group(1)}) beyond tensors and plain values; "
+            "imgcls loads checkpoints with weights_only=True and never runs code from a file"
+        )
+    if head != ZIP_MAGIC:
+        return f"is not a PyTorch checkpoint ({size} bytes of another format, or damaged)"
+    return "is a damaged checkpoint archive (its contents cannot be read)"
 
 
 def inference_state(state: dict[str, Any]) -> dict[str, Any]:

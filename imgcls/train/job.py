@@ -28,7 +28,7 @@ from imgcls.evaluate.run_plots import write_run_plots
 from imgcls.evaluate.trackers import Trackers, start_trackers
 from imgcls.models.facts import count_flops, count_parameters
 from imgcls.progress import is_terminal
-from imgcls.runs import RunDirectory, new_run_dir
+from imgcls.runs import RunDirectory, new_run_dir, refuse_completed, remove_unstarted
 from imgcls.sweeps import config_hash
 from imgcls.train import build
 from imgcls.train.checkpoint import inference_state, load_checkpoint
@@ -98,6 +98,8 @@ def _train(
         if not ctx.is_main:
             logger.setLevel(logging.WARNING)  # rank 0 alone reports and writes
     precision = resolve_precision(str(trainer.precision), device)
+    if resume_state is None and run_dir is not None and ctx.is_main:
+        refuse_completed(Path(run_dir))  # a finished run is never trained over
 
     data = build.build_dataset(cfg)
     if trainer.batch_size > len(data.train):
@@ -183,13 +185,6 @@ def _train(
         engine.restore(resume_state)  # a checkpoint that does not fit fails before any write
         previous = run.read_summary()
         resume.truncate_metrics(run.metrics_path, int(resume_state["epoch"]))
-    trackers = start_trackers(cfg, run.path, plain_config) if ctx.is_main else Trackers([])
-    engine.on_epoch_end.append(trackers.log_epoch)
-    run.prepare()
-    if resume_state is None and ctx.is_main:  # a fresh start in a reused folder: no old rows
-        run.metrics_path.unlink(missing_ok=True)
-    run.write_config(plain_config, overrides)
-    run.attach_log()
     summary: dict[str, Any] = {
         "status": "running",
         "run_dir": str(run.path),
@@ -215,7 +210,22 @@ def _train(
         summary["started_at"] = previous.get("started_at", summary["started_at"])
         summary["resumed"] = [*previous.get("resumed", []), summary_time()]
         summary["resumed_from"] = {"epoch": resume_state["epoch"], "step": resume_state["step"]}
-    run.write_summary(summary)
+    trackers = Trackers([])
+    try:  # the folder's first files; a failure here leaves no half-made run behind
+        if ctx.is_main:
+            trackers = start_trackers(cfg, run.path, plain_config)
+        engine.on_epoch_end.append(trackers.log_epoch)
+        run.prepare()
+        if resume_state is None and ctx.is_main:  # a requeued job's own folder: no old rows
+            run.metrics_path.unlink(missing_ok=True)
+        run.write_config(plain_config, overrides)
+        run.attach_log()
+        run.write_summary(summary)
+    except BaseException:
+        run.detach_log()
+        if run_dir is None and resume_state is None and ctx.is_main:
+            remove_unstarted(run.path)
+        raise
     logger.info(f"run directory: {run.path}")
     logger.info(f"{data.describe()}; model {cfg.model.name} with {summary['params']:,} parameters")
     logger.info(

@@ -17,11 +17,24 @@ from imgcls.errors import UserError
 from imgcls.registry import OPTIMIZERS
 
 
-def _check(lr: float, weight_decay: float) -> None:
+def _check(
+    lr: float,
+    weight_decay: float,
+    momentum: float = 0.0,
+    betas: Sequence[float] = (0.9, 0.999),
+    eps: float = 1e-8,
+) -> None:
+    """The ranges every optimizer shares; :func:`imgcls.config.validate` runs them too."""
     if not lr > 0:
         raise UserError(f"optimizer.lr={lr} is invalid: the learning rate must be positive")
-    if weight_decay < 0:
+    if not weight_decay >= 0:
         raise UserError(f"optimizer.weight_decay={weight_decay} is invalid: it must be >= 0")
+    if not 0 <= momentum < 1:
+        raise UserError(f"optimizer.momentum={momentum} is invalid: use [0, 1)")
+    if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+        raise UserError(f"optimizer.betas={list(betas)} is invalid: use two values in [0, 1)")
+    if not eps > 0:
+        raise UserError(f"optimizer.eps={eps} is invalid: it must be positive")
 
 
 def param_groups(
@@ -48,7 +61,7 @@ def sgd(
     weight_decay: float = 0.0,
     decay_norm_and_bias: bool = False,
 ) -> torch.optim.Optimizer:
-    _check(lr, weight_decay)
+    _check(lr, weight_decay, momentum=momentum)
     if nesterov and momentum <= 0:
         raise UserError("optimizer.nesterov=true needs optimizer.momentum > 0")
     groups = param_groups(params, weight_decay, decay_norm_and_bias)
@@ -63,7 +76,7 @@ def adam(
     weight_decay: float = 0.0,
     decay_norm_and_bias: bool = False,
 ) -> torch.optim.Optimizer:
-    _check(lr, weight_decay)
+    _check(lr, weight_decay, betas=betas)
     groups = param_groups(params, weight_decay, decay_norm_and_bias)
     return torch.optim.Adam(groups, lr=lr, betas=tuple(betas))
 
@@ -76,7 +89,7 @@ def adamw(
     weight_decay: float = 0.05,
     decay_norm_and_bias: bool = False,
 ) -> torch.optim.Optimizer:
-    _check(lr, weight_decay)
+    _check(lr, weight_decay, betas=betas)
     groups = param_groups(params, weight_decay, decay_norm_and_bias)
     return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas))
 
@@ -91,7 +104,7 @@ def rmsprop(
     weight_decay: float = 0.0,
     decay_norm_and_bias: bool = False,
 ) -> torch.optim.Optimizer:
-    _check(lr, weight_decay)
+    _check(lr, weight_decay, momentum=momentum, eps=eps)
     if not 0 < alpha < 1:
         raise UserError(f"optimizer.alpha={alpha} is invalid: use (0, 1)")
     groups = param_groups(params, weight_decay, decay_norm_and_bias)
