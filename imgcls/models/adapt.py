@@ -123,6 +123,16 @@ def build_on_meta(
     return model
 
 
+def he_init_convs(model: nn.Module) -> None:
+    """He initialisation of every conv (normal, fan_out, ReLU), biases zero, as torchvision's
+    ResNet and VGG do; other layers keep PyTorch's defaults (batch norm: weight 1, bias 0)."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+
 def relu_he_init(model: nn.Module) -> None:
     """He initialisation of every conv and linear layer, biases zero.
 

@@ -35,23 +35,29 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from imgcls.models.adapt import check_dropout, fit_pools
+from imgcls.models.adapt import check_dropout, fit_pools, he_init_convs
 
 
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
 
 
-def he_init(model: nn.Module) -> None:
-    """He init of every conv (normal, fan_out, ReLU); batch norms weight 1, bias 0."""
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.BatchNorm2d):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
+def make_stages(
+    channels: int,
+    widths: tuple[int, ...],
+    counts: tuple[int, ...],
+    block: Callable[[int, int, int], nn.Module],
+) -> tuple[nn.Sequential, int]:
+    """Stages of ``block(in, out, stride)``, stride 2 at the first block of every stage but the
+    first; returns them and the channels they end with."""
+    stages = []
+    for i, (width, count) in enumerate(zip(widths, counts, strict=True)):
+        layers = []
+        for j in range(count):
+            layers.append(block(channels, width, 2 if i > 0 and j == 0 else 1))
+            channels = width
+        stages.append(nn.Sequential(*layers))
+    return nn.Sequential(*stages), channels
 
 
 # --- CIFAR ResNets (He et al. 2016, section 4.2) ---------------------------------------------
@@ -118,19 +124,12 @@ class SmallResNet(nn.Module):
         super().__init__()
         self.conv1 = conv3x3(in_channels, widths[0])
         self.bn1 = nn.BatchNorm2d(widths[0])
-        stages = []
-        channels = widths[0]
-        for i, (width, count) in enumerate(zip(widths, blocks, strict=True)):
-            layers = []
-            for j in range(count):
-                stride = 2 if i > 0 and j == 0 else 1
-                layers.append(BasicBlock(channels, width, stride, projection))
-                channels = width
-            stages.append(nn.Sequential(*layers))
-        self.layers = nn.Sequential(*stages)
+        self.layers, channels = make_stages(
+            widths[0], widths, blocks, lambda c, w, s: BasicBlock(c, w, s, projection)
+        )
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, num_classes)
-        he_init(self)
+        he_init_convs(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.bn1(self.conv1(x)))
@@ -198,20 +197,14 @@ class WideResNet(nn.Module):
         dropout = check_dropout(dropout)
         n = (depth - 4) // 6
         self.conv1 = conv3x3(in_channels, 16)
-        stages = []
-        channels = 16
-        for i, width in enumerate((16 * widen, 32 * widen, 64 * widen)):
-            layers = []
-            for j in range(n):
-                stride = 2 if i > 0 and j == 0 else 1
-                layers.append(PreActBlock(channels, width, stride, dropout))
-                channels = width
-            stages.append(nn.Sequential(*layers))
-        self.layers = nn.Sequential(*stages)
+        self.layers, channels = make_stages(
+            16, (16 * widen, 32 * widen, 64 * widen), (n, n, n),
+            lambda c, w, s: PreActBlock(c, w, s, dropout),
+        )  # fmt: skip
         self.bn = nn.BatchNorm2d(channels)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, num_classes)
-        he_init(self)
+        he_init_convs(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.layers(self.conv1(x))
@@ -255,7 +248,7 @@ class ResNet9(nn.Module):
         fit_pools(self.features, image_size)
         self.pool = nn.AdaptiveMaxPool2d(1)
         self.fc = nn.Linear(512, num_classes)
-        he_init(self)
+        he_init_convs(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool(self.features(x))

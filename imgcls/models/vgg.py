@@ -11,7 +11,14 @@ from __future__ import annotations
 from torch import nn
 from torchvision.models import vgg as tv_vgg
 
-from imgcls.models.adapt import build_on_meta, check_dropout, conv_like, fit_pools, small_head
+from imgcls.models.adapt import (
+    build_on_meta,
+    check_dropout,
+    conv_like,
+    fit_pools,
+    he_init_convs,
+    small_head,
+)
 from imgcls.models.catalog import FAMILIES
 from imgcls.models.pretrained import load_pretrained
 from imgcls.models.stems import resolve_stem
@@ -20,12 +27,9 @@ from imgcls.models.variants import register_family
 
 def vgg_init(model: nn.Module) -> None:
     """torchvision's VGG initialisation (He for convs, N(0, 0.01) for linear layers)."""
+    he_init_convs(model)
     for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Linear):
+        if isinstance(module, nn.Linear):
             nn.init.normal_(module.weight, 0, 0.01)
             nn.init.zeros_(module.bias)
 
