@@ -105,6 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (KeyboardInterrupt, TrainingInterrupted) as error:
         print(f"imgcls: {error or 'interrupted'}", file=sys.stderr)
         return getattr(error, "exit_code", TrainingInterrupted.exit_code)
+    except BrokenPipeError:  # `imgcls list | head`: the reader has all it wants; no error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # silence the final flush
+        return 141  # 128 + SIGPIPE, as a shell tool would
     except Exception as error:  # not a user mistake but a bug: still one line, exit 1
         if _debug():
             raise

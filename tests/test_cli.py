@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, cli_env, run_cli
 
 from imgcls import cli
 
@@ -83,3 +83,15 @@ def test_cfg_job_prints_composed_config(tmp_path):
 
 def test_package_root_is_importable_from_repo():
     assert (ROOT / "conf" / "train.yaml").is_file()
+
+
+def test_output_cut_short_by_the_reader_is_no_error(tmp_path):
+    """`imgcls list models | head -1`: a closed pipe ends the program quietly (exit 141)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "imgcls", "list", "models"], cwd=tmp_path, env=cli_env(),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0,
+    )  # fmt: skip
+    assert process.stdout.read(10)
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 141 and stderr == ""

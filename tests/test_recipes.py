@@ -8,11 +8,11 @@ import math
 
 import pytest
 import yaml
+from conftest import ROOT, run_cli
 from omegaconf import OmegaConf
 
 from imgcls.config import compose, config_dir, group_options
 from imgcls.train.job import train
-from tests.conftest import ROOT, run_cli
 
 FAMILIES = ["lenet", "alexnet", "vgg", "resnet", "densenet", "efficientnet", "simplecnn"]
 PINNED = ["trainer.device=cpu", "trainer.precision=32"]
