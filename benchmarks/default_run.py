@@ -28,10 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from imgcls.config import compose
-from imgcls.data import digits as _digits  # noqa: F401  (registers the dataset)
+import imgcls.app.components  # noqa: F401  (registers every component)
+from imgcls.app.job import train
+from imgcls.config.compose import compose
 from imgcls.registry import DATASETS
-from imgcls.train.job import train
 
 EPOCHS, BATCH, LR, WEIGHT_DECAY, SMOOTHING = 15, 64, 0.1, 5e-4, 0.1
 

@@ -23,12 +23,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from imgcls.config import compose
+from imgcls.app import build
+from imgcls.app.job import seed_everything
+from imgcls.base.runs import RunDirectory
+from imgcls.config.compose import compose
 from imgcls.data.loader import DeviceLoader
-from imgcls.runs import RunDirectory
-from imgcls.train import build
 from imgcls.train.engine import Engine, EngineSettings, evaluate
-from imgcls.train.job import seed_everything
 
 
 def build_all(cfg, model_state=None):

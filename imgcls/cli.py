@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from imgcls import __version__
-from imgcls.errors import TrainingInterrupted, UserError, unknown_choice
+from imgcls.base.errors import TrainingInterrupted, UserError, unknown_choice
 
 COMMANDS: dict[str, str] = {
     "train": "train a model: imgcls train [group=option ...] [key=value ...] [-m]",
@@ -60,26 +60,26 @@ def _debug() -> bool:
 
 def _command(name: str) -> Callable[[Sequence[str]], int]:
     if name == "train":
-        from imgcls.launch import run_train
+        from imgcls.commands.train import run_train
 
         return run_train
     if name == "eval":
-        from imgcls.evaluate.evaluation import run_eval
+        from imgcls.commands.evaluate import run_eval
 
         return run_eval
     if name == "predict":
-        from imgcls.evaluate.predict import run_predict
+        from imgcls.commands.predict import run_predict
 
         return run_predict
     if name == "report":
-        from imgcls.evaluate.report import run_report
+        from imgcls.commands.report import run_report
 
         return run_report
     if name == "preview":
-        from imgcls.preview import run_preview
+        from imgcls.commands.preview import run_preview
 
         return run_preview
-    from imgcls.listing import run_list
+    from imgcls.commands.listing import run_list
 
     return run_list
 
@@ -96,7 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args[0] not in COMMANDS:
             raise unknown_choice("command", args[0], COMMANDS)
-        return _command(args[0])(args[1:])
+        code = _command(args[0])(args[1:])
+        sys.stdout.flush()  # a reader gone away shows here, in the handler below
+        return code
     except UserError as error:
         if _debug():
             raise

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from imgcls.errors import UserError, did_you_mean, unknown_choice
+from imgcls.base.errors import UserError, did_you_mean, unknown_choice
 
 
 @dataclass(frozen=True)
@@ -84,18 +84,15 @@ class Registry:
         return decorator
 
     def names(self) -> list[str]:
-        load_components()
         return sorted(self._entries)
 
     def entries(self) -> list[Entry]:
         return [self._entries[n] for n in self.names()]
 
     def __contains__(self, name: object) -> bool:
-        load_components()
         return name in self._entries
 
     def get(self, name: str) -> Entry:
-        load_components()
         if name not in self._entries:
             raise unknown_choice(self.group, name, self._entries)
         return self._entries[name]
@@ -244,19 +241,3 @@ REGISTRIES: dict[str, Registry] = {
     r.group: r
     for r in (MODELS, DATASETS, AUGMENTS, SCHEDULERS, REGULARIZERS, OPTIMIZERS, LOGGERS, METHODS)
 }
-
-
-_loading = False
-
-
-def load_components() -> None:
-    """Import every module that registers components (imports torch, so only on first use)."""
-    global _loading
-    if _loading:
-        return
-    _loading = True
-    import imgcls.data  # noqa: F401
-    import imgcls.evaluate.trackers  # noqa: F401
-    import imgcls.models.zoo  # noqa: F401
-    import imgcls.train  # noqa: F401
-    import imgcls.transfer  # noqa: F401

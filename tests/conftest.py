@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+import imgcls.app.components  # noqa: F401  (registers every component, as commands do)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # A run small enough for tests: 1x8x8 synthetic images, a narrow SimpleCNN, two epochs.

@@ -10,7 +10,7 @@ import pytest
 from conftest import TINY, run_cli
 
 from imgcls import cli
-from imgcls.config import claim_dir, reset_unique_dirs
+from imgcls.base.folders import claim_dir, reset_unique_dirs
 
 
 def run_dirs(root: Path) -> list[Path]:
@@ -95,7 +95,7 @@ def test_bad_input_through_the_real_program(tmp_path):
 def test_debug_mode_shows_the_traceback(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("IMGCLS_DEBUG", "1")
-    from imgcls.errors import UserError
+    from imgcls.base.errors import UserError
 
     with pytest.raises(UserError):
         cli.main(["train", "model=nope"])

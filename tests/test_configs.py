@@ -6,16 +6,11 @@ import pytest
 import torch
 from fabricate import FABRICATORS
 
-from imgcls.config import (
-    COMPONENT_GROUPS,
-    LIST_GROUPS,
-    compose,
-    group_options,
-    option_description,
-    validate,
-)
-from imgcls.errors import UserError
-from imgcls.train import build
+from imgcls.app import build
+from imgcls.app.validation import validate
+from imgcls.base.errors import UserError
+from imgcls.config.compose import compose
+from imgcls.config.files import COMPONENT_GROUPS, LIST_GROUPS, group_options, option_description
 
 SMALL_DATA = [
     "dataset=synthetic",

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from fabricate import FABRICATORS, write_cifar10, write_folder, write_idx, write_svhn
 
+from imgcls.app import build
 from imgcls.cli import main
-from imgcls.config import compose
-from imgcls.train import build
+from imgcls.config.compose import compose
 
 MODEL = ["model=simplecnn", "model.widths=[8,16]", "model.hidden=32", "trainer.epochs=1",
          "trainer.batch_size=16"]  # fmt: skip

@@ -12,8 +12,8 @@ from conftest import TINY
 from PIL import Image
 
 from imgcls import cli
-from imgcls.config import compose
-from imgcls.train.job import train
+from imgcls.app.job import train
+from imgcls.config.compose import compose
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +126,7 @@ def test_ensemble_probabilities_are_the_mean_of_the_members(runs, tmp_path):
 
 
 def test_vote_ensemble_predicts_the_majority():
-    from imgcls.evaluate.evaluation import combine
+    from imgcls.commands.evaluate import combine
 
     a = np.array([[0.6, 0.4], [0.2, 0.8]])
     b = np.array([[0.7, 0.3], [0.45, 0.55]])
@@ -149,7 +149,7 @@ def _image_folder(folder: Path, dataset_image: np.ndarray) -> None:
 
 
 def test_predict_mixed_folder_with_a_corrupt_file(runs, tmp_path, capsys):
-    from imgcls.train.build import build_dataset
+    from imgcls.app.build import build_dataset
 
     cfg = compose([*TINY])
     test_image = build_dataset(cfg).test.images[0, 0].numpy()

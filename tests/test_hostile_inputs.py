@@ -32,8 +32,8 @@ FOLDER_MODEL = ["model=simplecnn", "model.widths=[8]", "model.hidden=16", "train
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory) -> dict[str, Path]:
     """The workspace: one finished run and the hostile files, shared by every case."""
-    from imgcls.config import compose
-    from imgcls.train.job import train
+    from imgcls.app.job import train
+    from imgcls.config.compose import compose
 
     root = tmp_path_factory.mktemp("hostile")
     run = train(compose([*ONE_EPOCH, f"output_root={root / 'outputs'}"])).run_dir

@@ -11,8 +11,8 @@ import pytest
 from conftest import TINY
 
 from imgcls import cli
-from imgcls.config import compose
-from imgcls.train.job import train
+from imgcls.app.job import train
+from imgcls.config.compose import compose
 
 SWEEP_BASE = [a for a in TINY if not a.startswith(("model", "trainer.epochs"))]
 

@@ -12,11 +12,11 @@ import torch
 from conftest import ROOT, run_cli
 
 from imgcls import cli
-from imgcls.config import compose
+from imgcls.app.job import train
+from imgcls.config.compose import compose
 from imgcls.models.catalog import FAMILIES, VARIANTS
 from imgcls.models.facts import count_flops, count_parameters
 from imgcls.registry import MODELS
-from imgcls.train.job import train
 
 
 def test_list_models_shows_every_variant_and_efficientnet_scaling(capsys):

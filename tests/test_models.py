@@ -7,13 +7,14 @@ import torch
 import torchvision
 from torch import nn
 
-from imgcls.config import compose, validate
-from imgcls.errors import UserError
+from imgcls.app import build
+from imgcls.app.validation import validate
+from imgcls.base.errors import UserError
+from imgcls.config.compose import compose
 from imgcls.models.catalog import FAMILIES, VARIANTS
 from imgcls.models.facts import count_flops, count_parameters
 from imgcls.models.overview import fact_names
 from imgcls.registry import MODELS
-from imgcls.train import build
 
 # Every buildable architecture once: each variant, and simplecnn (a family without variants).
 ARCHITECTURES = fact_names()

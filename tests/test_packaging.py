@@ -43,7 +43,7 @@ def test_wheel_contains_conf_and_installed_copy_finds_it(tmp_path):
         archive.extractall(target)
     probe = subprocess.run(
         [sys.executable, "-c",
-         "from imgcls.config import config_dir, compose; print(config_dir()); "
+         "from imgcls.config.files import config_dir; from imgcls.config.compose import compose; print(config_dir()); "
          "print(compose(['model=simplecnn']).model.name)"],
         capture_output=True, text=True, cwd=tmp_path, env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
     )  # fmt: skip

@@ -10,11 +10,11 @@ import torch
 import torchvision
 
 from imgcls import cli
-from imgcls.config import compose
-from imgcls.errors import UserError
+from imgcls.app.job import train
+from imgcls.base.errors import UserError
+from imgcls.config.compose import compose
 from imgcls.models.pretrained import load_pretrained, rename_densenet_keys, weights_path
 from imgcls.registry import MODELS
-from imgcls.train.job import train
 
 
 @pytest.fixture

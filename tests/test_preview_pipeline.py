@@ -7,11 +7,11 @@ import json
 from conftest import TINY, run_cli
 from fabricate import write_folder
 
+from imgcls.app import build
 from imgcls.cli import main
-from imgcls.config import compose
+from imgcls.config.compose import compose
 from imgcls.data.pipeline import make_loaders
 from imgcls.data.sample_loader import SampleLoader
-from imgcls.train import build
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -28,6 +28,22 @@ def test_preview_writes_a_png_grid_into_a_new_run_directory(tmp_path, capsys):
     with Image.open(path) as image:
         assert image.width > 300 and image.height > 100
     assert (path.parent / ".hydra" / "config.yaml").is_file()
+
+
+def test_preview_honours_hydra_run_dir_and_refuses_other_hydra_settings(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    small = ["dataset=synthetic", "dataset.image_size=8", "dataset.num_samples=40", "images=4"]
+    target = tmp_path / "named" / "here"
+    assert main(["preview", *small, f"hydra.run.dir={target}"]) == 0
+    assert capsys.readouterr().out.strip() == str(target / "preview.png")
+    assert (target / "preview.png").read_bytes().startswith(PNG)
+    assert not (tmp_path / "outputs").exists()  # nothing in the default place
+    assert main(["preview", *small, f"hydra.run.dir={target}"]) == 2  # holds a preview: refused
+    assert "already holds a run" in capsys.readouterr().err
+    assert main(["preview", *small, "hydra.job.chdir=true"]) == 2
+    assert "hydra.job.chdir=true" in capsys.readouterr().err
 
 
 def test_preview_through_the_real_program(tmp_path):

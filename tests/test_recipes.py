@@ -11,8 +11,9 @@ import yaml
 from conftest import ROOT, run_cli
 from omegaconf import OmegaConf
 
-from imgcls.config import compose, config_dir, group_options
-from imgcls.train.job import train
+from imgcls.app.job import train
+from imgcls.config.compose import compose
+from imgcls.config.files import config_dir, group_options
 
 FAMILIES = ["lenet", "alexnet", "vgg", "resnet", "densenet", "efficientnet", "simplecnn"]
 PINNED = ["trainer.device=cpu", "trainer.precision=32"]

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from imgcls.errors import UserError
+from imgcls.base.errors import UserError
 from imgcls.registry import Registry
 
 

@@ -16,10 +16,11 @@ from conftest import TINY, cli_env, run_cli
 from torch import nn
 
 import imgcls.cli
-from imgcls.config import compose
+from imgcls.app.job import train
+from imgcls.app.resume import train_or_resume
+from imgcls.base.checkpoint import load_checkpoint
+from imgcls.config.compose import compose
 from imgcls.registry import MODELS
-from imgcls.train.checkpoint import load_checkpoint
-from imgcls.train.job import train
 
 TIMING = ("epoch_seconds", "images_per_second")
 
@@ -148,7 +149,7 @@ def small(extra: list[str] = (), at_call: int = 8):
 
 def interrupted_run(root: Path, extra: list[str] = (), at_call: int = 8) -> Path:
     """A run stopped by SIGINT in the middle of an epoch (in this process)."""
-    from imgcls.errors import TrainingInterrupted
+    from imgcls.base.errors import TrainingInterrupted
 
     _SignalOnce.armed = True
     with pytest.raises(TrainingInterrupted) as stopped:
@@ -182,15 +183,15 @@ def test_rows_written_after_the_checkpoint_are_not_duplicated(tmp_path):
     lines = metrics.read_text().splitlines()
     # as if killed after writing epoch 2's row but before its checkpoint
     metrics.write_text("\n".join([*lines, lines[-1].replace("1,", "2,", 1)]) + "\n")
-    train(compose(["resume=" + str(run_dir)]))
+    train_or_resume(compose(["resume=" + str(run_dir)]))
     assert metric_values(run_dir) == metric_values(straight.run_dir)
 
 
 def test_resume_auto_continues_the_unfinished_run_with_the_same_config(tmp_path):
     run_dir = interrupted_run(tmp_path)
-    other = train(small(["seed=5", f"output_root={tmp_path}", "resume=auto"]))
+    other = train_or_resume(small(["seed=5", f"output_root={tmp_path}", "resume=auto"]))
     assert other.run_dir != run_dir  # another config: a new run
-    result = train(small([f"output_root={tmp_path}", "resume=auto"]))
+    result = train_or_resume(small([f"output_root={tmp_path}", "resume=auto"]))
     assert result.run_dir == run_dir
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
 
@@ -237,7 +238,7 @@ def test_resume_bad_input_is_one_line_and_leaves_the_folder_untouched(tmp_path, 
 
 
 def test_sigterm_stops_with_its_own_exit_code(tmp_path):
-    from imgcls.errors import TrainingInterrupted
+    from imgcls.base.errors import TrainingInterrupted
     from imgcls.train.signals import StopRequest
 
     with StopRequest() as stop:

@@ -9,13 +9,14 @@ import torch
 from torch import nn
 
 from imgcls import cli
-from imgcls.config import compose, validate
-from imgcls.errors import UserError
+from imgcls.app import build
+from imgcls.app.validation import validate
+from imgcls.base.errors import UserError
+from imgcls.config.compose import compose
 from imgcls.models import small_resnets
 from imgcls.models.catalog import FAMILIES, VARIANTS
 from imgcls.models.facts import count_parameters
 from imgcls.registry import MODELS
-from imgcls.train import build
 
 SMALL = list(small_resnets.ARCHITECTURES)
 CIFAR_DEPTHS = {

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import TINY, run_cli
 
-from imgcls.config import compose
-from imgcls.sweeps import config_hash, sweep_jobs
+from imgcls.app.sweeps import config_hash, sweep_jobs
+from imgcls.config.compose import compose
 
 TINY_ONE_EPOCH = [*TINY, "trainer.epochs=1"]
 

@@ -10,11 +10,11 @@ import pytest
 import torch
 import yaml
 
-from imgcls.config import compose
-from imgcls.errors import NonFiniteLossError
+from imgcls.app.job import train
+from imgcls.base.checkpoint import CHECKPOINT_KEYS, load_checkpoint
+from imgcls.base.errors import NonFiniteLossError
+from imgcls.config.compose import compose
 from imgcls.registry import MODELS
-from imgcls.train.checkpoint import CHECKPOINT_KEYS, load_checkpoint
-from imgcls.train.job import train
 
 METRIC_COLUMNS = [
     "epoch", "step", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy",

@@ -11,18 +11,18 @@ import torch
 from conftest import TINY
 from torch import nn
 
-from imgcls.config import compose
+from imgcls.app import build
+from imgcls.app.job import seed_everything, train
+from imgcls.base.checkpoint import inference_state, load_checkpoint
+from imgcls.base.errors import UserError
+from imgcls.base.runs import RunDirectory
+from imgcls.config.compose import compose
 from imgcls.data.loader import DeviceLoader
 from imgcls.data.splits import ImageSet
-from imgcls.errors import UserError
-from imgcls.runs import RunDirectory
-from imgcls.train import build
 from imgcls.train import engine as engine_module
-from imgcls.train.checkpoint import inference_state, load_checkpoint
 from imgcls.train.early_stopping import EarlyStopping
 from imgcls.train.ema import ModelEma
 from imgcls.train.engine import Engine, EngineSettings, evaluate
-from imgcls.train.job import seed_everything, train
 from imgcls.train.regularizers import L1, Dropout
 
 

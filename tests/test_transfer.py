@@ -9,12 +9,12 @@ import torch
 from conftest import TINY, run_cli
 from torch import nn
 
-from imgcls.config import compose
-from imgcls.errors import UserError
-from imgcls.runs import RunDirectory
-from imgcls.train import build
-from imgcls.train.checkpoint import load_checkpoint
-from imgcls.train.job import seed_everything, train
+from imgcls.app import build
+from imgcls.app.job import seed_everything, train
+from imgcls.base.checkpoint import load_checkpoint
+from imgcls.base.errors import UserError
+from imgcls.base.runs import RunDirectory
+from imgcls.config.compose import compose
 from imgcls.transfer.dann import dann_lambda, reverse_gradient
 from imgcls.transfer.distill import distillation_terms
 from imgcls.transfer.finetune import FineTune, freeze

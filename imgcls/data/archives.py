@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from imgcls.errors import UserError
+from imgcls.base.errors import UserError
 
 
 def find_folder(root: str, candidates: Sequence[str], names: Sequence[str]) -> Path | None:

@@ -1,7 +1,7 @@
 """Batched augmentation on the training device, with a different random draw per image.
 
 An augment is a :class:`Pipeline` built from the components in ``conf/augment/<preset>.yaml``
-(schema: :mod:`imgcls.augment_schema`). Calling it on float images in 0..1, shape
+(schema: :mod:`imgcls.config.augment_schema`). Calling it on float images in 0..1, shape
 (N, C, H, W), applies the per-image components in this fixed order: resized_crop, crop,
 affine, hflip, vflip, autoaugment, randaugment, trivialaugment, augmix, color, grayscale,
 erasing. :meth:`Pipeline.mix` then applies MixUp/CutMix to the whole batch.
@@ -19,7 +19,9 @@ from typing import Any
 
 import torch
 
-from imgcls.augment_schema import (
+import imgcls.data.transforms as T
+from imgcls.base.errors import UserError, unknown_choice
+from imgcls.config.augment_schema import (
     AffineConfig,
     AugMixConfig,
     AutoAugmentConfig,
@@ -31,9 +33,7 @@ from imgcls.augment_schema import (
     ResizedCropConfig,
     TrivialAugmentConfig,
 )
-from imgcls.data import transforms as T
 from imgcls.data.mixing import BatchMix
-from imgcls.errors import UserError
 from imgcls.registry import AUGMENTS
 
 AUTOAUGMENT_POLICIES = ("cifar10", "imagenet", "svhn")
@@ -174,8 +174,6 @@ class Pipeline(Augment):
         _range("erasing.scale", self.erasing.scale, 0.0, 1.0)
         _range("erasing.ratio", self.erasing.ratio, 1e-3)
         if self.autoaugment.policy not in AUTOAUGMENT_POLICIES:
-            from imgcls.errors import unknown_choice
-
             raise unknown_choice(
                 "augment.autoaugment.policy", self.autoaugment.policy, AUTOAUGMENT_POLICIES
             )

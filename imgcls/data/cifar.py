@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from imgcls.base.errors import UserError, unknown_choice
 from imgcls.data.archives import download as run_download
 from imgcls.data.archives import missing_files
 from imgcls.data.splits import DataSplits, ImageSet, from_splits
-from imgcls.errors import UserError, unknown_choice
 from imgcls.registry import DATASETS
 
 SAFE_GLOBALS = {

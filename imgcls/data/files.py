@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from imgcls.base.errors import UnreadableImageError
 from imgcls.data.splits import ImageSet
-from imgcls.errors import UnreadableImageError
 
 if TYPE_CHECKING:
     from PIL import Image

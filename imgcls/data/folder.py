@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 
+from imgcls.base.errors import UserError
 from imgcls.data.files import EXTENSIONS, FileSet
 from imgcls.data.splits import DataSplits, check_fractions, cut_split, from_splits, require_classes
-from imgcls.errors import UserError
 from imgcls.registry import DATASETS
 
 LAYOUT = (

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from imgcls.base.errors import UserError
 from imgcls.data.archives import download as run_download
 from imgcls.data.archives import find_folder, locate, missing_files
 from imgcls.data.splits import DataSplits, ImageSet, from_splits
-from imgcls.errors import UserError
 from imgcls.registry import DATASETS
 
 FILES = {

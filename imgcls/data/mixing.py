@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from imgcls.errors import UserError
+from imgcls.base.errors import UserError
 
 
 class BatchMix:

@@ -14,11 +14,11 @@ from typing import Any
 
 import torch
 
+from imgcls.base.errors import UserError, unknown_choice
 from imgcls.data.augment import Augment
 from imgcls.data.loader import DeviceLoader
 from imgcls.data.sample_loader import SampleLoader
 from imgcls.data.splits import DataSplits
-from imgcls.errors import UserError, unknown_choice
 
 logger = logging.getLogger("imgcls")
 MODES = ("auto", "memory", "dataloader")

@@ -15,11 +15,11 @@ from typing import Any
 
 import torch
 
+from imgcls.base.errors import UserError
 from imgcls.data.augment import Augment
 from imgcls.data.loader import finish
 from imgcls.data.per_sample import per_sample_transform
 from imgcls.data.splits import SplitSet
-from imgcls.errors import UserError
 
 
 class _Samples(torch.utils.data.Dataset):

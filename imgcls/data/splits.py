@@ -8,7 +8,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from imgcls.errors import UserError
+from imgcls.base.errors import UserError
 
 
 @dataclass

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from imgcls.base.errors import UserError
 from imgcls.data.splits import DataSplits, from_arrays
-from imgcls.errors import UserError
 from imgcls.registry import DATASETS
 
 BASE_PATTERNS = ("horizontal_lines", "vertical_lines", "diagonal", "circular")

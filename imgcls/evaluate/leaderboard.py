@@ -18,7 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from imgcls.errors import UserError
+import yaml
+
+from imgcls.base.errors import UserError
+from imgcls.base.folders import ensure_dir
+from imgcls.base.runs import atomic_write, read_summary
+from imgcls.evaluate.plots import read_metrics
 
 JOBS_FILE = "jobs.json"
 SEED_KEYS = ("seed", "+seed", "++seed")
@@ -54,7 +59,6 @@ def _read_overrides(run_dir: Path) -> list[str]:
     path = run_dir / ".hydra" / "overrides.yaml"
     if not path.is_file():
         return []
-    import yaml
 
     try:
         values = yaml.safe_load(path.read_text())
@@ -68,7 +72,6 @@ def _read_overrides(run_dir: Path) -> list[str]:
 
 def read_run(run_dir: Path) -> RunInfo:
     """A run's summary; a damaged one (not JSON, not an object) is listed as unreadable."""
-    from imgcls.runs import read_summary
 
     try:
         summary = read_summary(run_dir / "summary.json")
@@ -278,8 +281,6 @@ def markdown_text(board: Leaderboard, title: str = "Leaderboard") -> str:
 
 
 def write_leaderboard(out_dir: Path, board: Leaderboard) -> tuple[Path, Path]:
-    from imgcls.folders import ensure_dir
-    from imgcls.runs import atomic_write
 
     ensure_dir(out_dir, "report folder")
     csv_path, md_path = out_dir / "leaderboard.csv", out_dir / "leaderboard.md"
@@ -290,7 +291,6 @@ def write_leaderboard(out_dir: Path, board: Leaderboard) -> tuple[Path, Path]:
 
 def write_jobs(sweep_dir: Path, jobs: Sequence[Any]) -> Path:
     """Record every job of a sweep (run dir, status, error, overrides) in jobs.json."""
-    from imgcls.runs import atomic_write
 
     path = Path(sweep_dir) / JOBS_FILE
     records = [
@@ -315,7 +315,6 @@ def sweep_leaderboard(sweep_dir: str | Path, jobs: Sequence[Any] = ()) -> Leader
 
 def mean_curves(board: Leaderboard) -> dict[str, dict[str, list[float]]]:
     """Per row: validation curves averaged over its seeds (truncated to the shortest run)."""
-    from imgcls.evaluate.plots import read_metrics
 
     curves: dict[str, dict[str, list[float]]] = {}
     for row, members in zip(board.rows, board.groups, strict=True):

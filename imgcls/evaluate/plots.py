@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imgcls.runs import atomic_write
+from imgcls.base.runs import atomic_write
 
 
 def _pyplot():

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from imgcls.errors import UserError
+from imgcls.base.errors import UserError
 
 
 def check_dropout(dropout: float, key: str = "model.dropout") -> float:

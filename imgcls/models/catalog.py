@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from imgcls.base.errors import unknown_choice
+
 # EfficientNet's compound-scaling base (Tan & Le, 2019): depth α^φ, width β^φ, resolution γ^φ.
 ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15
 
@@ -57,7 +59,6 @@ class Family:
     variants: tuple[Variant, ...]
 
     def variant(self, name: str) -> Variant:
-        from imgcls.errors import unknown_choice
 
         for v in self.variants:
             if v.name == name:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from torch import nn
 from torchvision.models import densenet as tv_densenet
 
-from imgcls.errors import UserError
+from imgcls.base.errors import UserError
 from imgcls.models.adapt import check_dropout, conv_like, fit_pools
 from imgcls.models.catalog import FAMILIES
 from imgcls.models.pretrained import load_pretrained

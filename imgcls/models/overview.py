@@ -8,13 +8,15 @@ FLOPs for that input with PyTorch's own FLOP counter.
 from __future__ import annotations
 
 import fnmatch
+import inspect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from imgcls.config import group_options, option_description
-from imgcls.errors import UserError
+from imgcls.base.errors import UserError
+from imgcls.config.files import group_options, option_description
 from imgcls.models.catalog import FAMILIES
+from imgcls.registry import MODELS
 
 _SHAPE = re.compile(r"^(\d+)x(\d+)x(\d+)$")
 
@@ -116,7 +118,6 @@ def facts_rows(names: Sequence[str], request: FactsRequest) -> list[tuple[str, s
 
     from imgcls.models.facts import count_flops, count_parameters
     from imgcls.models.stems import resolve_stem
-    from imgcls.registry import MODELS
 
     c, h, w = request.shape
     rows = []
@@ -135,8 +136,5 @@ def facts_rows(names: Sequence[str], request: FactsRequest) -> list[tuple[str, s
 
 
 def _options(name: str) -> list[str]:
-    import inspect
-
-    from imgcls.registry import MODELS
 
     return list(inspect.signature(MODELS.get(name).builder).parameters)

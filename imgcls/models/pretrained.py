@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from imgcls.errors import UserError
+from imgcls.base.checkpoint import safe_load
+from imgcls.base.errors import UserError
 from imgcls.models.catalog import FAMILIES, VARIANTS
 
 logger = logging.getLogger("imgcls")
@@ -68,7 +69,6 @@ def load_pretrained(model: nn.Module, variant: str) -> LoadReport:
             f"pretrained weights for {variant} not found: expected {path}; "
             f"download {weights_url(variant)} to that path (offline: copy it there)"
         )
-    from imgcls.train.checkpoint import safe_load
 
     try:
         state = safe_load(path)

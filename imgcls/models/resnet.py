@@ -15,7 +15,7 @@ from __future__ import annotations
 from torch import nn
 from torchvision.models import resnet as tv_resnet
 
-from imgcls.errors import UserError
+from imgcls.base.errors import UserError
 from imgcls.models.adapt import conv_like
 from imgcls.models.catalog import FAMILIES
 from imgcls.models.pretrained import load_pretrained

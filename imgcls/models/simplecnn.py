@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from imgcls.errors import UserError
+from imgcls.base.errors import UserError
 from imgcls.models.adapt import relu_he_init
 from imgcls.registry import MODELS
 

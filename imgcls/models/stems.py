@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from imgcls.errors import unknown_choice
+from imgcls.base.errors import unknown_choice
 
 STEMS = ("auto", "imagenet", "cifar")
 SMALL_IMAGE = 64  # below this many pixels on the short side, `auto` picks the small-image stem

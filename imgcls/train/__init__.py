@@ -1,3 +1,1 @@
-"""Optimizers, schedulers and regularizers (registered here), the engine and the train job."""
-
-from imgcls.train import optimizers, regularizers, schedulers  # noqa: F401  (registration)
+"""The training engine and its parts; optimizers, schedules and regularizers (registered)."""

@@ -6,7 +6,7 @@ import contextlib
 
 import torch
 
-from imgcls.errors import UserError
+from imgcls.base.errors import UserError
 
 
 def select_device(requested: str) -> torch.device:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from imgcls.errors import UserError
+from imgcls.base.errors import UserError
 
 
 class EarlyStopping:

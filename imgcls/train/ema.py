@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from imgcls.errors import UserError
+from imgcls.base.errors import UserError
 
 
 class ModelEma:

@@ -17,60 +17,29 @@ from typing import Any
 import torch
 from torch import nn
 
+from imgcls.base.checkpoint import BackgroundCheckpointer, restore_rng, rng_state
+from imgcls.base.errors import NonFiniteLossError, TrainingInterrupted, UserError
+from imgcls.base.progress import EpochProgress
+from imgcls.base.runs import MetricsWriter, RunDirectory
 from imgcls.data.loader import DeviceLoader
-from imgcls.errors import NonFiniteLossError, TrainingInterrupted
-from imgcls.progress import EpochProgress
-from imgcls.runs import MetricsWriter, RunDirectory
-from imgcls.train import resume
-from imgcls.train.checkpoint import BackgroundCheckpointer, rng_state
+from imgcls.train.accumulation import accumulation_weights
 from imgcls.train.devices import autocast
 from imgcls.train.early_stopping import EarlyStopping
 from imgcls.train.ema import ModelEma
 from imgcls.train.regularizers import Regularizer
+from imgcls.train.replay import EpochSums, epoch_batches, generator_state, take_partial
+from imgcls.train.settings import EngineSettings
 from imgcls.train.signals import StopRequest
+from imgcls.train.top_k import update_top_k
 
 logger = logging.getLogger("imgcls")
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 # A method's training step (imgcls.transfer.methods): (model, images, labels) ->
 # (loss to minimise, the batch's logits, extra terms logged as metrics columns).
 StepLoss = Callable[
     [nn.Module, torch.Tensor, torch.Tensor],
     tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]],
 ]
-
-
-@dataclass
-class EngineSettings:
-    epochs: int
-    precision: str = "32"
-    log_every: int = 50
-    monitor: str = "val_accuracy"
-    monitor_mode: str = "max"
-    show_progress: bool = False
-    gradient_clip: float = 0.0  # 0 = off
-    gradient_clip_mode: str = "norm"  # norm | value
-    accumulate_batches: int = 1
-    ema_decay: float = 0.0  # 0 = off
-    early_stopping_patience: int = 0  # 0 = off
-    early_stopping_monitor: str = "val_accuracy"
-    early_stopping_mode: str = "max"
-    early_stopping_min_delta: float = 0.0
-    save_top_k: int = 1
-    limit_train_batches: int = 0  # 0 = all
-    limit_val_batches: int = 0  # 0 = all
-    compile: bool = False
-    distributed: bool = False  # DDP: gradients averaged over the processes, rank 0 writes
-    is_main: bool = True
-
-    def train_batches(self, loader_length: int) -> int:
-        """Batches per training epoch, after ``limit_train_batches``."""
-        limit = self.limit_train_batches
-        return min(loader_length, limit) if limit > 0 else loader_length
-
-    def optimizer_steps(self, loader_length: int) -> int:
-        """Optimizer steps per epoch: one per ``accumulate_batches`` batches (and the rest)."""
-        return -(-self.train_batches(loader_length) // self.accumulate_batches)
 
 
 @dataclass
@@ -195,14 +164,14 @@ class Engine:
         self.model.train()
         self.train_loader.set_epoch(epoch)
         device, settings = self.device, self.settings
-        partial = resume.take_partial(self._resume, epoch)
-        sums = resume.EpochSums.start(device, [r.name for r in self.penalties], partial)
+        partial = take_partial(self._resume, epoch)
+        sums = EpochSums.start(device, [r.name for r in self.penalties], partial)
         lr = sums.lr if sums.lr is not None else float(self.optimizer.param_groups[0]["lr"])
         sums.lr = lr
         steps = settings.train_batches(len(self.train_loader))
-        weights = resume.accumulation_weights(self.train_loader, steps, settings.accumulate_batches)
-        loader_start = resume.generator_state(self.train_loader)
-        batches = resume.epoch_batches(self.train_loader, steps, partial, self._resume)
+        weights = accumulation_weights(self.train_loader, steps, settings.accumulate_batches)
+        loader_start = generator_state(self.train_loader)
+        batches = epoch_batches(self.train_loader, steps, partial, self._resume)
         self.optimizer.zero_grad(set_to_none=True)
         started = time.perf_counter() - sums.seconds
         extra_sums: dict[str, torch.Tensor] = {}
@@ -283,7 +252,7 @@ class Engine:
         epoch: int,
         done: int,
         steps: int,
-        sums: resume.EpochSums,
+        sums: EpochSums,
         loader_start: torch.Tensor | None,
     ) -> None:
         """Save the state in the middle of the epoch, wait for the disk, and stop."""
@@ -313,17 +282,76 @@ class Engine:
             "(try a lower optimizer.lr or gradient clipping)"
         )
 
-    # -- resume ----------------------------------------------------------------------------
-    def restore(self, state: dict[str, Any]) -> None:
-        """Load a checkpoint's training state; RNG states are applied when fit starts."""
-        resume.load_states(self, state)
+    # -- state ----------------------------------------------------------------------------
+    def state_dict(self, epoch: int, progress: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Everything a checkpoint holds to continue exactly after ``epoch`` (or inside the
+        next epoch, when ``progress`` carries a mid-epoch position; see :mod:`.replay`)."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "epoch": epoch,
+            "step": self.step,
+            "epoch_progress": progress,
+            "rng": rng_state(self.train_loader.generator),
+            "best": {
+                "epoch": self.best_epoch,
+                "metric": self.settings.monitor,
+                "value": self.best_value,
+                "metrics": dict(self.best_metrics),
+                "top_k": [list(item) for item in self.top_k],
+            },
+            "early_stopping": (
+                self.early_stopping.state_dict() if self.early_stopping is not None else None
+            ),
+            **self.checkpoint_extra,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Load a checkpoint's training state; its RNG states are applied when fit starts.
+
+        A checkpoint that does not fit this engine (another model, no EMA weights) is a
+        UserError naming the file, raised before anything is written.
+        """
+        try:
+            self._load_parts(state)
+            rng = state["rng"]
+        except (KeyError, RuntimeError, ValueError, TypeError) as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            raise UserError(
+                f"{self.run.checkpoint('last')} does not fit this run's model and settings "
+                f"({first}); it may come from another run"
+            ) from error
+        self._resume = {"rng": rng, "partial": state.get("epoch_progress")}
+
+    def _load_parts(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler") is not None and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None:
+            if not state.get("ema"):
+                raise ValueError("it has no EMA weights but trainer.ema.decay is set")
+            self.ema.load_state_dict(state["ema"])
+        if self.early_stopping is not None and state.get("early_stopping"):
+            self.early_stopping.load_state_dict(state["early_stopping"])
+        best = state["best"]
+        self.best_epoch, self.best_value = best["epoch"], best["value"]
+        self.best_metrics = dict(best.get("metrics") or {})
+        self.top_k = [(float(v), int(e)) for v, e in best.get("top_k") or []]
+        self.step = int(state["step"])
+        self.start_epoch = int(state["epoch"]) + 1
 
     # -- the whole fit ---------------------------------------------------------------------
     def fit(self) -> FitResult:
         result = FitResult()
         try:
             with self.stop:
-                resume.apply_rng(self)
+                if self._resume is not None:
+                    restore_rng(self._resume["rng"], self.train_loader.generator)
                 self._fit_epochs(result)
         finally:
             self.checkpointer.close()  # every checkpoint is on disk before fit returns or raises
@@ -415,32 +443,11 @@ class Engine:
         """Queue last.pt (and best.pt / top-k links); ``progress`` marks a mid-epoch save."""
         if not self.settings.is_main:
             return
-        state = {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
-            "ema": self.ema.state_dict() if self.ema is not None else None,
-            "epoch": epoch,
-            "step": self.step,
-            "epoch_progress": progress,
-            "rng": rng_state(self.train_loader.generator),
-            "best": {
-                "epoch": self.best_epoch,
-                "metric": self.settings.monitor,
-                "value": self.best_value,
-                "metrics": dict(self.best_metrics),
-                "top_k": [list(item) for item in self.top_k],
-            },
-            "early_stopping": (
-                self.early_stopping.state_dict() if self.early_stopping is not None else None
-            ),
-            **self.checkpoint_extra,
-        }
+        state = self.state_dict(epoch, progress)
         links = [self.run.checkpoint("best")] if improved else []
         removed: list = []
         if progress is None and value is not None and self.settings.save_top_k > 1:
-            keep, removed_epochs = resume.update_top_k(
+            keep, removed_epochs = update_top_k(
                 self.top_k, value, epoch, self.settings.save_top_k, self.settings.monitor_mode
             )
             self.top_k = keep

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from imgcls.errors import UserError
+from imgcls.base.errors import UserError
 from imgcls.registry import OPTIMIZERS
 
 
@@ -24,7 +24,7 @@ def _check(
     betas: Sequence[float] = (0.9, 0.999),
     eps: float = 1e-8,
 ) -> None:
-    """The ranges every optimizer shares; :func:`imgcls.config.validate` runs them too."""
+    """The ranges every optimizer shares; :func:`imgcls.app.validation.validate` runs them too."""
     if not lr > 0:
         raise UserError(f"optimizer.lr={lr} is invalid: the learning rate must be positive")
     if not weight_decay >= 0:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from imgcls.errors import UserError
+from imgcls.base.errors import UserError
 from imgcls.registry import REGULARIZERS
 
 

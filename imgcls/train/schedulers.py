@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from imgcls.errors import UserError
+from imgcls.base.errors import UserError
 from imgcls.registry import SCHEDULERS
 
 Factor = Callable[[float], float]

@@ -1,7 +1,5 @@
 """Transfer learning: fine-tuning, L2-SP, domain-adversarial training and distillation.
 
-Importing it registers the ``l2sp`` regularizer and the training methods (``standard``,
-``dann``, ``distill``).
+Importing :mod:`.l2sp` registers the ``l2sp`` regularizer; :mod:`.methods`, :mod:`.dann` and
+:mod:`.distill` register the training methods (``standard``, ``dann``, ``distill``).
 """
-
-from imgcls.transfer import dann, distill, l2sp, methods  # noqa: F401  (registration)

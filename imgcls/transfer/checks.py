@@ -1,6 +1,6 @@
 """Validation of the ``finetune`` node and the ``method`` options, before any work starts.
 
-No torch import: :func:`imgcls.config.validate` calls this for every composed config.
+No torch import: :func:`imgcls.app.validation.validate` calls this for every composed config.
 """
 
 from __future__ import annotations
@@ -9,7 +9,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from imgcls.errors import UserError
+from imgcls.base.errors import UserError, unknown_choice
+from imgcls.registry import DATASETS
+from imgcls.transfer.finetune import parse_freeze  # validate has loaded torch already
 
 FINETUNE_KEYS = ("from", "freeze", "backbone_lr_mult")
 
@@ -36,14 +38,11 @@ def validate_transfer(cfg: DictConfig) -> None:
 
 
 def _check_freeze(value: Any) -> None:
-    from imgcls.transfer.finetune import parse_freeze  # validate has loaded torch already
 
     parse_freeze(value)
 
 
 def _check_target(options: dict[str, Any]) -> None:
-    from imgcls.errors import unknown_choice
-    from imgcls.registry import DATASETS
 
     options = dict(options)
     name = options.pop("name", None)

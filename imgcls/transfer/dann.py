@@ -18,10 +18,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from imgcls.base.errors import UserError
 from imgcls.data.loader import DeviceLoader
 from imgcls.data.splits import DataSplits
-from imgcls.errors import UserError
 from imgcls.registry import DATASETS, METHODS
+from imgcls.train.engine import evaluate
 from imgcls.transfer.heads import FeatureTap
 from imgcls.transfer.methods import Method
 
@@ -126,14 +127,11 @@ class Dann(Method):
         return task + domain_loss, logits, extras
 
     def epoch_metrics(self, model: nn.Module) -> dict[str, float]:
-        from imgcls.train.engine import evaluate
 
         scores = evaluate(model, self.target_test, self.precision)
         return {"target_loss": scores["loss"], "target_accuracy": scores["accuracy"]}
 
     def final_metrics(self, model: nn.Module) -> dict[str, Any]:
-        from imgcls.train.engine import evaluate
-
         return {"target": {"dataset": self.target_name,
                            **evaluate(model, self.target_test, self.precision)}}  # fmt: skip
 

@@ -12,10 +12,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from imgcls.base.checkpoint import inference_state
+from imgcls.base.errors import UserError
 from imgcls.data.splits import DataSplits
-from imgcls.errors import UserError
 from imgcls.registry import METHODS, MODELS
-from imgcls.train.checkpoint import inference_state
 from imgcls.transfer.methods import Method
 from imgcls.transfer.sources import load_source
 

@@ -16,8 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from imgcls.base.errors import UserError
 from imgcls.data.splits import DataSplits
-from imgcls.errors import UserError
+from imgcls.models.pretrained import load_pretrained
 from imgcls.transfer.heads import head_parameter_names, split_head
 from imgcls.transfer.sources import load_source
 
@@ -90,8 +91,6 @@ def load_into(
     head = head_parameter_names(model)
     head_name = split_head(model)[0]
     if source == "torchvision":
-        from imgcls.models.pretrained import load_pretrained
-
         variant = str(model_cfg.get("variant") or model_cfg.get("name"))
         report = load_pretrained(model, variant)
         tune.loaded = [k for k in report.loaded if k not in head]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from imgcls.errors import UserError
+from imgcls.base.errors import UserError
 
 
 def split_head(model: nn.Module) -> tuple[str, nn.Linear]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from imgcls.errors import UserError
+from imgcls.base.errors import UserError
 from imgcls.registry import REGULARIZERS
 from imgcls.train.regularizers import Regularizer
 from imgcls.transfer.finetune import LOADED_ATTRIBUTE

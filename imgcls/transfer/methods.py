@@ -8,18 +8,13 @@ columns), add trainable modules of its own to the optimizer, score the model per
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
 from imgcls.registry import METHODS
-
-StepLoss = Callable[
-    [nn.Module, torch.Tensor, torch.Tensor],
-    tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]],
-]
+from imgcls.train.engine import StepLoss
 
 
 class Method:

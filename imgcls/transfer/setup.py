@@ -8,7 +8,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from imgcls.config import component_options
+from imgcls.config.values import component_options
 from imgcls.data.splits import DataSplits
 from imgcls.registry import METHODS
 from imgcls.transfer.finetune import FineTune, scale_backbone_lr, setup

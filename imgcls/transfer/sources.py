@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from imgcls.errors import UserError
-from imgcls.train.checkpoint import load_checkpoint
+from imgcls.base.checkpoint import load_checkpoint
+from imgcls.base.errors import UserError
 
 
 def checkpoint_path(value: str, key: str) -> Path:

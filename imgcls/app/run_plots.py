@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from imgcls.app.inference import predict_probabilities
 from imgcls.data.splits import ImageSet
 from imgcls.evaluate import plots
-from imgcls.evaluate.inference import predict_probabilities
 
 logger = logging.getLogger("imgcls")
 

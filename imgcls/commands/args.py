@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from imgcls.errors import UserError, did_you_mean
+from imgcls.base.errors import UserError, did_you_mean
 
 
 def parse_value(text: str) -> str | list[str]:

@@ -14,8 +14,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from imgcls.config import component_options
-from imgcls.errors import UserError
+from imgcls.base.checkpoint import load_checkpoint
+from imgcls.base.errors import UserError
+from imgcls.config.values import component_options
+from imgcls.registry import MODELS
+from imgcls.train.devices import select_device
 
 
 @dataclass
@@ -61,15 +64,12 @@ def resolve_checkpoint(run: str | Path, checkpoint: str = "best") -> tuple[Path 
 
 
 def select_inference_device(name: str = "auto") -> torch.device:
-    from imgcls.train.devices import select_device
 
     return select_device(name)
 
 
 def load_run(run: str | Path, checkpoint: str = "best", device: str = "auto") -> LoadedRun:
     """Rebuild a run's model from its checkpoint and load the weights (``weights_only``)."""
-    from imgcls.registry import MODELS
-    from imgcls.train.checkpoint import load_checkpoint
 
     run_dir, file = resolve_checkpoint(run, checkpoint)
     target = select_inference_device(device)

@@ -1,6 +1,6 @@
-"""Experiment trackers (the ``logger`` config group): csv, tensorboard, mlflow, several at once.
+"""Experiment loggers (the ``logger`` config group): csv, tensorboard, mlflow, several at once.
 
-A tracker receives the resolved config when the run starts, each epoch's metrics row (the
+An experiment logger receives the resolved config when the run starts, each epoch's metrics row (the
 same row as metrics.csv) and the final summary. ``csv`` adds nothing to the run directory's
 own files (metrics.csv and summary.json are always written); the others mirror them into
 TensorBoard event files or an MLflow tracking store.
@@ -11,17 +11,19 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from imgcls.errors import UserError
+from imgcls.base.errors import UserError
+from imgcls.config.values import component_options
 from imgcls.registry import LOGGERS
 
 logger = logging.getLogger("imgcls")
 
 
-class Tracker:
+class RunLogger:
     """Receives a run's config, per-epoch metrics and final summary; the base does nothing."""
 
     def log_epoch(self, row: Mapping[str, Any]) -> None:
@@ -64,13 +66,13 @@ def final_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
 
 
 @LOGGERS.register("csv", "the run directory's own files: metrics.csv and summary.json")
-class CsvTracker(Tracker):
+class CsvLogger(RunLogger):
     def __init__(self, *, run_dir: Path | None = None) -> None:
         self.run_dir = run_dir
 
 
 @LOGGERS.register("tensorboard", "TensorBoard event files in <run>/<log_dir>")
-class TensorBoardTracker(Tracker):
+class TensorBoardLogger(RunLogger):
     def __init__(
         self, log_dir: str = "tensorboard", *, run_dir: Path, config: Mapping[str, Any]
     ) -> None:
@@ -99,7 +101,7 @@ class TensorBoardTracker(Tracker):
 
 
 @LOGGERS.register("mlflow", "MLflow tracking: a local file store by default, any URI by config")
-class MlflowTracker(Tracker):
+class MlflowLogger(RunLogger):
     """One MLflow run per imgcls run: params (the flattened config), metrics per epoch, tags.
 
     ``tracking_uri`` defaults to the file store ``<output_root>/mlruns``; MLflow 3 keeps the
@@ -140,7 +142,6 @@ class MlflowTracker(Tracker):
         self.epoch = 0
 
     def log_epoch(self, row: Mapping[str, Any]) -> None:
-        import time
 
         from mlflow.entities import Metric
 
@@ -150,7 +151,6 @@ class MlflowTracker(Tracker):
         self.client.log_batch(self.run_id, metrics=metrics)
 
     def finish(self, summary: Mapping[str, Any]) -> None:
-        import time
 
         from mlflow.entities import Metric
 
@@ -165,40 +165,38 @@ class MlflowTracker(Tracker):
         self.client.set_terminated(self.run_id, status)
 
 
-class Trackers:
-    """The selected trackers as one: a failing tracker is reported, never stops training.
+class Loggers:
+    """The selected loggers as one: a failing one is reported, never stops training.
 
-    A tracker that fails while logging an epoch (a tracking server gone away) is reported
+    One that fails while logging an epoch (a tracking server gone away) is reported
     once and dropped; the run's own metrics.csv and summary.json stay complete.
     """
 
-    def __init__(self, trackers: Sequence[Tracker]) -> None:
-        self.trackers = list(trackers)
+    def __init__(self, loggers: Sequence[RunLogger]) -> None:
+        self.loggers = list(loggers)
 
     def log_epoch(self, row: Mapping[str, Any]) -> None:
-        for tracker in list(self.trackers):
+        for run_logger in list(self.loggers):
             try:
-                tracker.log_epoch(row)
+                run_logger.log_epoch(row)
             except Exception as error:
-                logger.warning(f"{type(tracker).__name__} stopped logging: {_one_line(error)}")
-                self.trackers.remove(tracker)
+                logger.warning(f"{type(run_logger).__name__} stopped logging: {_one_line(error)}")
+                self.loggers.remove(run_logger)
 
     def finish(self, summary: Mapping[str, Any]) -> None:
-        for tracker in self.trackers:
+        for run_logger in self.loggers:
             try:
-                tracker.finish(summary)
+                run_logger.finish(summary)
             except Exception as error:  # the run's own files are complete; say so and go on
-                logger.warning(f"{type(tracker).__name__} could not finish: {error}")
+                logger.warning(f"{type(run_logger).__name__} could not finish: {error}")
 
 
-def start_trackers(cfg: Any, run_dir: Path, config: Mapping[str, Any]) -> Trackers:
-    """Build the trackers selected in ``cfg.logger`` for a run that has just started."""
-    from imgcls.config import component_options
-
-    trackers = []
+def start_loggers(cfg: Any, run_dir: Path, config: Mapping[str, Any]) -> Loggers:
+    """Build the loggers selected in ``cfg.logger`` for a run that has just started."""
+    loggers = []
     for name, prefix, options in component_options(cfg, "logger"):
         try:
-            trackers.append(
+            loggers.append(
                 LOGGERS.build(
                     name,
                     options,
@@ -211,9 +209,9 @@ def start_trackers(cfg: Any, run_dir: Path, config: Mapping[str, Any]) -> Tracke
         except UserError:
             raise
         except Exception as error:  # an unreachable server, a read-only store, ...
-            Trackers(trackers).finish({"status": "failed"})
+            Loggers(loggers).finish({"status": "failed"})
             raise UserError(f"logger={name} could not start: {_one_line(error)}") from error
-    return Trackers(trackers)
+    return Loggers(loggers)
 
 
 def _one_line(error: BaseException) -> str:

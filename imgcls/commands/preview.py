@@ -2,7 +2,8 @@
 
 Draws ``images`` training images, augments them exactly as a training batch of the first
 epoch (the batched fast path, MixUp/CutMix included) and writes a labelled PNG grid to
-``outputs/<date>/<time>_preview_<dataset>/preview.png``. Mixed images are titled with their
+``outputs/<date>/<time>_preview_<dataset>/preview.png`` (or into ``hydra.run.dir=DIR``, a new
+or empty folder, as for ``imgcls train``). Mixed images are titled with their
 two largest target weights.
 """
 
@@ -15,10 +16,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from imgcls.config import check_finite, component_options, compose
-from imgcls.errors import UserError
+from imgcls.app import build
+from imgcls.base.errors import UserError
+from imgcls.base.folders import claim_run_folder
+from imgcls.base.runs import RunDirectory, new_run_dir
+from imgcls.config.compose import compose
+from imgcls.config.files import HYDRA_KEYS
+from imgcls.config.values import check_finite, component_options
+from imgcls.data.loader import DeviceLoader
+from imgcls.registry import AUGMENTS, DATASETS
 
 
 @dataclass
@@ -32,13 +42,10 @@ class PreviewConfig:
 
 
 def compose_preview(overrides: Sequence[str]) -> DictConfig:
-    from hydra.core.config_store import ConfigStore
-
+    """The preview config for ``overrides`` (no Hydra settings), checked like a train config."""
     ConfigStore.instance().store(name="preview_schema", node=PreviewConfig)
     cfg = compose(list(overrides), config_name="preview")
     check_finite(cfg)
-    from imgcls.registry import AUGMENTS, DATASETS
-
     for group, registry in (("dataset", DATASETS), ("augment", AUGMENTS)):
         name, prefix, options = component_options(cfg, group)[0]
         registry.check(name, options, prefix)
@@ -48,14 +55,10 @@ def compose_preview(overrides: Sequence[str]) -> DictConfig:
     return cfg
 
 
-def preview(cfg: DictConfig) -> Path:
-    """Write the grid for a composed preview config; return the PNG's path."""
-    import numpy as np
+def preview(cfg: DictConfig, run_dir: Path | None = None) -> Path:
+    """Write the grid for a composed preview config into ``run_dir`` (a new folder under
+    ``output_root`` if None); return the PNG's path."""
     import torch
-
-    from imgcls.data.loader import DeviceLoader
-    from imgcls.runs import RunDirectory, new_run_dir
-    from imgcls.train import build
 
     data = build.build_dataset(cfg)
     augment = build.build_augment(cfg)
@@ -75,13 +78,19 @@ def preview(cfg: DictConfig) -> Path:
     images = (images * std + mean).clamp(0, 1)
     titles = [_title(t, data.classes) for t in targets]
 
-    run = RunDirectory(new_run_dir(cfg.output_root, "preview", data.name))
+    created = run_dir is None
+    if run_dir is not None:
+        run_dir, created = claim_run_folder(run_dir)
+    run = RunDirectory(run_dir or new_run_dir(cfg.output_root, "preview", data.name))
     try:
         run.write_config(OmegaConf.to_container(cfg, resolve=True), [])
         path = run.path / "preview.png"
         _draw(images, titles, int(cfg.columns), path, f"{data.name}, augment={cfg.augment.name}")
     except BaseException:
-        shutil.rmtree(run.path, ignore_errors=True)  # a fresh folder: no half-made preview
+        if created:  # a folder made for this preview: no half-made one stays
+            shutil.rmtree(run.path, ignore_errors=True)
+        else:
+            shutil.rmtree(run.path / ".hydra", ignore_errors=True)
         raise
     return path
 
@@ -132,5 +141,19 @@ def run_preview(args: Sequence[str]) -> int:
             f"imgcls preview takes overrides only (got {' '.join(flags)}); e.g. "
             "imgcls preview dataset=cifar10 augment=strong images=64"
         )
-    print(preview(compose_preview(args)))
+    overrides, run_dir = split_run_dir(args)
+    print(preview(compose_preview(overrides), run_dir))
     return 0
+
+
+def split_run_dir(args: Sequence[str]) -> tuple[list[str], Path | None]:
+    """The overrides, and the folder ``hydra.run.dir=DIR`` names (the only Hydra setting a
+    preview takes: it writes one image, not a Hydra run)."""
+    run_dirs = [a.split("=", 1)[1] for a in args if a.lstrip("+").startswith("hydra.run.dir=")]
+    others = [a for a in args if a.startswith(HYDRA_KEYS) and "hydra.run.dir=" not in a]
+    if others:
+        raise UserError(
+            f"imgcls preview takes no Hydra setting but hydra.run.dir=DIR (got {' '.join(others)})"
+        )
+    overrides = [a for a in args if not a.startswith(HYDRA_KEYS)]
+    return overrides, Path(run_dirs[-1]) if run_dirs else None

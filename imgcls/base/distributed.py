@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from imgcls.base.errors import UserError
+
 STRATEGIES = ("auto", "single", "ddp")
 
 
@@ -67,7 +69,6 @@ def initialize(device_type: str) -> DistributedContext:
 
 def setup(strategy: str, device_type: str) -> DistributedContext:
     """The context a run trains in: joins the process group for ``trainer.strategy=ddp``."""
-    from imgcls.errors import UserError
 
     if strategy != "ddp":
         if launched_by_torchrun() and int(os.environ["WORLD_SIZE"]) > 1:

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from imgcls.errors import UserError
-from imgcls.runs import atomic_write
+from imgcls.base.errors import UserError
+from imgcls.base.runs import atomic_write
 
 CHECKPOINT_KEYS = (
     "model", "optimizer", "scheduler", "scaler", "ema", "epoch", "step", "rng", "best",

@@ -6,7 +6,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from imgcls.errors import UserError
+from imgcls.base.errors import UserError
+from imgcls.base.folders import claim_dir
+from imgcls.evaluate.leaderboard import (
+    build_leaderboard,
+    collect_runs,
+    mean_curves,
+    table_rows,
+    write_leaderboard,
+)
+from imgcls.evaluate.plots import plot_validation_curves
 
 USAGE = """usage: imgcls report <run or sweep dir> [<dir> ...] [--plot] [--out DIR]
 
@@ -40,13 +49,6 @@ def run_report(args: Sequence[str]) -> int:
     if args and args[0] in ("-h", "--help"):
         print(USAGE)
         return 0
-    from imgcls.evaluate.leaderboard import (
-        build_leaderboard,
-        collect_runs,
-        mean_curves,
-        table_rows,
-        write_leaderboard,
-    )
 
     dirs, plot, out = parse(args)
     runs = collect_runs(dirs)
@@ -56,8 +58,6 @@ def run_report(args: Sequence[str]) -> int:
     elif len(dirs) == 1:
         out_dir = Path(dirs[0])
     else:
-        from imgcls.config import claim_dir
-
         stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
         out_dir = Path(claim_dir(str(Path("outputs") / "reports" / stamp)))
     csv_path, md_path = write_leaderboard(out_dir, board)
@@ -77,8 +77,6 @@ def run_report(args: Sequence[str]) -> int:
                       f"{run.error}", markup=True, highlight=False)  # fmt: skip
     print(f"leaderboard: {csv_path} {md_path}")
     if plot:
-        from imgcls.evaluate.plots import plot_validation_curves
-
         curves = mean_curves(board)
         if not curves:
             raise UserError("no metrics.csv found to plot: the runs have no per-epoch metrics")

@@ -16,11 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from imgcls.config import comparable_config
-from imgcls.errors import UserError
+from imgcls.base.errors import UserError
+from imgcls.base.runs import read_summary
+from imgcls.config.values import comparable_config
+from imgcls.evaluate.leaderboard import sweep_leaderboard
 
 logger = logging.getLogger("imgcls")
 
@@ -43,7 +46,6 @@ class JobResult:
 
 def read_job(run_dir: Path) -> JobResult | None:
     """The result a job left in ``run_dir``, or None when it left no readable summary."""
-    from imgcls.runs import read_summary
 
     try:
         summary = read_summary(run_dir / "summary.json")
@@ -63,7 +65,6 @@ def read_job(run_dir: Path) -> JobResult | None:
 
 def job_overrides(run_dir: Path) -> list[str]:
     """The overrides Hydra recorded for a job (``.hydra/overrides.yaml``), or none."""
-    import yaml
 
     try:
         saved = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text())
@@ -133,7 +134,6 @@ class SweepCallback(Callback):
         for job in jobs:
             if job.status != "completed":
                 logger.info(f"  {job.status}: {job.run_dir.name}: {job.error}")
-        from imgcls.evaluate.leaderboard import sweep_leaderboard
 
         # jobs.json (every job: folder, status, error, overrides), leaderboard.csv and .md;
         # read back from the job folders, so a resumed sweep lists its earlier jobs too

@@ -20,8 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from imgcls.errors import UnreadableImageError, UserError
-from imgcls.evaluate.args import parse_arguments, usage_lines
+from imgcls.app.inference import load_run, predict_probabilities
+from imgcls.base.errors import UnreadableImageError, UserError
+from imgcls.base.folders import claim_dir, ensure_dir
+from imgcls.base.runs import atomic_write
+from imgcls.commands.args import parse_arguments, usage_lines
+from imgcls.data.files import open_image
 
 logger = logging.getLogger("imgcls")
 
@@ -57,8 +61,6 @@ def load_image(path: Path, channels: int, size: Sequence[int]) -> np.ndarray:
     included)."""
     from PIL import Image
 
-    from imgcls.data.files import open_image
-
     if channels not in MODES:
         raise UserError(f"cannot prepare images for a {channels}-channel model: use 1, 3 or 4")
     converted = open_image(path, MODES[channels])
@@ -81,10 +83,6 @@ def predict_images(
 ) -> tuple[Path, list[dict[str, Any]], list[tuple[str, str]]]:
     """Classify the images; returns (output folder, one record per image, skipped files)."""
     import torch
-
-    from imgcls.evaluate.inference import load_run, predict_probabilities
-    from imgcls.folders import claim_dir, ensure_dir
-    from imgcls.runs import atomic_write
 
     files = find_images(images)
     if not files:

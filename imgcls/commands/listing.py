@@ -7,10 +7,17 @@ torch import and answers at once.
 from __future__ import annotations
 
 import fnmatch
+import io
+import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from imgcls.config import GROUPS, group_options, option_description
-from imgcls.errors import UserError, unknown_choice
+from imgcls.base.errors import UserError, unknown_choice
+from imgcls.config.files import GROUPS, group_options, option_description
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
 from imgcls.models.overview import FactsRequest, fact_names, facts_rows, model_rows, split_options
 
 ALIASES = {f"{g}s": g for g in GROUPS} | {"augmentations": "augment", "regularizers": "regularizer"}
@@ -58,7 +65,6 @@ def run_list(args: Sequence[str]) -> int:
     found = rows(groups, pattern)
     if not found:
         raise UserError(f"no {'/'.join(groups)} option matches '{pattern}'")
-    from rich.console import Console
     from rich.table import Table
 
     table = Table("group", "option", "description", box=None, pad_edge=False)
@@ -66,7 +72,7 @@ def run_list(args: Sequence[str]) -> int:
     for group, option, text in found:
         table.add_row(group if group != previous else "", option, text)
         previous = group
-    Console(width=120).print(table)
+    show(table)
     print("\nChoose with group=option, e.g. imgcls train model=resnet; keys with group.key=value.")
     return 0
 
@@ -76,16 +82,27 @@ def print_facts(pattern: str, request: FactsRequest) -> int:
     names = fact_names(pattern)
     if not names:
         raise UserError(f"no model matches '{pattern}'")
-    from rich.console import Console
     from rich.table import Table
+
+    import imgcls.app.components  # noqa: F401  (registers the models; imports torch)
 
     c, h, w = request.shape
     table = Table("model", "stem", "params", "FLOPs", box=None, pad_edge=False)
     for row in facts_rows(names, request):
         table.add_row(*row)
-    Console(width=120).print(table)
+    show(table)
     print(
         f"\nFor one {c}x{h}x{w} input and {request.num_classes} classes, stem=auto; FLOPs of "
         f"one forward pass from torch.utils.flop_counter (a multiply-add counts 2)."
     )
     return 0
+
+
+def show(table: Table) -> None:
+    """Print a rich table through ``sys.stdout``, so that a reader gone away (``| head``)
+    raises BrokenPipeError for the CLI to end quietly; rich would exit 1 on its own."""
+    from rich.console import Console
+
+    console = Console(width=120, file=io.StringIO())
+    console.print(table)
+    sys.stdout.write(console.file.getvalue())

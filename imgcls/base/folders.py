@@ -12,7 +12,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from imgcls.errors import UserError
+import yaml
+
+from imgcls.base.errors import UserError
 
 # What a run writes into its folder; any of them means the folder is taken.
 RUN_FILES = (".hydra", "summary.json", "metrics.csv", "train.log", "checkpoints")
@@ -140,7 +142,6 @@ def _job_overrides(overrides: list[str]) -> list[str]:
 
 
 def _saved_overrides(folder: Path) -> list[str] | None:
-    import yaml
 
     try:
         saved = yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text())

@@ -17,9 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
+from omegaconf import OmegaConf
 
-from imgcls.errors import UserError, unknown_choice
-from imgcls.evaluate.args import as_int_list, as_list, parse_arguments, usage_lines
+from imgcls.app.build import build_dataset
+from imgcls.app.inference import check_compatible, load_run, predict_probabilities
+from imgcls.base.errors import UserError, unknown_choice
+from imgcls.base.folders import claim_dir, ensure_dir
+from imgcls.base.runs import atomic_write, write_json
+from imgcls.commands.args import as_int_list, as_list, parse_arguments, usage_lines
+from imgcls.config.files import config_dir, group_options
+from imgcls.evaluate import plots
+from imgcls.evaluate.metrics import compute_metrics, default_topk, scalar_metrics, top_classes
 
 EVAL_KEYS = {
     "run": "a run directory, a checkpoint file, or a list [dir,dir,...] for an ensemble",
@@ -54,10 +63,6 @@ def _choice(value: Any, key: str, choices: Sequence[str]) -> str:
 
 def dataset_config(base: Any, overrides: dict[str, Any]) -> Any:
     """The run's dataset config, with ``dataset=<option>`` and ``dataset.key=value`` applied."""
-    import yaml
-    from omegaconf import OmegaConf
-
-    from imgcls.config import config_dir, group_options
 
     cfg = OmegaConf.create(OmegaConf.to_container(base, resolve=True))
     if "dataset" in overrides:
@@ -85,10 +90,6 @@ def evaluate_runs(
     device: str = "auto",
 ) -> EvalResult:
     """Evaluate one run (or an ensemble) and write the results; the plain function of the CLI."""
-    from imgcls.evaluate.inference import check_compatible, load_run, predict_probabilities
-    from imgcls.evaluate.metrics import compute_metrics, default_topk, scalar_metrics
-    from imgcls.folders import claim_dir
-    from imgcls.train.build import build_dataset
 
     if not runs:
         raise UserError("imgcls eval needs run=<run dir> (or run=[dir,dir] for an ensemble)")
@@ -167,7 +168,6 @@ def prediction_rows(
     targets: np.ndarray, probabilities: np.ndarray, classes: Sequence[str], k: int
 ) -> list[list[Any]]:
     """Header and rows of predictions.csv: index, target, prediction, top-k with probabilities."""
-    from imgcls.evaluate.metrics import top_classes
 
     top = top_classes(probabilities, k)
     header = ["index", "target", "target_name", "prediction", "prediction_name", "correct"]
@@ -192,9 +192,6 @@ def write_results(
     images: np.ndarray,
     classes: Sequence[str],
 ) -> None:
-    from imgcls.evaluate import plots
-    from imgcls.folders import ensure_dir
-    from imgcls.runs import atomic_write, write_json
 
     ensure_dir(out_dir, "output folder")
     k = min(5, len(classes))
@@ -225,8 +222,6 @@ def write_results(
 def print_results(result: EvalResult) -> None:
     from rich.console import Console
     from rich.table import Table
-
-    from imgcls.evaluate.metrics import scalar_metrics
 
     console = Console(width=140)
     record = result.metrics

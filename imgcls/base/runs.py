@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import os
@@ -21,8 +22,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from imgcls.errors import UserError
-from imgcls.folders import claim_dir
+import yaml
+
+from imgcls.base.errors import UserError
+from imgcls.base.folders import claim_dir
 
 LOG_FORMAT = "%(message)s"
 _UMASK = os.umask(0)
@@ -165,7 +168,6 @@ class RunDirectory:
         """Write ``.hydra/config.yaml`` and ``overrides.yaml`` unless Hydra already did."""
         if not self.writable:
             return
-        import yaml
 
         hydra_dir = self.path / ".hydra"
         if not (hydra_dir / "config.yaml").exists():
@@ -211,3 +213,20 @@ def refuse_completed(run_dir: Path) -> None:
         raise UserError(
             f"{run_dir} holds a completed run: it is never overwritten; choose a new folder"
         )
+
+
+def truncate_metrics(path: Path, epochs_done: int) -> None:
+    """Drop metrics.csv rows after the checkpoint's epoch (written just before a kill -9)."""
+    if not path.exists():
+        return
+    rows = list(csv.reader(path.open(newline="")))
+    if not rows:
+        return
+    header, body = rows[0], rows[1:]
+    column = header.index("epoch") if "epoch" in header else 0
+    kept = [r for r in body if r and int(r[column]) <= epochs_done]
+    if len(kept) == len(body):
+        return
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([header, *kept])
+    atomic_write(path, lambda handle: handle.write(buffer.getvalue()))

@@ -1,0 +1,259 @@
+"""Config -> objects: every component is built from its registry by name.
+
+:func:`build_training` assembles a whole run (data, model, loaders, optimizer, schedule,
+method) in dependency order; the smaller builders serve validation, preview and tests.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+from imgcls.app.components import load_components
+from imgcls.base import distributed
+from imgcls.base.distributed import DistributedContext
+from imgcls.base.errors import UserError
+from imgcls.base.progress import is_terminal
+from imgcls.config.values import component_options
+from imgcls.data.augment import Augment
+from imgcls.data.pipeline import Loaders, make_loaders
+from imgcls.data.splits import DataSplits
+from imgcls.registry import AUGMENTS, DATASETS, MODELS, OPTIMIZERS, REGULARIZERS, SCHEDULERS
+from imgcls.train.devices import resolve_precision, select_device
+from imgcls.train.regularizers import Regularizer
+from imgcls.train.settings import EngineSettings
+from imgcls.transfer import setup as transfer
+from imgcls.transfer.finetune import FineTune
+from imgcls.transfer.methods import Method
+
+
+def _one(cfg: DictConfig, group: str) -> tuple[str, str, dict[str, Any]]:
+    load_components()
+    return component_options(cfg, group)[0]
+
+
+def build_dataset(cfg: DictConfig) -> DataSplits:
+    name, prefix, options = _one(cfg, "dataset")
+    return DATASETS.build(name, options, prefix=prefix)
+
+
+def build_model(cfg: DictConfig, data: DataSplits) -> nn.Module:
+    name, prefix, options = _one(cfg, "model")
+    return MODELS.build(
+        name,
+        options,
+        prefix=prefix,
+        num_classes=data.num_classes,
+        in_channels=data.channels,
+        image_size=data.image_size,
+    )
+
+
+def build_augment(cfg: DictConfig) -> Augment:
+    name, prefix, options = _one(cfg, "augment")
+    return AUGMENTS.build(name, options, prefix=prefix)
+
+
+def build_regularizers(cfg: DictConfig) -> list[Regularizer]:
+    load_components()
+    return [
+        REGULARIZERS.build(name, options, prefix=prefix)
+        for name, prefix, options in component_options(cfg, "regularizer")
+    ]
+
+
+def build_optimizer(
+    cfg: DictConfig, params: Iterable[nn.Parameter], regularizers: list[Regularizer]
+) -> torch.optim.Optimizer:
+    name, prefix, options = _one(cfg, "optimizer")
+    decays = [r.weight_decay for r in regularizers if r.weight_decay is not None]
+    if decays:  # regularizer=l2 sets the weight decay, whatever the optimizer file says
+        options["weight_decay"] = decays[-1]
+    return OPTIMIZERS.build(name, options, prefix=prefix, params=params)
+
+
+def build_scheduler(
+    cfg: DictConfig,
+    optimizer: torch.optim.Optimizer,
+    steps_per_epoch: int,
+    epochs: int,
+    monitor_mode: str = "max",
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """``steps_per_epoch`` counts optimizer steps (after accumulation and batch limits)."""
+    name, prefix, options = _one(cfg, "scheduler")
+    return SCHEDULERS.build(
+        name,
+        options,
+        prefix=prefix,
+        optimizer=optimizer,
+        steps_per_epoch=steps_per_epoch,
+        epochs=epochs,
+        monitor_mode=monitor_mode,
+    )
+
+
+def check_training_values(cfg: DictConfig) -> None:
+    """Build the regularizers, the optimizer and the schedule once, on a dummy parameter.
+
+    Their builders hold the range checks (a positive rate, momentum in [0, 1), ...); running
+    them here makes a bad value fail while the config is validated, before any run folder,
+    dataset or model exists. Cheap: no data, no model. Their log lines are held back, since
+    the real build logs them again.
+    """
+    logger = logging.getLogger("imgcls")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        regularizers = build_regularizers(cfg)
+        params = [nn.Parameter(torch.zeros(2, 2)), nn.Parameter(torch.zeros(2))]
+        try:
+            optimizer = build_optimizer(cfg, params, regularizers)
+        except ValueError as error:  # torch's own checks, for what ours do not cover
+            raise UserError(f"optimizer={cfg.optimizer.name}: {error}") from error
+        mode = cfg.trainer.monitor_mode
+        build_scheduler(
+            cfg, optimizer, 1, int(cfg.trainer.epochs), str(getattr(mode, "value", mode))
+        )
+    finally:
+        logger.setLevel(level)
+
+
+@dataclass
+class Training:
+    """Everything one run trains with, built from its config before any file is written."""
+
+    data: DataSplits
+    model: nn.Module
+    loaders: Loaders
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    regularizers: list[Regularizer]
+    method: Method
+    tune: FineTune
+    settings: EngineSettings
+    place: Placement
+
+    @property
+    def label_smoothing(self) -> float:
+        return sum(r.label_smoothing for r in self.regularizers)
+
+
+@dataclass
+class Placement:
+    """Where a run computes: the device, its precision, and the DDP process group."""
+
+    device: torch.device
+    precision: str
+    processes: DistributedContext
+
+
+def place(trainer: DictConfig) -> Placement:
+    """The device and precision for ``trainer``; under torchrun with DDP, this process's GPU."""
+    device = select_device(str(trainer.device))
+    processes = distributed.setup(str(trainer.strategy), device.type)
+    if processes.enabled:
+        if device.type == "cuda":
+            device = torch.device("cuda", processes.local_rank)
+        if trainer.batch_size % processes.world_size:
+            raise UserError(
+                f"trainer.batch_size={trainer.batch_size} is the global batch: it must be "
+                f"divisible by the {processes.world_size} processes"
+            )
+        if not processes.is_main:
+            logging.getLogger("imgcls").setLevel(logging.WARNING)  # rank 0 alone reports
+    return Placement(device, resolve_precision(str(trainer.precision), device), processes)
+
+
+def build_training(cfg: DictConfig, place: Placement) -> Training:
+    """Data, model, loaders, optimizer, schedule and method for ``cfg``, in dependency order."""
+    trainer, device = cfg.trainer, place.device
+    data = build_dataset(cfg)
+    if trainer.batch_size > len(data.train):
+        raise UserError(
+            f"trainer.batch_size={trainer.batch_size} is larger than the {len(data.train)} "
+            f"training images of {data.name}; use at most {len(data.train)}"
+        )
+    model = build_model(cfg, data).to(device)
+    tune = transfer.prepare_model(cfg, model, data)  # finetune.from / freeze, before L2-SP
+    regularizers = build_regularizers(cfg)
+    for regularizer in regularizers:
+        regularizer.configure(model, cfg.model.name)
+    if trainer.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(cfg, model.parameters(), regularizers)
+    loaders = _loaders(cfg, data, place)
+    settings = EngineSettings.from_trainer(
+        trainer,
+        precision=place.precision,
+        show_progress=is_terminal(),
+        distributed=place.processes.enabled,
+        is_main=place.processes.is_main,
+    )
+    method = _method(cfg, model, loaders, settings, regularizers, place)
+    transfer.configure_optimizer(optimizer, model, tune, method)
+    scheduler = build_scheduler(
+        cfg,
+        optimizer,
+        settings.optimizer_steps(len(loaders.train)),
+        settings.epochs,
+        settings.monitor_mode,
+    )
+    return Training(
+        loaders.data,
+        model,
+        loaders,
+        optimizer,
+        scheduler,
+        regularizers,
+        method,
+        tune,
+        settings,
+        place,
+    )
+
+
+def _loaders(cfg: DictConfig, data: DataSplits, place: Placement) -> Loaders:
+    trainer = cfg.trainer
+    generator = torch.Generator(device=place.device)
+    generator.manual_seed(int(cfg.seed))
+    return make_loaders(
+        data,
+        cfg.get("data") or {},
+        batch_size=trainer.batch_size,
+        eval_batch_size=trainer.eval_batch_size,
+        device=place.device,
+        augment=build_augment(cfg),
+        generator=generator,
+        num_workers=trainer.num_workers,
+        channels_last=trainer.channels_last,
+        shard=(place.processes.rank, place.processes.world_size),
+    )
+
+
+def _method(
+    cfg: DictConfig,
+    model: nn.Module,
+    loaders: Loaders,
+    settings: EngineSettings,
+    regularizers: list[Regularizer],
+    place: Placement,
+) -> Method:
+    return transfer.build_method(
+        cfg,
+        model=model,
+        data=loaders.data,
+        device=place.device,
+        epochs=settings.epochs,
+        steps_per_epoch=settings.train_batches(len(loaders.train)),
+        batch_size=cfg.trainer.batch_size,
+        eval_batch_size=cfg.trainer.eval_batch_size,
+        label_smoothing=sum(r.label_smoothing for r in regularizers),
+        seed=int(cfg.seed),
+        precision=place.precision,
+    )

@@ -1,0 +1,32 @@
+"""The one place that imports every module that registers a component.
+
+Registries (:mod:`imgcls.registry`) start empty: a builder is registered when its module is
+imported. Commands that look names up import this module (through validation and building)
+so that every model, dataset, augmentation, optimizer, schedule, regularizer, logger and
+training method is known. It imports torch and torchvision, which is why ``imgcls --help``
+and ``imgcls list`` never import it.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from imgcls import loggers
+from imgcls.data import augment, cifar, digits, digits_shifted, folder, idx, svhn, synthetic
+from imgcls.models import alexnet, densenet, efficientnet, lenet, resnet, simplecnn, vgg
+from imgcls.train import optimizers, regularizers, schedulers
+from imgcls.transfer import dann, distill, l2sp, methods
+
+REGISTERING_MODULES: tuple[ModuleType, ...] = (
+    loggers,
+    *(augment, cifar, digits, digits_shifted, folder, idx, svhn, synthetic),
+    *(alexnet, densenet, efficientnet, lenet, resnet, simplecnn, vgg),
+    *(optimizers, regularizers, schedulers),
+    *(dann, distill, l2sp, methods),
+)
+
+
+def load_components() -> tuple[ModuleType, ...]:
+    """The modules that registered every component (importing this module did the work;
+    calling this names the dependency where a registry is used)."""
+    return REGISTERING_MODULES

@@ -1,0 +1,292 @@
+"""``train(cfg) -> RunResult``: the plain function behind ``imgcls train``.
+
+It reads as build -> fit -> test. Everything is validated and built first, and only then
+is the run directory written, so a mistake in the config leaves nothing behind. Tests call
+it directly; Hydra is only the CLI. Continuing a run is :mod:`imgcls.app.resume`'s job: it
+passes the checkpoint in as ``resume_state``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from imgcls.app.build import Training, build_training, place
+from imgcls.app.run_plots import write_run_plots
+from imgcls.app.sweeps import config_hash
+from imgcls.app.validation import validate
+from imgcls.base.checkpoint import inference_state, load_checkpoint
+from imgcls.base.errors import TrainingInterrupted, UserError
+from imgcls.base.runs import (
+    RunDirectory,
+    new_run_dir,
+    refuse_completed,
+    remove_unstarted,
+    truncate_metrics,
+)
+from imgcls.base.versions import git_commit, library_versions
+from imgcls.config.values import hyperparameters
+from imgcls.loggers import Loggers, start_loggers
+from imgcls.models.facts import count_flops, count_parameters
+from imgcls.train.determinism import deterministic_mode
+from imgcls.train.engine import Engine, evaluate
+
+logger = logging.getLogger("imgcls")
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    summary: dict[str, Any]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def train(
+    cfg: DictConfig,
+    run_dir: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    resume_state: dict[str, Any] | None = None,
+) -> RunResult:
+    """Train the composed config ``cfg`` into ``run_dir`` (a new folder under outputs/ if None).
+
+    ``resume_state`` is a checkpoint to continue from in ``run_dir`` (passed by
+    :func:`imgcls.app.resume.continue_run`); ``cfg.resume`` is never read here.
+    """
+    with deterministic_mode(bool(cfg.trainer.deterministic)):
+        started = time.perf_counter()
+        validate(cfg)
+        seed_everything(cfg.seed)
+        where = place(cfg.trainer)
+        if resume_state is None and run_dir is not None and where.processes.is_main:
+            refuse_completed(Path(run_dir))  # a finished run is never trained over
+        parts = build_training(cfg, where)
+        if resume_state is not None and not parts.method.resumable:
+            raise UserError(f"method={parts.method.name} runs cannot be resumed; start again")
+        run = RunDirectory(
+            run_dir or new_run_dir(cfg.output_root, cfg.model.name, parts.data.name),
+            writable=where.processes.is_main,
+        )
+        engine = _engine(cfg, parts, run)
+        summary = _start_summary(cfg, parts, run)
+        if resume_state is not None:
+            _restore(engine, run, summary, resume_state)
+        loggers = _open_run(
+            cfg, run, overrides, summary, new=run_dir is None, resume_state=resume_state
+        )
+        _log_start(cfg, parts, run, summary, resume_state)
+        with run_status(run, summary, started, loggers):
+            engine.on_epoch_end.append(loggers.log_epoch)
+            _fit_and_test(cfg, parts, engine, run, summary)
+        return RunResult(run.path, summary)
+
+
+def _engine(cfg: DictConfig, parts: Training, run: RunDirectory) -> Engine:
+    plain_config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    data = parts.data
+    return Engine(
+        parts.model,
+        parts.optimizer,
+        parts.scheduler,
+        parts.loaders.train,
+        parts.loaders.val,
+        run,
+        parts.settings,
+        label_smoothing=parts.label_smoothing,
+        regularizers=parts.regularizers,
+        checkpoint_extra={"classes": data.classes, "config": plain_config, "data": data.spec()},
+        step_loss=parts.method.step_loss,
+        epoch_metrics=parts.method.epoch_metrics,
+    )
+
+
+def _start_summary(cfg: DictConfig, parts: Training, run: RunDirectory) -> dict[str, Any]:
+    """summary.json as the run starts: what it trains, where, and with which versions."""
+    data, device = parts.data, parts.place.device
+    return {
+        "status": "running",
+        "run_dir": str(run.path),
+        "model": cfg.model.name,
+        "dataset": data.name,
+        "seed": int(cfg.seed),
+        "hyperparameters": hyperparameters(cfg),
+        "config_hash": config_hash(cfg),
+        "started_at": _now(),
+        "device": str(device),
+        "precision": parts.place.precision,
+        "params": count_parameters(parts.model),
+        "flops": count_flops(parts.model, (data.channels, *data.image_size), device),
+        "classes": data.classes,
+        "data": data.spec(),
+        "method": parts.method.name,
+        "finetune": parts.tune.summary(),
+        "versions": library_versions(),
+        "git_commit": git_commit(),
+        "pid": os.getpid(),
+    }
+
+
+def _restore(
+    engine: Engine, run: RunDirectory, summary: dict[str, Any], state: dict[str, Any]
+) -> None:
+    """Continue from ``state``: a checkpoint that does not fit fails here, before any write."""
+    engine.load_state_dict(state)
+    previous = run.read_summary()
+    truncate_metrics(run.metrics_path, int(state["epoch"]))
+    summary["started_at"] = previous.get("started_at", summary["started_at"])
+    summary["resumed"] = [*previous.get("resumed", []), _now()]
+    summary["resumed_from"] = {"epoch": state["epoch"], "step": state["step"]}
+
+
+def _open_run(
+    cfg: DictConfig,
+    run: RunDirectory,
+    overrides: Sequence[str],
+    summary: dict[str, Any],
+    *,
+    new: bool,
+    resume_state: dict[str, Any] | None,
+) -> Loggers:
+    """Write the folder's first files and start the loggers.
+
+    A failure here leaves no half-made run behind: a folder imgcls made for this run is
+    removed again.
+    """
+    is_main = run.writable
+    plain_config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    loggers = Loggers([])
+    try:
+        if is_main:
+            loggers = start_loggers(cfg, run.path, plain_config)
+        run.prepare()
+        if resume_state is None and is_main:  # a requeued job's own folder: no old rows
+            run.metrics_path.unlink(missing_ok=True)
+        run.write_config(plain_config, overrides)
+        run.attach_log()
+        run.write_summary(summary)
+    except BaseException:
+        run.detach_log()
+        if new and resume_state is None and is_main:
+            remove_unstarted(run.path)
+        raise
+    return loggers
+
+
+def _log_start(
+    cfg: DictConfig,
+    parts: Training,
+    run: RunDirectory,
+    summary: dict[str, Any],
+    resume_state: dict[str, Any] | None,
+) -> None:
+    logger.info(f"run directory: {run.path}")
+    logger.info(
+        f"{parts.data.describe()}; model {cfg.model.name} with {summary['params']:,} parameters"
+    )
+    logger.info(
+        f"device {parts.place.device}, precision {parts.place.precision}, "
+        f"{torch.get_num_threads()} torch threads, {parts.settings.epochs} epochs"
+    )
+    parts.tune.log()  # what fine-tuning loaded, replaced and froze
+    if resume_state is not None:
+        progress = resume_state.get("epoch_progress")
+        inside = f" (in epoch {progress['epoch']})" if progress else ""
+        logger.info(
+            f"resuming after epoch {resume_state['epoch']}, step {resume_state['step']}{inside}"
+        )
+
+
+def _fit_and_test(
+    cfg: DictConfig, parts: Training, engine: Engine, run: RunDirectory, summary: dict[str, Any]
+) -> None:
+    """Fit, then evaluate the best checkpoint on the test split and draw the run's plots."""
+    fit = engine.fit()
+    model, settings = parts.model, parts.settings
+    best = load_checkpoint(run.checkpoint("best"), map_location=parts.place.device)
+    model.load_state_dict(inference_state(best))
+    test = evaluate(
+        model, parts.loaders.test, settings.precision, max_batches=settings.limit_val_batches
+    )
+    if run.writable:
+        write_run_plots(run.path, model, parts.data.test, parts.data.spec())
+    monitor = cfg.trainer.monitor
+    summary.update(
+        epochs_completed=fit.epochs_completed,
+        steps=fit.steps,
+        best={
+            "epoch": fit.best_epoch,
+            "metric": monitor,
+            "value": fit.best_value,
+            **fit.best_metrics,
+        },
+        test=test,
+        train_seconds=round(fit.train_seconds, 3),
+        stopped_early=fit.stopped_early,
+        **parts.method.final_metrics(model),
+    )
+    logger.info(
+        f"best epoch {fit.best_epoch} ({monitor} {fit.best_value:.4f}); "
+        f"test accuracy {test['accuracy']:.4f}, loss {test['loss']:.4f}"
+    )
+
+
+@contextmanager
+def run_status(
+    run: RunDirectory, summary: dict[str, Any], started: float, loggers: Loggers
+) -> Iterator[None]:
+    """Record how the run ended in summary.json: completed, failed or interrupted.
+
+    Whatever ends the block, the summary is written, the loggers are finished and train.log
+    is closed; the error goes on to the caller (Ctrl-C as :class:`TrainingInterrupted`).
+    """
+    try:
+        yield
+    except (TrainingInterrupted, KeyboardInterrupt) as error:
+        _finish(run, summary, started, loggers, "interrupted", error)
+        if isinstance(error, KeyboardInterrupt):
+            raise TrainingInterrupted(f"interrupted; state kept in {run.path}") from error
+        raise
+    except BaseException as error:  # NonFiniteLossError and anything unexpected
+        _finish(run, summary, started, loggers, "failed", error)
+        raise
+    _finish(run, summary, started, loggers, "completed")
+
+
+def _finish(
+    run: RunDirectory,
+    summary: dict[str, Any],
+    started: float,
+    loggers: Loggers,
+    status: str,
+    error: BaseException | None = None,
+) -> None:
+    summary["status"] = status
+    summary["finished_at"] = _now()
+    summary["wall_seconds"] = round(time.perf_counter() - started, 3)
+    if error is not None:
+        summary["error"] = str(error) or type(error).__name__
+        logger.error(summary["error"])
+    run.write_summary(summary)
+    loggers.finish(summary)
+    logger.info(f"summary: {run.summary_path}")
+    run.detach_log()
+
+
+def _now() -> str:
+    return datetime.now().isoformat(timespec="seconds")

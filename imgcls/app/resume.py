@@ -1,0 +1,177 @@
+"""Finding and continuing runs: ``resume=<run dir>``, ``resume=auto`` and requeued jobs.
+
+``imgcls train resume=<run dir>`` continues in that folder with the run's own config;
+``resume=auto`` picks the newest unfinished run under ``output_root`` whose config equals
+the composed one. The engine restores its state (:meth:`Engine.load_state_dict`) and replays
+an interrupted epoch (:mod:`imgcls.train.replay`); this module decides *which* run goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from imgcls.app.job import RunResult, train
+from imgcls.app.validation import validate
+from imgcls.base.checkpoint import load_checkpoint
+from imgcls.base.errors import UserError
+from imgcls.config.compose import compose, register_configs
+from imgcls.config.files import HYDRA_KEYS
+from imgcls.config.schemas import TrainConfig
+from imgcls.config.values import comparable_config
+
+logger = logging.getLogger("imgcls")
+
+UNFINISHED = ("interrupted", "running")
+
+
+def saved_config(run_dir: Path) -> DictConfig:
+    """The run's config from ``.hydra/config.yaml``, checked against the schema."""
+    register_configs()
+    try:
+        cfg = OmegaConf.merge(
+            OmegaConf.structured(TrainConfig), OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+        )
+    except Exception as error:
+        raise UserError(
+            f"{run_dir / '.hydra' / 'config.yaml'} is not a valid imgcls config "
+            f"({' '.join(str(error).split())[:200]})"
+        ) from error
+    cfg.resume = None
+    return cfg
+
+
+def check_run_dir(value: str | Path) -> Path:
+    """A run directory that can be resumed, or a one-line UserError saying why not."""
+    run_dir = Path(value)
+    if not run_dir.is_dir():
+        raise UserError(f"resume={value}: no such run directory")
+    if (
+        not (run_dir / ".hydra" / "config.yaml").is_file()
+        or not (run_dir / "summary.json").is_file()
+    ):
+        raise UserError(
+            f"resume={value} is not an imgcls run directory (it needs .hydra/config.yaml and "
+            "summary.json, as written by imgcls train)"
+        )
+    summary = _summary(run_dir)
+    status = summary.get("status")
+    if status == "completed":
+        raise UserError(f"resume={value}: that run has already completed")
+    if status == "running" and _alive(summary.get("pid")):
+        raise UserError(f"resume={value}: that run is still running (process {summary['pid']})")
+    if not (run_dir / "checkpoints" / "last.pt").is_file():
+        raise UserError(f"resume={value}: the run has no checkpoints/last.pt to continue from")
+    return run_dir
+
+
+def _summary(run_dir: Path) -> dict[str, Any]:
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError) as error:
+        raise UserError(f"{run_dir / 'summary.json'} is unreadable ({error})") from error
+    return summary if isinstance(summary, dict) else {}
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def find_unfinished(cfg: DictConfig) -> Path | None:
+    """The newest unfinished run under ``cfg.output_root`` with the same config, if any.
+
+    Unfinished: ``summary.json`` says interrupted, or running while its process is gone
+    (killed), and ``checkpoints/last.pt`` exists.
+    """
+    root = Path(str(cfg.output_root))
+    if not root.is_dir():
+        return None
+    wanted = comparable_config(cfg)
+    found: list[tuple[float, Path]] = []
+    for summary_path in root.rglob("summary.json"):
+        run_dir = summary_path.parent
+        last = run_dir / "checkpoints" / "last.pt"
+        config_path = run_dir / ".hydra" / "config.yaml"
+        if not last.is_file() or not config_path.is_file():
+            continue
+        try:
+            summary = json.loads(summary_path.read_text())
+            status = summary.get("status")
+            if status not in UNFINISHED or (status == "running" and _alive(summary.get("pid"))):
+                continue
+            if comparable_config(OmegaConf.load(config_path)) != wanted:
+                continue
+        except Exception:  # an unreadable neighbour is not ours to judge
+            continue
+        found.append((last.stat().st_mtime, run_dir))
+    return max(found)[1] if found else None
+
+
+def resolve(cfg: DictConfig) -> Path | None:
+    """The run directory that ``cfg.resume`` names (checked), or None: start a new run."""
+    value = str(cfg.resume)
+    if value != "auto":
+        return check_run_dir(value)
+    found = find_unfinished(cfg)
+    if found is None:
+        logger.info(f"resume=auto: no unfinished run with this config under {cfg.output_root}")
+        return None
+    logger.info(f"resume=auto: continuing {found}")
+    return check_run_dir(found)
+
+
+def target_from_overrides(overrides: Sequence[str], multirun: bool) -> Path | None:
+    """The run directory ``resume=`` on the command line names (checked), or None when
+    ``resume=auto`` finds no unfinished run with the config the other overrides compose."""
+    if multirun:
+        raise UserError("resume= continues one run; it cannot be combined with -m (--multirun)")
+    value = next(o.split("=", 1)[1] for o in overrides if o.startswith("resume="))
+    if value in ("", "null", "None"):
+        return None
+    if value != "auto":
+        others = [o for o in overrides if not o.startswith(("resume=", *HYDRA_KEYS))]
+        if others:
+            raise UserError(
+                f"resume={value} continues that run with its own config; remove the other "
+                f"overrides ({' '.join(others)}) or use resume=auto with them"
+            )
+        return check_run_dir(value)
+    cfg = compose(list(overrides))
+    validate(cfg)
+    found = find_unfinished(cfg)
+    return check_run_dir(found) if found is not None else None
+
+
+def continue_run(run_dir: str | Path) -> RunResult:
+    """Continue the run in ``run_dir`` from its last.pt, in the same folder, with its config."""
+    run_dir = check_run_dir(run_dir)
+    cfg = saved_config(run_dir)
+    state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    overrides_path = run_dir / ".hydra" / "overrides.yaml"
+    overrides = yaml.safe_load(overrides_path.read_text()) if overrides_path.is_file() else []
+    return train(cfg, run_dir, overrides or [], resume_state=state)
+
+
+def train_or_resume(
+    cfg: DictConfig, run_dir: str | Path | None = None, overrides: Sequence[str] = ()
+) -> RunResult:
+    """Continue the run ``cfg.resume`` names (or ``auto`` finds), else train ``cfg`` afresh."""
+    target = resolve(cfg) if cfg.get("resume") else None
+    if target is not None:
+        return continue_run(target)
+    return train(cfg, run_dir, overrides)

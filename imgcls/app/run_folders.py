@@ -1,0 +1,137 @@
+"""Claiming a run's (or sweep's) folder before Hydra starts, and handing it to Hydra by name.
+
+Hydra would create the folder itself and write ``.hydra/`` into it before any imgcls code
+runs: into a finished run's folder, or into a path that cannot be a folder, with a
+traceback. Claiming it first makes those one-line errors, and lets DDP ranks share rank 0's.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf
+
+from imgcls.base import distributed
+from imgcls.base.errors import UserError
+from imgcls.base.folders import claim_run_folder, ensure_dir
+from imgcls.config.compose import compose
+from imgcls.config.files import HYDRA_KEYS
+from imgcls.config.overrides import override_variants
+
+
+@dataclass
+class Claim:
+    """The folder a single run was given before Hydra started, and how it came to be."""
+
+    path: Path
+    created: bool = True  # False: an empty folder the user named, kept if the run fails
+    generated: bool = True  # True: the default <root>/<date>/<time>_... name
+
+
+def resume_sweep_overrides(overrides: Sequence[str], multirun: bool) -> list[str]:
+    """``sweep.resume=<dir>`` re-runs a sweep into its old folder: ``hydra.sweep.dir=<dir>``."""
+    resume = [o.split("=", 1)[1] for o in overrides if o.startswith("sweep.resume=")]
+    if not resume or resume[-1] in ("null", "None", ""):
+        return []
+    folder = Path(resume[-1])
+    if not multirun:
+        raise UserError(f"sweep.resume={folder} resumes a sweep: add -m (--multirun)")
+    if not folder.is_dir() or not (
+        (folder / "multirun.yaml").is_file() or any(folder.glob("*/.hydra/config.yaml"))
+    ):
+        raise UserError(
+            f"sweep.resume={folder} is not a sweep folder (no multirun.yaml and no job folders)"
+        )
+    return [f"hydra.sweep.dir={folder.resolve()}"]
+
+
+def claim_output_folder(overrides: Sequence[str], multirun: bool) -> tuple[list[str], Claim | None]:
+    """Take the run (or sweep) folder before Hydra starts, and hand it to Hydra by name.
+
+    Hydra would create it itself and write ``.hydra/`` into it before any imgcls code runs:
+    into a finished run's folder, or into a path that cannot be a folder, with a traceback.
+    Here a named run folder that holds a run is refused (only ``resume=`` continues a run in
+    its own folder), and a folder that cannot be created is one line naming it.
+    """
+    resumed = resume_sweep_overrides(overrides, multirun)  # refused without -m
+    if multirun:
+        if resumed:
+            return resumed, None
+        sweep_dir = ensure_dir(resolve_output_dir(overrides, "hydra.sweep.dir"), "sweep directory")
+        return [f"hydra.sweep.dir={_quoted(sweep_dir.resolve())}"], None
+    claim = claim_single_run(overrides)
+    return [f"hydra.run.dir={_quoted(claim.path.resolve())}"], claim
+
+
+def claim_single_run(overrides: Sequence[str]) -> Claim:
+    """A fresh generated run folder, or the one ``hydra.run.dir=`` names (checked)."""
+    named = any(o.lstrip("+~").startswith("hydra.run.dir=") for o in overrides)
+    path = Path(resolve_output_dir(overrides, "hydra.run.dir"))
+    if not named:  # the imgcls_unique_dir resolver has just created it, fresh
+        return Claim(path)
+    folder, created = claim_run_folder(path)
+    return Claim(folder, created=created, generated=False)
+
+
+def resolve_output_dir(overrides: Sequence[str], key: str) -> str:
+    """The folder ``hydra.run.dir`` or ``hydra.sweep.dir`` names for these overrides.
+
+    Resolving the default claims a fresh folder (the ``imgcls_unique_dir`` resolver); the
+    result is passed to Hydra literally, so Hydra never resolves it a second time.
+    """
+    config_overrides = override_variants(overrides, multirun=key == "hydra.sweep.dir")[0]
+    hydra_overrides = [o for o in overrides if o.startswith(HYDRA_KEYS)]
+    cfg = compose([*config_overrides, *hydra_overrides], return_hydra=True)
+    HydraConfig.instance().set_config(cfg)
+    try:
+        return str(OmegaConf.select(cfg, key))
+    except Exception as error:  # a resolver failed: report its own UserError if it was one
+        cause: BaseException | None = error
+        while cause is not None and not isinstance(cause, UserError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is not None:
+            raise cause from None
+        raise UserError(f"cannot resolve {key}: {' '.join(str(error).split())}") from error
+
+
+def _quoted(path: Path) -> str:
+    """A path as a Hydra override value (quoted when it holds characters Hydra parses)."""
+    text = str(path)
+    if re.fullmatch(r"[\w./:+@-]+", text):
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def distributed_overrides(overrides: Sequence[str], multirun: bool) -> list[str]:
+    """Under torchrun with ``trainer.strategy=ddp``: join the group, share rank 0's run folder.
+
+    Every rank must write into one run directory (rank 0 alone writes); Hydra would give each
+    process its own, so rank 0 claims the folder and broadcasts it before Hydra starts.
+    """
+    if not distributed.launched_by_torchrun():
+        if "trainer.strategy=ddp" in overrides:
+            raise UserError(
+                "trainer.strategy=ddp needs several processes: launch with "
+                "torchrun --nproc_per_node=N -m imgcls train trainer.strategy=ddp ..."
+            )
+        return []
+    cfg = compose([o for o in overrides if not o.startswith(HYDRA_KEYS)])
+    if str(cfg.trainer.strategy) != "ddp":
+        return []
+    if multirun:
+        raise UserError("trainer.strategy=ddp runs one training job; it cannot be combined with -m")
+    wants_cuda = str(cfg.trainer.device) != "cpu" and torch.cuda.is_available()
+    ctx = distributed.initialize("cuda" if wants_cuda else "cpu")
+    run_dir = None
+    if ctx.is_main:
+        run_dir = str(claim_single_run(overrides).path.resolve())
+    run_dir = distributed.broadcast(run_dir)
+    extra = [f"hydra.run.dir={_quoted(Path(run_dir))}"]
+    if not ctx.is_main:
+        extra.append("hydra.output_subdir=null")  # rank 0 alone writes .hydra/
+    return extra

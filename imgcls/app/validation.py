@@ -1,0 +1,35 @@
+"""Checking a composed config before anything is built or written.
+
+Every mistake fails here with one clear line: registry names, keyword arguments and their
+types and ranges, the trainer's numbers, transfer settings, and the optimizer, schedule and
+regularizers built once on a dummy parameter so that their own checks run too.
+"""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig, OmegaConf
+
+from imgcls.app.build import check_training_values
+from imgcls.app.components import load_components
+from imgcls.base.errors import UserError, unknown_choice
+from imgcls.config.files import COMPONENT_GROUPS
+from imgcls.config.values import check_finite, check_trainer, component_options
+from imgcls.registry import REGISTRIES
+from imgcls.transfer.checks import validate_transfer
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check a composed config; raise :class:`UserError` naming the first bad value."""
+    check_finite(cfg)
+    load_components()
+    for group in COMPONENT_GROUPS:
+        for name, prefix, options in component_options(cfg, group):
+            registry = REGISTRIES[group]
+            if name not in registry:
+                raise unknown_choice(group, name, registry.names())
+            registry.check(name, options, prefix)
+    check_trainer(cfg)
+    if OmegaConf.select(cfg, "data.memory_mb", default=0) < 0:
+        raise UserError(f"data.memory_mb={cfg.data.memory_mb} is invalid: it must be >= 0")
+    validate_transfer(cfg)
+    check_training_values(cfg)

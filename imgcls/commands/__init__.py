@@ -1,0 +1,1 @@
+"""Commands: one module per ``imgcls`` sub-command; the CLI imports them on demand."""

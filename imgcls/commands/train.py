@@ -1,0 +1,89 @@
+"""``imgcls train``: resolve ``resume=``, validate every override combination, run Hydra.
+
+Every override combination is composed and validated *before* Hydra runs anything, so a
+typo fails with one line and no output folder. ``resume=`` is resolved here, before Hydra
+would make a new folder: the run goes on in its own.
+"""
+
+from __future__ import annotations
+
+import logging.config
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import hydra
+import yaml
+
+from imgcls.app.hydra_job import LaunchState, run_job
+from imgcls.app.resume import continue_run, target_from_overrides
+from imgcls.app.run_folders import claim_output_folder, distributed_overrides
+from imgcls.app.sweeps import last_sweep_dir, sweep_jobs
+from imgcls.app.validation import validate
+from imgcls.base import distributed
+from imgcls.base.folders import reset_unique_dirs
+from imgcls.config.compose import compose, register_configs
+from imgcls.config.files import config_dir
+from imgcls.config.overrides import NO_JOB_FLAGS, override_variants, split_arguments
+
+
+def prevalidate(overrides: Sequence[str], multirun: bool) -> None:
+    """Compose and validate the overrides; for a sweep, every value of every swept key."""
+    for variant in override_variants(overrides, multirun):
+        validate(compose(variant))
+
+
+def run_train(args: Sequence[str]) -> int:
+    """``imgcls train``: validate, then hand over to Hydra (run or multirun)."""
+    flags, overrides = split_arguments(args)
+    multirun = "-m" in flags or "--multirun" in flags
+    register_configs()
+    reset_unique_dirs()
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # Optuna's storage is chatty
+    runs_job = not (NO_JOB_FLAGS & set(flags)) and not any(f in ("--cfg", "-c") for f in flags)
+    if runs_job and any(o.startswith("resume=") for o in overrides):
+        target = target_from_overrides(overrides, multirun)
+        if target is not None:  # continue in that folder; Hydra would make a new one
+            return run_resumed(target)
+    if runs_job:
+        prevalidate(overrides, multirun)
+    state = LaunchState()
+    distributed_args = distributed_overrides(overrides, multirun) if runs_job else []
+    folder_args: list[str] = []
+    if runs_job and not distributed_args:
+        folder_args, state.claim = claim_output_folder(overrides, multirun)
+    try:
+        run_hydra([*args, *folder_args, *distributed_args], multirun, state)
+    finally:
+        if distributed_args:
+            distributed.shutdown()
+    if state.error is not None:
+        raise state.error
+    sweep_dir = last_sweep_dir() if multirun else None
+    if sweep_dir is not None and sweep_dir.is_dir():
+        jobs = sweep_jobs(sweep_dir)
+        return 0 if jobs and all(j.status == "completed" for j in jobs) else 1
+    return 0
+
+
+def run_hydra(args: Sequence[str], multirun: bool, state: LaunchState) -> None:
+    """Hydra's own ``main`` on ``args``: it composes, makes folders, runs sweeps and launchers."""
+
+    @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
+    def app(cfg) -> float | None:
+        return run_job(cfg, multirun, state)
+
+    saved_argv = sys.argv
+    sys.argv = ["imgcls train", *args]
+    try:
+        app()
+    finally:
+        sys.argv = saved_argv
+
+
+def run_resumed(run_dir: Path) -> int:
+    """Continue ``run_dir`` with the console logging an ordinary run gets from Hydra."""
+    settings = yaml.safe_load((config_dir() / "hydra" / "job_logging" / "imgcls.yaml").read_text())
+    logging.config.dictConfig(settings)
+    continue_run(run_dir)
+    return 0

@@ -1,0 +1,86 @@
+"""Composing a config like ``imgcls train`` does, with imgcls's schemas and resolvers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, OmegaConf
+
+from imgcls.base.errors import UserError
+from imgcls.base.folders import job_dir, unique_dir
+from imgcls.config.augment_schema import AugmentComponents
+from imgcls.config.files import config_dir
+from imgcls.config.hydra_errors import translate_compose_error
+from imgcls.config.schemas import TrainConfig
+
+_registered = False
+
+
+def register_configs() -> None:
+    """Store the schemas in Hydra's ConfigStore and register imgcls's resolvers (idempotent)."""
+    global _registered
+    if _registered:
+        return
+    ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+    # Every conf/augment preset starts from these (all off): `/augment_components@_here_`.
+    ConfigStore.instance().store(name="augment_components", node=AugmentComponents)
+    register_resolvers()
+    _registered = True
+
+
+def register_resolvers() -> None:
+    """The resolvers conf/train.yaml's run and sweep folders use. Also run when this module is
+    imported, so that a job process a launcher starts (joblib, submitit) resolves them."""
+    OmegaConf.register_new_resolver("imgcls_unique_dir", unique_dir, use_cache=True, replace=True)
+    OmegaConf.register_new_resolver("imgcls_job_dir", _job_dir_resolver, replace=True)
+
+
+def _job_dir_resolver(name: str, sweep_dir: str, overrides: Any) -> str:
+    return job_dir(str(name), str(sweep_dir), [str(o) for o in overrides])
+
+
+register_resolvers()
+
+
+def compose(
+    overrides: list[str] | tuple[str, ...] = (),
+    config_name: str = "train",
+    return_hydra: bool = False,
+) -> DictConfig:
+    """Compose a config like ``imgcls train`` does, turning Hydra's errors into UserError."""
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        try:
+            return hydra_compose(
+                config_name=config_name, overrides=list(overrides), return_hydra_config=return_hydra
+            )
+        except Exception as error:  # Hydra and OmegaConf raise many exception types
+            raise translate_compose_error(error, list(overrides), compose_valid_keys) from error
+        finally:
+            GlobalHydra.instance().clear()
+
+
+def compose_valid_keys(
+    parent_key: str, overrides: list[str] | tuple[str, ...] = (), rejected: str = ""
+) -> list[str]:
+    """The keys at ``parent_key`` in the config the overrides compose, without the rejected
+    one (or, if the rest still fails, with only the group choices such as ``model=lenet``)."""
+    kept = [o for o in overrides if _override_key(o) != rejected]
+    choices = [o for o in kept if "." not in _override_key(o)]
+    for attempt in (kept, choices, []):
+        try:
+            cfg = compose(attempt)
+        except UserError:
+            continue
+        node = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+        return sorted(node.keys()) if isinstance(node, DictConfig) else []
+    return []
+
+
+def _override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")

@@ -1,0 +1,88 @@
+"""The ``imgcls train`` command line as Hydra reads it: flags, overrides and sweeps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import IntervalSweep
+
+from imgcls.base.errors import UserError
+from imgcls.config.files import HYDRA_KEYS
+
+# Hydra flags that take a value, and flags after which no job runs.
+VALUE_FLAGS = {
+    "--cfg",
+    "-c",
+    "--package",
+    "-p",
+    "--config-name",
+    "-cn",
+    "--config-path",
+    "-cp",
+    "--config-dir",
+    "-cd",
+    "--experimental-rerun",
+}
+NO_JOB_FLAGS = {
+    "-h",
+    "--help",
+    "--hydra-help",
+    "--info",
+    "-i",
+    "--shell-completion",
+    "-sc",
+    "--version",
+}
+
+
+def split_arguments(args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Separate Hydra's flags (with their values) from the overrides."""
+    flags: list[str] = []
+    overrides: list[str] = []
+    expect_value = False
+    for arg in args:
+        if expect_value:
+            flags.append(arg)
+            expect_value = False
+        elif arg.startswith("-"):
+            flags.append(arg)
+            expect_value = arg in VALUE_FLAGS
+        else:
+            overrides.append(arg)
+    return flags, overrides
+
+
+def override_variants(overrides: Sequence[str], multirun: bool) -> list[list[str]]:
+    """Override lists that together use every value of every sweep at least once."""
+    config_overrides = [o for o in overrides if not o.startswith(HYDRA_KEYS)]
+    if not multirun:
+        return [config_overrides]
+    try:
+        parsed = OverridesParser.create().parse_overrides(config_overrides)
+    except Exception as error:
+        raise UserError(f"cannot parse the overrides: {' '.join(str(error).split())}") from error
+    choices: list[list[str]] = []
+    for override in parsed:
+        if override.is_sweep_override():
+            key = override.get_key_element()
+            choices.append([f"{key}={value}" for value in _sweep_values(override)])
+        else:
+            choices.append([override.input_line])
+    base = [values[0] for values in choices]
+    variants = [base]
+    for i, values in enumerate(choices):
+        for value in values[1:]:
+            variants.append([*base[:i], value, *base[i + 1 :]])
+    return variants
+
+
+def _sweep_values(override) -> list[str]:
+    """The values a sweep can take; an interval sweep (Optuna's search space) by its bounds."""
+    sweep = override.value()
+    if isinstance(sweep, IntervalSweep):
+        bounds = [sweep.start, sweep.end]
+        if "int" in sweep.tags or (isinstance(sweep.start, int) and isinstance(sweep.end, int)):
+            bounds = [int(b) for b in bounds]
+        return [str(b) for b in bounds]
+    return list(override.sweep_string_iterator())

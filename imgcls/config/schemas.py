@@ -1,0 +1,107 @@
+"""The config schemas: typed dataclasses Hydra checks every composed key against.
+
+They are stored in Hydra's ConfigStore (:func:`imgcls.config.compose.register_configs`), so
+``trainer.epochs=abc`` fails while composing, before anything runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Optional
+
+from omegaconf import MISSING
+
+PRECISIONS = ("auto", "32", "bf16", "16")
+
+
+class MonitorMode(Enum):
+    max = "max"
+    min = "min"
+
+
+class ClipMode(Enum):
+    norm = "norm"
+    value = "value"
+
+
+@dataclass
+class EmaConfig:
+    decay: float = 0.0  # 0 = off; e.g. 0.999
+
+
+@dataclass
+class EarlyStoppingConfig:
+    patience: int = 0  # 0 = off
+    monitor: str = "${..monitor}"
+    mode: MonitorMode = "${..monitor_mode}"  # type: ignore[assignment]
+    min_delta: float = 0.0
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = 20
+    batch_size: int = 64
+    eval_batch_size: int = 512
+    device: str = "auto"
+    precision: str = "auto"
+    num_workers: int = 0
+    log_every: int = 50
+    monitor: str = "val_accuracy"
+    monitor_mode: MonitorMode = MonitorMode.max
+    channels_last: bool = False
+    compile: bool = False
+    gradient_clip: float = 0.0  # 0 = off
+    gradient_clip_mode: ClipMode = ClipMode.norm
+    accumulate_batches: int = 1
+    ema: EmaConfig = field(default_factory=EmaConfig)
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    save_top_k: int = 1
+    fast_dev_run: bool = False
+    limit_train_batches: int = 0  # 0 = all
+    deterministic: bool = False
+    strategy: str = "auto"
+
+
+class LoaderMode(Enum):
+    auto = "auto"
+    memory = "memory"
+    dataloader = "dataloader"
+
+
+@dataclass
+class DataConfig:
+    """How batches are made (imgcls.data.pipeline): in device memory or by a DataLoader."""
+
+    loader: LoaderMode = LoaderMode.auto
+    memory_mb: int = 4096  # auto: datasets up to this size (uint8) are held in memory
+
+
+@dataclass
+class SweepConfig:
+    # A sweep folder to re-run into: finished jobs are skipped (matched by config hash).
+    resume: Optional[str] = None  # noqa: UP045  (OmegaConf needs typing.Optional)
+
+
+@dataclass
+class TrainConfig:
+    model: Any = MISSING
+    dataset: Any = MISSING
+    augment: Any = MISSING
+    scheduler: Any = MISSING
+    regularizer: Any = field(default_factory=dict)
+    optimizer: Any = MISSING
+    logger: Any = field(default_factory=dict)
+    method: Any = MISSING
+    # finetune.from / freeze / backbone_lr_mult (keys in conf/train.yaml; checked by
+    # imgcls.transfer.checks, since 'from' cannot be a dataclass field)
+    finetune: Any = field(default_factory=dict)
+    teacher: Optional[str] = None  # noqa: UP045  (method=distill teacher=<run dir>)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    seed: int = 0
+    output_root: str = "outputs"
+    # The model family's recipe (conf/recipe/<family>.yaml) that set this run's defaults.
+    recipe: Optional[str] = None  # noqa: UP045  (OmegaConf needs typing.Optional)
+    resume: str | None = None
+    sweep: SweepConfig = field(default_factory=SweepConfig)
