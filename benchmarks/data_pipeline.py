@@ -71,20 +71,39 @@ def main() -> None:
     )
     augment = Pipeline(**AUGMENT)
     generator = torch.Generator(device=device).manual_seed(0)
-    fast = DeviceLoader(data.to(device), args.batch_size, MEAN, STD, shuffle=True,
-                        augment=augment, generator=generator, num_classes=10)  # fmt: skip
+    fast = DeviceLoader(
+        data.to(device),
+        args.batch_size,
+        MEAN,
+        STD,
+        shuffle=True,
+        augment=augment,
+        generator=generator,
+        num_classes=10,
+    )
     images_per_second(fast, args.images, 1, limit=3)  # warm-up
     a = images_per_second(fast, args.images, args.repeats)
     print(f"(a) fast path ({device}, batched per-image augmentation): {a:,.0f} images/s")
 
     results = {}
     for workers in (0, 2):
-        loader = SampleLoader(data, args.batch_size, MEAN, STD, device=device, shuffle=True,
-                              augment=augment, generator=torch.Generator().manual_seed(0),
-                              num_workers=workers, num_classes=10)  # fmt: skip
+        loader = SampleLoader(
+            data,
+            args.batch_size,
+            MEAN,
+            STD,
+            device=device,
+            shuffle=True,
+            augment=augment,
+            generator=torch.Generator().manual_seed(0),
+            num_workers=workers,
+            num_classes=10,
+        )
         results[workers] = images_per_second(loader, args.images, args.repeats)
-        print(f"(b) DataLoader, per-sample torchvision v2, {workers} workers: "
-              f"{results[workers]:,.0f} images/s")  # fmt: skip
+        print(
+            f"(b) DataLoader, per-sample torchvision v2, {workers} workers: "
+            f"{results[workers]:,.0f} images/s"
+        )
     b = max(results.values())
     print(f"speedup={a / b:.1f}")
 

@@ -56,8 +56,9 @@ class Block(nn.Module):
 class ResNet8(nn.Module):
     def __init__(self, in_channels: int, num_classes: int) -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False),
-                                  nn.BatchNorm2d(16), nn.ReLU())  # fmt: skip
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()
+        )
         self.blocks = nn.Sequential(Block(16, 16, 1), Block(16, 32, 2), Block(32, 64, 2))
         self.fc = nn.Linear(64, num_classes)
         for m in self.modules():

@@ -53,9 +53,14 @@ def run_engine(cfg, state) -> float:
         run = RunDirectory(Path(folder))
         run.prepare()
         engine = Engine(
-            model, optimizer, scheduler, train_loader, val_loader, run,
+            model,
+            optimizer,
+            scheduler,
+            train_loader,
+            val_loader,
+            run,
             EngineSettings(epochs=cfg.trainer.epochs, log_every=cfg.trainer.log_every),
-        )  # fmt: skip
+        )
         started = time.perf_counter()
         engine.fit()
         return time.perf_counter() - started

@@ -20,9 +20,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = [
-    "model=simplecnn", "dataset=digits", "trainer.epochs=3", "augment=none",
+    "model=simplecnn",
+    "dataset=digits",
+    "trainer.epochs=3",
+    "augment=none",
     "regularizer=none",
-]  # fmt: skip
+]
 
 
 def timed(args: list[str]) -> float:
@@ -30,9 +33,11 @@ def timed(args: list[str]) -> float:
         started = time.perf_counter()
         result = subprocess.run(
             [sys.executable, "-m", "imgcls", "train", *args],
-            cwd=folder, capture_output=True, text=True,
+            cwd=folder,
+            capture_output=True,
+            text=True,
             env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-        )  # fmt: skip
+        )
         seconds = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(f"imgcls train {' '.join(args)} failed:\n{result.stderr[-2000:]}")

@@ -232,10 +232,20 @@ LOGGERS = Registry("logger", runtime=frozenset({"run_dir", "config", "output_roo
 METHODS = Registry(
     "method",
     runtime=frozenset(
-        {"model", "data", "device", "epochs", "steps_per_epoch", "batch_size",
-         "eval_batch_size", "label_smoothing", "seed", "precision"}
+        {
+            "model",
+            "data",
+            "device",
+            "epochs",
+            "steps_per_epoch",
+            "batch_size",
+            "eval_batch_size",
+            "label_smoothing",
+            "seed",
+            "precision",
+        }
     ),
-)  # fmt: skip
+)
 
 REGISTRIES: dict[str, Registry] = {
     r.group: r

@@ -49,15 +49,29 @@ def write_idx(root: Path, folder: str = "MNIST/raw", gz: bool = False, n=(100, 2
 def write_cifar10(root: Path, per_batch: int = 20, test: int = 20) -> Path:
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True, exist_ok=True)
-    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-             "truck"]  # fmt: skip
+    names = [
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    ]
     for i, (name, count) in enumerate(
         [*((f"data_batch_{b}", per_batch) for b in range(1, 6)), ("test_batch", test)]
     ):
         labels = _labels(count, 10, i)
         data = _images(count, (3072,), labels, i)
-        batch = {b"batch_label": name.encode(), b"labels": labels.tolist(), b"data": data,
-                 b"filenames": [f"{j}.png".encode() for j in range(count)]}  # fmt: skip
+        batch = {
+            b"batch_label": name.encode(),
+            b"labels": labels.tolist(),
+            b"data": data,
+            b"filenames": [f"{j}.png".encode() for j in range(count)],
+        }
         (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
     meta = {b"label_names": [n.encode() for n in names], b"num_vis": 3072}
     (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
@@ -71,11 +85,17 @@ def write_cifar100(root: Path, train: int = 120, test: int = 40) -> Path:
         fine = _labels(count, 100, seed) % 4  # four fine classes present of 100
         coarse = fine % 2
         data = _images(count, (3072,), fine, seed)
-        batch = {"filenames": [f"{j}.png" for j in range(count)], "fine_labels": fine.tolist(),
-                 "coarse_labels": coarse.tolist(), "data": data}  # fmt: skip
+        batch = {
+            "filenames": [f"{j}.png" for j in range(count)],
+            "fine_labels": fine.tolist(),
+            "coarse_labels": coarse.tolist(),
+            "data": data,
+        }
         (folder / name).write_bytes(pickle.dumps(batch))
-    meta = {"fine_label_names": [f"fine{i}" for i in range(100)],
-            "coarse_label_names": [f"coarse{i}" for i in range(20)]}  # fmt: skip
+    meta = {
+        "fine_label_names": [f"fine{i}" for i in range(100)],
+        "coarse_label_names": [f"coarse{i}" for i in range(20)],
+    }
     (folder / "meta").write_bytes(pickle.dumps(meta))
     return root
 

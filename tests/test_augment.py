@@ -160,10 +160,12 @@ def test_policies_run_per_image_and_are_fixed_by_the_generator():
 
 def test_per_sample_path_builds_the_same_components():
     pipeline = Pipeline(
-        crop={"p": 1.0, "padding": 2}, hflip=0.5,
-        color={"p": 0.8, "brightness": 0.4, "hue": 0.1}, erasing={"p": 0.5},
+        crop={"p": 1.0, "padding": 2},
+        hflip=0.5,
+        color={"p": 0.8, "brightness": 0.4, "hue": 0.1},
+        erasing={"p": 0.5},
         randaugment={"p": 1.0},
-    )  # fmt: skip
+    )
     transform = per_sample_transform(pipeline, (8, 8), 3)
     names = repr(transform)
     for part in (

@@ -88,9 +88,13 @@ def test_package_root_is_importable_from_repo():
 def test_output_cut_short_by_the_reader_is_no_error(tmp_path):
     """`imgcls list models | head -1`: a closed pipe ends the program quietly (exit 141)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "imgcls", "list", "models"], cwd=tmp_path, env=cli_env(),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0,
-    )  # fmt: skip
+        [sys.executable, "-m", "imgcls", "list", "models"],
+        cwd=tmp_path,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        bufsize=0,
+    )
     process.stdout.close()  # before the program writes (it takes a second to start): every
     # write meets a closed pipe, as after `head` has read its line; no race with the writer
     stderr = process.stderr.read().decode()

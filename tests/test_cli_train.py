@@ -43,8 +43,11 @@ def test_multirun_runs_four_jobs_into_one_sweep_directory(tmp_path):
     runs = run_dirs(sweeps[0])
     assert len(runs) == 4
     assert sorted(r.name for r in runs) == [
-        "0_simplecnn_synthetic", "1_simplecnn_synthetic", "2_resnet_synthetic", "3_resnet_synthetic",
-    ]  # fmt: skip
+        "0_simplecnn_synthetic",
+        "1_simplecnn_synthetic",
+        "2_resnet_synthetic",
+        "3_resnet_synthetic",
+    ]
     seeds = []
     for run in runs:
         summary = json.loads((run / "summary.json").read_text())

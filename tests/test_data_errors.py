@@ -7,8 +7,13 @@ from fabricate import write_folder
 
 from imgcls.cli import main
 
-MODEL = ["model=simplecnn", "model.widths=[8]", "model.hidden=16", "trainer.epochs=1",
-         "trainer.batch_size=4"]  # fmt: skip
+MODEL = [
+    "model=simplecnn",
+    "model.widths=[8]",
+    "model.hidden=16",
+    "trainer.epochs=1",
+    "trainer.batch_size=4",
+]
 
 
 def fails(capsys, tmp_path, *overrides: str) -> str:
@@ -51,8 +56,17 @@ def test_corrupt_image_is_named(loader, capsys, tmp_path):
     bad = root / "b" / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
     out = tmp_path / "outputs"
-    code = main(["train", *MODEL, f"output_root={out}", "dataset=folder", f"dataset.root={root}",
-                 f"data.loader={loader}", "dataset.stats_images=1"])  # fmt: skip
+    code = main(
+        [
+            "train",
+            *MODEL,
+            f"output_root={out}",
+            "dataset=folder",
+            f"dataset.root={root}",
+            f"data.loader={loader}",
+            "dataset.stats_images=1",
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err
     assert f"cannot read image file {bad}" in err

@@ -15,8 +15,13 @@ from imgcls.app import build
 from imgcls.cli import main
 from imgcls.config.compose import compose
 
-MODEL = ["model=simplecnn", "model.widths=[8,16]", "model.hidden=32", "trainer.epochs=1",
-         "trainer.batch_size=16"]  # fmt: skip
+MODEL = [
+    "model=simplecnn",
+    "model.widths=[8,16]",
+    "model.hidden=32",
+    "trainer.epochs=1",
+    "trainer.batch_size=16",
+]
 
 
 def splits(name: str, root: Path, *extra: str):

@@ -30,10 +30,25 @@ def test_two_process_ddp_matches_one_process_and_writes_one_run(tmp_path):
     assert single.returncode == 0, single.stderr[-2000:]
     env = cli_env()
     ddp = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
-         "-m", "imgcls", "train", *DDP_RUN, "trainer.strategy=ddp", "output_root=ddp"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            "--master_port=29533",
+            "-m",
+            "imgcls",
+            "train",
+            *DDP_RUN,
+            "trainer.strategy=ddp",
+            "output_root=ddp",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert ddp.returncode == 0, ddp.stdout[-3000:] + ddp.stderr[-3000:]
     (one,) = run_dirs(tmp_path / "single")
     runs = run_dirs(tmp_path / "ddp")

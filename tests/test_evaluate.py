@@ -80,8 +80,11 @@ def test_eval_metrics_equal_sklearn_on_predictions_csv(runs, tmp_path, capsys):
     per_class = read_csv(out / "per_class.csv")
     for i, row in enumerate(metrics["per_class"]):
         assert (row["precision"], row["recall"], row["f1"], row["support"]) == (
-            pr[i], rc[i], f1[i], support[i],
-        )  # fmt: skip
+            pr[i],
+            rc[i],
+            f1[i],
+            support[i],
+        )
         assert float(per_class[i]["f1"]) == f1[i]
     matrix = confusion_matrix(y, p, labels=labels)
     assert metrics["confusion_matrix"] == matrix.tolist()

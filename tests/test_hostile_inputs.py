@@ -25,8 +25,14 @@ from imgcls import cli
 
 ONE_EPOCH = [*TINY, "trainer.epochs=1"]
 # A tiny model for dataset=folder runs (RGB 32x32 images by default).
-FOLDER_MODEL = ["model=simplecnn", "model.widths=[8]", "model.hidden=16", "trainer.epochs=1",
-                "trainer.batch_size=4", "dataset.stats_images=1"]  # fmt: skip
+FOLDER_MODEL = [
+    "model=simplecnn",
+    "model.widths=[8]",
+    "model.hidden=16",
+    "trainer.epochs=1",
+    "trainer.batch_size=4",
+    "dataset.stats_images=1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +97,12 @@ def ws(tmp_path_factory) -> dict[str, Path]:
         writer(root / name / "train" / "b" / "bad.png")
         files[name] = root / name
     # sweeps and runs for report: malformed summaries beside a good run
-    for name, text in (("bytes", None), ("list", "[1, 2, 3]"), ("null", "null"),
-                       ("shapes", '{"status": "completed", "best": 5, "test": [1]}')):  # fmt: skip
+    for name, text in (
+        ("bytes", None),
+        ("list", "[1, 2, 3]"),
+        ("null", "null"),
+        ("shapes", '{"status": "completed", "best": 5, "test": [1]}'),
+    ):
         damaged = root / "reports" / name / "1_damaged"
         shutil.copytree(run, root / "reports" / name / "0_good")
         damaged.mkdir(parents=True)
@@ -150,11 +160,23 @@ def hostile(ws, monkeypatch, capsys, args: list[str], code: int = 2, message: st
 # -- train: mistakes found while the config is checked (no Hydra, no folder) ---------------
 CONFIG = [
     # 7: the keys of the model actually chosen, never the rejected key as a suggestion
-    (["model=simplecnn", "model.pretrained=true"], r"'model.pretrained'; valid keys under model: dropout, hidden, name, widths$"),
-    (["model=lenet", "model.pretrained=true"], r"'model.pretrained'; valid keys under model: name, stem, variant$"),
-    (["model=simplecnn", "model.foo=1"], r"unknown config key 'model.foo'; valid keys under model: dropout, hidden, name, widths$"),
+    (
+        ["model=simplecnn", "model.pretrained=true"],
+        r"'model.pretrained'; valid keys under model: dropout, hidden, name, widths$",
+    ),
+    (
+        ["model=lenet", "model.pretrained=true"],
+        r"'model.pretrained'; valid keys under model: name, stem, variant$",
+    ),
+    (
+        ["model=simplecnn", "model.foo=1"],
+        r"unknown config key 'model.foo'; valid keys under model: dropout, hidden, name, widths$",
+    ),
     (["model=lenet", "model.widths=[8]"], r"valid keys under model: name, stem, variant$"),
-    (["optimizer=adam", "optimizer.momentum=0.9"], r"'optimizer.momentum'; valid keys under optimizer: betas, decay_norm_and_bias, lr, name, weight_decay$"),
+    (
+        ["optimizer=adam", "optimizer.momentum=0.9"],
+        r"'optimizer.momentum'; valid keys under optimizer: betas, decay_norm_and_bias, lr, name, weight_decay$",
+    ),
     # 8: finite numbers in their ranges
     (["optimizer.lr=inf"], r"optimizer.lr=inf is invalid: use a finite number"),
     (["optimizer.lr=-inf"], r"optimizer.lr=-inf is invalid: use a finite number"),
@@ -163,11 +185,20 @@ CONFIG = [
     (["optimizer=sgd", "optimizer.momentum=2"], r"optimizer.momentum=2 is invalid: use \[0, 1\)"),
     (["optimizer=sgd", "optimizer.momentum=-0.5"], r"optimizer.momentum=-0.5 is invalid"),
     (["optimizer=adam", "optimizer.betas=[0.9,1.5]"], r"optimizer.betas=\[0.9, 1.5\] is invalid"),
-    (["optimizer=adamw", "optimizer.betas=[0.9]"], r"optimizer.betas=\[0.9\] is invalid: use two values"),
+    (
+        ["optimizer=adamw", "optimizer.betas=[0.9]"],
+        r"optimizer.betas=\[0.9\] is invalid: use two values",
+    ),
     (["optimizer=rmsprop", "optimizer.eps=0"], r"optimizer.eps=0 is invalid: it must be positive"),
     (["optimizer.weight_decay=-1"], r"optimizer.weight_decay=-1 is invalid: it must be >= 0"),
-    (["regularizer.label_smoothing.alpha=1.5"], r"regularizer.label_smoothing.alpha=1.5 is invalid: use \[0, 1\)"),
-    (["regularizer=[l2]", "regularizer.l2.weight_decay=-0.1"], r"regularizer.l2.weight_decay=-0.1 is invalid"),
+    (
+        ["regularizer.label_smoothing.alpha=1.5"],
+        r"regularizer.label_smoothing.alpha=1.5 is invalid: use \[0, 1\)",
+    ),
+    (
+        ["regularizer=[l2]", "regularizer.l2.weight_decay=-0.1"],
+        r"regularizer.l2.weight_decay=-0.1 is invalid",
+    ),
     (["scheduler=step", "scheduler.gamma=0"], r"scheduler.gamma=0 is invalid"),
     (["scheduler.warmup_epochs=-1"], r"scheduler.warmup_epochs=-1 is invalid"),
     (["scheduler.lr_min=inf"], r"scheduler.lr_min=inf is invalid: use a finite number"),
@@ -184,13 +215,22 @@ CONFIG = [
     # 1 and 3: folders that cannot be the run's
     (["hydra.run.dir={run}"], r"hydra.run.dir=.* already holds a run; continue it with resume="),
     (["hydra.run.dir={afile}"], r"cannot create the run directory .*afile: it is a file"),
-    (["hydra.run.dir={afile}/run"], r"cannot create the run directory .*afile/run: .*afile is a file"),
-    (["hydra.run.dir=/proc/imgcls-hostile/run"], r"cannot create the run directory /proc/imgcls-hostile/run"),
+    (
+        ["hydra.run.dir={afile}/run"],
+        r"cannot create the run directory .*afile/run: .*afile is a file",
+    ),
+    (
+        ["hydra.run.dir=/proc/imgcls-hostile/run"],
+        r"cannot create the run directory /proc/imgcls-hostile/run",
+    ),
     (["output_root={afile}"], r"cannot create the folder .*afile/.*: .*afile is a file"),
     (["output_root=/proc/imgcls-hostile"], r"cannot create the folder /proc/imgcls-hostile"),
     (["-m", "seed=0,1", "output_root={afile}"], r"cannot create the folder .*afile/multirun"),
-    (["-m", "seed=0,1", "hydra.sweep.dir={afile}"], r"cannot create the sweep directory .*afile: it is a file"),
-]  # fmt: skip
+    (
+        ["-m", "seed=0,1", "hydra.sweep.dir={afile}"],
+        r"cannot create the sweep directory .*afile: it is a file",
+    ),
+]
 
 
 @pytest.mark.parametrize(("overrides", "message"), CONFIG, ids=[" ".join(c[0]) for c in CONFIG])
@@ -215,17 +255,36 @@ LATE = [
     # 9: damaged checkpoints, in our words
     (["resume={resume_random}"], r"last.pt is not a PyTorch checkpoint"),
     (["resume={resume_truncated}"], r"last.pt is truncated or damaged"),
-    ([*ONE_EPOCH, "finetune.from={random}"], r"finetune.from=.*random.pt is not a PyTorch checkpoint"),
-    ([*ONE_EPOCH, "finetune.from={evil}"], r"holds a Python object \(posix.system\).*never runs code"),
+    (
+        [*ONE_EPOCH, "finetune.from={random}"],
+        r"finetune.from=.*random.pt is not a PyTorch checkpoint",
+    ),
+    (
+        [*ONE_EPOCH, "finetune.from={evil}"],
+        r"holds a Python object \(posix.system\).*never runs code",
+    ),
     ([*ONE_EPOCH, "method=distill", "teacher={truncated}"], r"teacher=.*truncated.pt is truncated"),
     # 2: an image Pillow refuses, named
-    (["dataset=folder", "dataset.root={bomb_set}", *FOLDER_MODEL], r"cannot read image file .*bad.png: .*decompression bomb"),
-    (["dataset=folder", "dataset.root={corrupt_set}", *FOLDER_MODEL], r"cannot read image file .*bad.png"),
-]  # fmt: skip
+    (
+        ["dataset=folder", "dataset.root={bomb_set}", *FOLDER_MODEL],
+        r"cannot read image file .*bad.png: .*decompression bomb",
+    ),
+    (
+        ["dataset=folder", "dataset.root={corrupt_set}", *FOLDER_MODEL],
+        r"cannot read image file .*bad.png",
+    ),
+]
 
 
-LATE_IDS = ["resume-random", "resume-truncated", "finetune-random", "finetune-evil",
-            "teacher-truncated", "folder-bomb", "folder-corrupt"]  # fmt: skip
+LATE_IDS = [
+    "resume-random",
+    "resume-truncated",
+    "finetune-random",
+    "finetune-evil",
+    "teacher-truncated",
+    "folder-bomb",
+    "folder-corrupt",
+]
 
 
 @pytest.mark.parametrize(("args", "message"), LATE, ids=LATE_IDS)
@@ -253,7 +312,7 @@ EVAL = [
     (["run={run}", "topk=[0]"], r"every k must be at least 1"),
     (["run={run}", "split=train"], r"unknown split 'train'"),
     (["run={run}", "out={afile}"], r"cannot create the output folder .*afile: it is a file"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("args", "message"), EVAL, ids=[" ".join(a[0]) for a in EVAL])
@@ -266,11 +325,17 @@ def test_eval(ws, monkeypatch, capsys, args, message):
 PREDICT = [
     (["images={pics}", "topk=0"], r"topk=0 is invalid"),
     (["images={pics}", "topk=-3"], r"topk=-3 is invalid"),
-    (["images={only_bomb}"], r"none of the 1 files at images=.* could be read .*bomb.png: .*decompression bomb"),
+    (
+        ["images={only_bomb}"],
+        r"none of the 1 files at images=.* could be read .*bomb.png: .*decompression bomb",
+    ),
     (["images={pics}", "out={afile}"], r"cannot create the output folder .*afile: it is a file"),
-    (["images={pics}", "out=/proc/imgcls-hostile/predictions"], r"cannot create the output folder /proc/"),
+    (
+        ["images={pics}", "out=/proc/imgcls-hostile/predictions"],
+        r"cannot create the output folder /proc/",
+    ),
     (["images={root}/nothing-here"], r"no images found at images="),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("args", "message"), PREDICT, ids=[" ".join(a[0]) for a in PREDICT])
@@ -315,7 +380,7 @@ REPORT = [
     (["{empty_dir}"], r"holds no imgcls runs"),
     (["{run}", "--out", "{afile}"], r"cannot create the report folder .*afile: it is a file"),
     (["{run}", "--plots"], r"unknown report option '--plots'"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("args", "message"), REPORT, ids=[" ".join(a[0]) for a in REPORT])
@@ -328,10 +393,19 @@ PREVIEW = [
     (["augment=nope"], r"unknown augment 'nope'"),
     (["images=0"], r"images=0 is invalid"),
     (["augment.color.p=inf"], r"augment.color.p=inf is invalid"),
-    (["dataset=synthetic", "dataset.noise=nan"], r"dataset.noise=nan is invalid: use a finite number"),
-    (["dataset=folder", "dataset.root={bomb_set}", "dataset.stats_images=1"], r"cannot read image file .*bad.png: .*decompression bomb"),
-    (["dataset=synthetic", "dataset.num_samples=40", "output_root={afile}"], r"cannot create the folder .*afile"),
-]  # fmt: skip
+    (
+        ["dataset=synthetic", "dataset.noise=nan"],
+        r"dataset.noise=nan is invalid: use a finite number",
+    ),
+    (
+        ["dataset=folder", "dataset.root={bomb_set}", "dataset.stats_images=1"],
+        r"cannot read image file .*bad.png: .*decompression bomb",
+    ),
+    (
+        ["dataset=synthetic", "dataset.num_samples=40", "output_root={afile}"],
+        r"cannot create the folder .*afile",
+    ),
+]
 
 
 @pytest.mark.parametrize(("args", "message"), PREVIEW, ids=[" ".join(a[0]) for a in PREVIEW])

@@ -26,8 +26,15 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 def sweep(tmp_path_factory) -> Path:
     """A multirun over two models and three seeds (6 one-epoch tiny runs)."""
     root = tmp_path_factory.mktemp("sweep")
-    args = ["train", "-m", "model=simplecnn,resnet", "seed=0,1,2", *SWEEP_BASE,
-            "trainer.epochs=1", f"output_root={root}"]  # fmt: skip
+    args = [
+        "train",
+        "-m",
+        "model=simplecnn,resnet",
+        "seed=0,1,2",
+        *SWEEP_BASE,
+        "trainer.epochs=1",
+        f"output_root={root}",
+    ]
     assert cli.main(args) == 0
     (sweep_dir,) = list((root / "multirun").glob("*/*"))
     return sweep_dir
@@ -76,8 +83,14 @@ def test_report_rebuilds_prints_and_plots(sweep, tmp_path, capsys):
 
 def test_sweep_with_a_failing_job_finishes_and_lists_it(tmp_path):
     base = [a for a in TINY if not a.startswith("dataset.num_classes")]
-    args = ["train", "-m", "dataset.num_classes=1,4", *base, "trainer.epochs=1",
-            f"output_root={tmp_path}"]  # fmt: skip
+    args = [
+        "train",
+        "-m",
+        "dataset.num_classes=1,4",
+        *base,
+        "trainer.epochs=1",
+        f"output_root={tmp_path}",
+    ]
     assert cli.main(args) == 1  # one job failed; the sweep still ran the other
     (sweep_dir,) = list((tmp_path / "multirun").glob("*/*"))
     rows = read_rows(sweep_dir / "leaderboard.csv")
@@ -140,8 +153,14 @@ def test_mlflow_any_tracking_uri(tmp_path):
     from mlflow.tracking import MlflowClient
 
     uri = (tmp_path / "elsewhere").resolve().as_uri()
-    overrides = [*TINY, "trainer.epochs=1", "logger=mlflow", f"logger.mlflow.tracking_uri={uri}",
-                 "logger.mlflow.experiment=demo", f"output_root={tmp_path / 'out'}"]  # fmt: skip
+    overrides = [
+        *TINY,
+        "trainer.epochs=1",
+        "logger=mlflow",
+        f"logger.mlflow.tracking_uri={uri}",
+        "logger.mlflow.experiment=demo",
+        f"output_root={tmp_path / 'out'}",
+    ]
     train(compose(overrides))
     client = MlflowClient(tracking_uri=uri)
     (run,) = client.search_runs([client.get_experiment_by_name("demo").experiment_id])

@@ -79,9 +79,15 @@ def test_any_stem_fits_any_input(family, stem, shape):
 
 @pytest.mark.parametrize(
     ("name", "expected"),
-    [("resnet18", 11_689_512), ("resnet50", 25_557_032), ("vgg16", 138_357_544),
-     ("densenet121", 7_978_856), ("efficientnet_b0", 5_288_548), ("alexnet", 61_100_840)],
-)  # fmt: skip
+    [
+        ("resnet18", 11_689_512),
+        ("resnet50", 25_557_032),
+        ("vgg16", 138_357_544),
+        ("densenet121", 7_978_856),
+        ("efficientnet_b0", 5_288_548),
+        ("alexnet", 61_100_840),
+    ],
+)
 def test_parameter_counts_equal_torchvision(name, expected):
     with torch.device("meta"):
         model = make(name, (3, 224, 224), num_classes=1000, stem="imagenet")
@@ -157,9 +163,14 @@ def test_efficientnet_catalogue_follows_compound_scaling():
 
 @pytest.mark.parametrize(
     ("name", "dropout", "expected"),
-    [("alexnet", 0.3, 0.3), ("vgg11", 0.1, 0.1), ("efficientnet_b0", None, 0.2),
-     ("efficientnet_b7", None, 0.5), ("efficientnet_b1", 0.35, 0.35)],
-)  # fmt: skip
+    [
+        ("alexnet", 0.3, 0.3),
+        ("vgg11", 0.1, 0.1),
+        ("efficientnet_b0", None, 0.2),
+        ("efficientnet_b7", None, 0.5),
+        ("efficientnet_b1", 0.35, 0.35),
+    ],
+)
 def test_dropout_option(name, dropout, expected):
     with torch.device("meta"):
         model = make(name, (3, 32, 32), dropout=dropout)
@@ -182,11 +193,13 @@ def test_densenet_dropout_and_bc_options():
         (["model=resnet", "model.stem=tiny"], r"unknown model.stem 'tiny'; available: auto, cifar"),
         (["model=alexnet", "model.dropout=1.0"], r"model.dropout=1.0 is invalid"),
         (["model=densenet", "model.depth=41"], r"model.depth=41 is invalid: DenseNet-BC needs"),
-        (["model=densenet", "model.variant=densenet121", "model.depth=40"],
-         r"model.depth=40 applies only to densenet_bc"),
+        (
+            ["model=densenet", "model.variant=densenet121", "model.depth=40"],
+            r"model.depth=40 applies only to densenet_bc",
+        ),
         (["model=densenet", "model.pretrained=true"], r"no ImageNet weights for densenet_bc"),
     ],
-)  # fmt: skip
+)
 def test_bad_model_options_are_one_clear_line(overrides, message):
     cfg = compose(
         [*overrides, "dataset=synthetic", "dataset.num_samples=60", "dataset.image_size=8"]

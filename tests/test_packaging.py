@@ -23,10 +23,22 @@ def test_wheel_contains_conf_and_installed_copy_finds_it(tmp_path):
         )
     wheels = tmp_path / "wheels"
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(wheels), str(source)],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(wheels),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert build.returncode == 0, build.stderr
     (wheel,) = wheels.glob("imgcls-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
@@ -42,11 +54,17 @@ def test_wheel_contains_conf_and_installed_copy_finds_it(tmp_path):
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(target)
     probe = subprocess.run(
-        [sys.executable, "-c",
-         "from imgcls.config.files import config_dir; from imgcls.config.compose import compose; print(config_dir()); "
-         "print(compose(['model=simplecnn']).model.name)"],
-        capture_output=True, text=True, cwd=tmp_path, env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "from imgcls.config.files import config_dir; from imgcls.config.compose import compose; print(config_dir()); "
+            "print(compose(['model=simplecnn']).model.name)",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
+    )
     assert probe.returncode == 0, probe.stderr
     lines = probe.stdout.split()
     assert lines[0] == str(target / "imgcls" / "conf")

@@ -121,11 +121,17 @@ def test_cli_without_weights_exits_2_and_leaves_no_run(hub, tmp_path, monkeypatc
 
 def test_training_from_pretrained_weights(resnet18_weights, tmp_path, caplog):
     overrides = [
-        "model=resnet", "model.variant=resnet18", "model.pretrained=true", "dataset=synthetic",
+        "model=resnet",
+        "model.variant=resnet18",
+        "model.pretrained=true",
+        "dataset=synthetic",
         "dataset.num_samples=120",
-        "dataset.image_size=8", "dataset.channels=3", "dataset.num_classes=3",
-        "trainer.epochs=1", "trainer.batch_size=32",
-    ]  # fmt: skip
+        "dataset.image_size=8",
+        "dataset.channels=3",
+        "dataset.num_classes=3",
+        "trainer.epochs=1",
+        "trainer.batch_size=32",
+    ]
     with caplog.at_level(logging.INFO, logger="imgcls"):
         result = train(compose(overrides), tmp_path / "run")
     assert result.summary["status"] == "completed"

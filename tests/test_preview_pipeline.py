@@ -19,8 +19,17 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def test_preview_writes_a_png_grid_into_a_new_run_directory(tmp_path, capsys):
     from PIL import Image
 
-    code = main(["preview", "dataset=synthetic", "dataset.image_size=16", "dataset.num_samples=60",
-                 "augment=cutmix", "images=12", f"output_root={tmp_path}"])  # fmt: skip
+    code = main(
+        [
+            "preview",
+            "dataset=synthetic",
+            "dataset.image_size=16",
+            "dataset.num_samples=60",
+            "augment=cutmix",
+            "images=12",
+            f"output_root={tmp_path}",
+        ]
+    )
     assert code == 0
     path = tmp_path / capsys.readouterr().out.strip()
     assert path.name == "preview.png" and path.parent.name.endswith("_preview_synthetic")
@@ -48,8 +57,17 @@ def test_preview_honours_hydra_run_dir_and_refuses_other_hydra_settings(
 
 def test_preview_through_the_real_program(tmp_path):
     root = write_folder(tmp_path / "imgs")
-    result = run_cli(["preview", "dataset=folder", f"dataset.root={root}", "augment=strong",
-                      "images=8", f"output_root={tmp_path / 'out'}"], cwd=tmp_path)  # fmt: skip
+    result = run_cli(
+        [
+            "preview",
+            "dataset=folder",
+            f"dataset.root={root}",
+            "augment=strong",
+            "images=8",
+            f"output_root={tmp_path / 'out'}",
+        ],
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / result.stdout.strip()).read_bytes().startswith(PNG)
     bad = run_cli(["preview", "augment=strongg"], cwd=tmp_path)
@@ -62,9 +80,14 @@ def loaders_for(overrides):
     import torch
 
     return make_loaders(
-        data, cfg.data, batch_size=4, eval_batch_size=8, device=torch.device("cpu"),
-        augment=build.build_augment(cfg), generator=torch.Generator().manual_seed(0),
-    )  # fmt: skip
+        data,
+        cfg.data,
+        batch_size=4,
+        eval_batch_size=8,
+        device=torch.device("cpu"),
+        augment=build.build_augment(cfg),
+        generator=torch.Generator().manual_seed(0),
+    )
 
 
 def test_auto_keeps_small_folders_in_memory_and_large_ones_on_disk(tmp_path):
@@ -81,11 +104,24 @@ def test_auto_keeps_small_folders_in_memory_and_large_ones_on_disk(tmp_path):
 def test_training_on_the_dataloader_path_with_workers_and_mixing(tmp_path):
     root = write_folder(tmp_path / "imgs", per_class=10)
     out = tmp_path / "outputs"
-    code = main(["train", "model=simplecnn", "model.widths=[8]", "model.hidden=16",
-                 "trainer.epochs=2", "trainer.batch_size=8", "dataset=folder",
-                 f"dataset.root={root}", "dataset.image_size=16", "data.loader=dataloader",
-                 "trainer.num_workers=2", "augment=mixup", "augment.mix.stop_epoch=1",
-                 f"output_root={out}"])  # fmt: skip
+    code = main(
+        [
+            "train",
+            "model=simplecnn",
+            "model.widths=[8]",
+            "model.hidden=16",
+            "trainer.epochs=2",
+            "trainer.batch_size=8",
+            "dataset=folder",
+            f"dataset.root={root}",
+            "dataset.image_size=16",
+            "data.loader=dataloader",
+            "trainer.num_workers=2",
+            "augment=mixup",
+            "augment.mix.stop_epoch=1",
+            f"output_root={out}",
+        ]
+    )
     assert code == 0
     (summary,) = out.rglob("summary.json")
     assert json.loads(summary.read_text())["status"] == "completed"

@@ -127,10 +127,14 @@ def test_every_family_default_trains_two_epochs_without_nan(tmp_path, family, sh
     """With its recipe and nothing else changed (no lr, no clipping), no family diverges."""
     size, channels = SHAPES[shape]
     cfg = _cfg(
-        f"model={family}", "dataset=synthetic", f"dataset.image_size={size}",
-        f"dataset.channels={channels}", "dataset.num_samples=100", "trainer.epochs=2",
+        f"model={family}",
+        "dataset=synthetic",
+        f"dataset.image_size={size}",
+        f"dataset.channels={channels}",
+        "dataset.num_samples=100",
+        "trainer.epochs=2",
         f"output_root={tmp_path}",
-    )  # fmt: skip
+    )
     result = train(cfg)
     rows = list(csv.DictReader((result.run_dir / "metrics.csv").open()))
     losses = [float(r[k]) for r in rows for k in ("train_loss", "val_loss")]

@@ -65,9 +65,13 @@ def test_unknown_keyword_suggests_closest():
 
 @pytest.mark.parametrize(
     ("options", "expected"),
-    [({"side": "big"}, "a number"), ({"flag": 1}, "true or false"), ({"sizes": 3}, "a list"),
-     ({"sizes": ["a"]}, "a list")],
-)  # fmt: skip
+    [
+        ({"side": "big"}, "a number"),
+        ({"flag": 1}, "true or false"),
+        ({"sizes": 3}, "a list"),
+        ({"sizes": ["a"]}, "a list"),
+    ],
+)
 def test_wrong_types_are_rejected(options, expected):
     with pytest.raises(UserError, match=expected):
         make_registry().build("square", options, num_classes=2)

@@ -116,9 +116,12 @@ class _SignalOnce(nn.Module):
         super().__init__()
         features = in_channels * image_size[0] * image_size[1]
         self.net = nn.Sequential(
-            nn.Flatten(), nn.Linear(features, 16), nn.ReLU(), nn.Dropout(0.3),
+            nn.Flatten(),
+            nn.Linear(features, 16),
+            nn.ReLU(),
+            nn.Dropout(0.3),
             nn.Linear(16, num_classes),
-        )  # fmt: skip
+        )
         self.at_call = at_call
         self.calls = 0
 

@@ -45,9 +45,15 @@ def test_catalog_lists_every_small_resnet_without_weights():
 # table, is checked by its layer structure below); resnet9: the architecture as
 # described (convs without bias, BN, a 512 -> 10 linear layer with bias).
 PUBLISHED = {
-    "resnet20": 0.27e6, "resnet32": 0.46e6, "resnet44": 0.66e6, "resnet56": 0.85e6,
-    "resnet110": 1.7e6, "wrn16_4": 2.7e6, "wrn28_10": 36.5e6, "resnet9": 6.57e6,
-}  # fmt: skip
+    "resnet20": 0.27e6,
+    "resnet32": 0.46e6,
+    "resnet44": 0.66e6,
+    "resnet56": 0.85e6,
+    "resnet110": 1.7e6,
+    "wrn16_4": 2.7e6,
+    "wrn28_10": 36.5e6,
+    "resnet9": 6.57e6,
+}
 
 
 @pytest.mark.parametrize(("name", "published"), PUBLISHED.items())
@@ -95,9 +101,18 @@ class SeedResNet(nn.Module):
         self.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.layers = nn.ModuleList(
-            [SeedResBlock(a, b, s) for a, b, s in
-             [(64, 64, 1), (64, 64, 1), (64, 128, 2), (128, 128, 1), (128, 256, 2), (256, 256, 1)]]
-        )  # fmt: skip
+            [
+                SeedResBlock(a, b, s)
+                for a, b, s in [
+                    (64, 64, 1),
+                    (64, 64, 1),
+                    (64, 128, 2),
+                    (128, 128, 1),
+                    (128, 256, 2),
+                    (256, 256, 1),
+                ]
+            ]
+        )
         self.fc = nn.Linear(256, num_classes)
 
 

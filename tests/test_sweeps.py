@@ -69,12 +69,21 @@ def test_submitit_local_sweep_of_two_jobs(tmp_path):
 @pytest.mark.slow
 def test_optuna_study_records_a_failed_trial_and_goes_on(tmp_path):
     result = run_cli(
-        ["train", "-m", "hydra/sweeper=optuna", "hydra/sweeper/sampler=random", "hydra.sweeper.sampler.seed=0", "hydra.sweeper.n_trials=4",
-         "hydra.sweeper.n_jobs=1", "hydra.sweeper.max_failure_rate=1.0", "hydra.sweeper.direction=maximize",
-         *[a for a in TINY_ONE_EPOCH if not a.startswith("dataset.num_classes")],
-         "dataset.num_classes=choice(1,2,3,4)"],
+        [
+            "train",
+            "-m",
+            "hydra/sweeper=optuna",
+            "hydra/sweeper/sampler=random",
+            "hydra.sweeper.sampler.seed=0",
+            "hydra.sweeper.n_trials=4",
+            "hydra.sweeper.n_jobs=1",
+            "hydra.sweeper.max_failure_rate=1.0",
+            "hydra.sweeper.direction=maximize",
+            *[a for a in TINY_ONE_EPOCH if not a.startswith("dataset.num_classes")],
+            "dataset.num_classes=choice(1,2,3,4)",
+        ],
         cwd=tmp_path,
-    )  # fmt: skip
+    )
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]  # one job failed
     sweep = only_sweep(tmp_path)
     jobs = sweep_jobs(sweep)
@@ -123,8 +132,10 @@ def test_resumed_sweep_reruns_only_what_did_not_finish(tmp_path):
         assert json.loads((job / "summary.json").read_text())["status"] == "completed"
         assert len((job / "metrics.csv").read_text().splitlines()) == 2  # header + one epoch
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")) == [
-        "0_simplecnn_synthetic", "1_simplecnn_synthetic", "2_simplecnn_synthetic",
-    ]  # fmt: skip
+        "0_simplecnn_synthetic",
+        "1_simplecnn_synthetic",
+        "2_simplecnn_synthetic",
+    ]
     assert (sweep / "leaderboard.csv").is_file()
     jobs = json.loads((sweep / "jobs.json").read_text())  # rewritten after the resume
     assert [(Path(j["run_dir"]).name, j["status"]) for j in jobs] == [

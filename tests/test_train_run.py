@@ -17,9 +17,16 @@ from imgcls.config.compose import compose
 from imgcls.registry import MODELS
 
 METRIC_COLUMNS = [
-    "epoch", "step", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
-    "epoch_seconds", "images_per_second",
-]  # fmt: skip
+    "epoch",
+    "step",
+    "lr",
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "epoch_seconds",
+    "images_per_second",
+]
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +40,15 @@ def finished_run(tmp_path_factory):
 
 def test_run_directory_has_every_file(finished_run):
     run_dir, _ = finished_run
-    for name in (".hydra/config.yaml", ".hydra/overrides.yaml", "train.log", "metrics.csv",
-                 "summary.json", "checkpoints/last.pt", "checkpoints/best.pt"):  # fmt: skip
+    for name in (
+        ".hydra/config.yaml",
+        ".hydra/overrides.yaml",
+        "train.log",
+        "metrics.csv",
+        "summary.json",
+        "checkpoints/last.pt",
+        "checkpoints/best.pt",
+    ):
         assert (run_dir / name).is_file(), name
     assert not list(run_dir.rglob("*.tmp")), "temporary files left behind"
 

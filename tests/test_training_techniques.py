@@ -268,11 +268,20 @@ def test_accumulated_batches_equal_one_large_batch(tmp_path):
 def test_gradient_clipping_bounds_the_update(tmp_path, mode):
     clip = 1e-3
     overrides = [
-        *TINY, "trainer.epochs=1", "trainer.limit_train_batches=1", "scheduler=constant",
-        "scheduler.warmup_epochs=0", "optimizer=sgd", "optimizer.lr=1.0", "optimizer.momentum=0.0", "optimizer.nesterov=false",
-        "optimizer.weight_decay=0.0", "regularizer=none", f"trainer.gradient_clip={clip}",
+        *TINY,
+        "trainer.epochs=1",
+        "trainer.limit_train_batches=1",
+        "scheduler=constant",
+        "scheduler.warmup_epochs=0",
+        "optimizer=sgd",
+        "optimizer.lr=1.0",
+        "optimizer.momentum=0.0",
+        "optimizer.nesterov=false",
+        "optimizer.weight_decay=0.0",
+        "regularizer=none",
+        f"trainer.gradient_clip={clip}",
         f"trainer.gradient_clip_mode={mode}",
-    ]  # fmt: skip
+    ]
     cfg = compose(overrides)
     seed_everything(cfg.seed)
     start = build.build_model(cfg, build.build_dataset(cfg)).state_dict()
@@ -302,8 +311,9 @@ def test_fast_dev_run_is_one_training_and_one_validation_batch(tmp_path):
     assert result.summary["status"] == "completed"
 
 
-@pytest.mark.parametrize("option", ["trainer.precision=bf16", "trainer.precision=16",
-                                    "trainer.channels_last=true"])  # fmt: skip
+@pytest.mark.parametrize(
+    "option", ["trainer.precision=bf16", "trainer.precision=16", "trainer.channels_last=true"]
+)
 def test_precision_and_memory_format_options_train(tmp_path, option):
     result = train(compose([*TINY, option, "trainer.epochs=1"]), tmp_path)
     summary = json.loads((tmp_path / "summary.json").read_text())

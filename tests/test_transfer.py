@@ -28,7 +28,7 @@ PLAIN = [
     "model.dropout=0.0",
     "optimizer=sgd",
     "scheduler.warmup_epochs=0",
-]  # fmt: skip  (not simplecnn's recipe)
+]  # not simplecnn's recipe
 
 
 def _run(tmp_path, name: str, *overrides: str):
@@ -63,8 +63,13 @@ def test_gradient_reversal_negates_and_scales_by_lambda():
 
 def test_freeze_backbone_trains_only_the_new_head(tmp_path, source_run):
     # 3 classes instead of the source's 4: the head is replaced, the backbone frozen.
-    result = _run(tmp_path, "tuned", "dataset.num_classes=3", f"finetune.from={source_run}",
-                  "finetune.freeze=backbone")  # fmt: skip
+    result = _run(
+        tmp_path,
+        "tuned",
+        "dataset.num_classes=3",
+        f"finetune.from={source_run}",
+        "finetune.freeze=backbone",
+    )
     source = load_checkpoint(source_run / "checkpoints" / "best.pt")["model"]
     tuned = load_checkpoint(result.run_dir / "checkpoints" / "last.pt")["model"]
     cfg = compose([*PLAIN, "dataset.num_classes=3"])
@@ -90,8 +95,13 @@ def test_frozen_batch_norm_stays_in_eval_mode():
 
 
 def test_freeze_first_stages_and_backbone_lr_mult(tmp_path, source_run):
-    result = _run(tmp_path, "stages", f"finetune.from={source_run}", "finetune.freeze=1",
-                  "finetune.backbone_lr_mult=0.1")  # fmt: skip
+    result = _run(
+        tmp_path,
+        "stages",
+        f"finetune.from={source_run}",
+        "finetune.freeze=1",
+        "finetune.backbone_lr_mult=0.1",
+    )
     state = load_checkpoint(result.run_dir / "checkpoints" / "last.pt")
     source = load_checkpoint(source_run / "checkpoints" / "best.pt")["model"]
     first = [k for k in source if k.startswith("features.0.")]
@@ -102,8 +112,12 @@ def test_freeze_first_stages_and_backbone_lr_mult(tmp_path, source_run):
 
 
 def test_l2sp_term_is_logged_as_computed_by_hand(tmp_path, source_run):
-    common = [f"finetune.from={source_run}", "regularizer=[l2sp]", "regularizer.l2sp.alpha=0.5",
-              "trainer.epochs=1"]  # fmt: skip
+    common = [
+        f"finetune.from={source_run}",
+        "regularizer=[l2sp]",
+        "regularizer.l2sp.alpha=0.5",
+        "trainer.epochs=1",
+    ]
     one = _run(tmp_path, "one", *common, "trainer.limit_train_batches=1")
     two = _run(tmp_path, "two", *common, "trainer.limit_train_batches=2")
     pre = load_checkpoint(source_run / "checkpoints" / "best.pt")["model"]
@@ -119,9 +133,17 @@ def test_l2sp_term_is_logged_as_computed_by_hand(tmp_path, source_run):
 
 
 def test_distillation_loss_is_logged_as_computed_by_hand(tmp_path, source_run):
-    student = _run(tmp_path, "student", "method=distill", f"teacher={source_run}",
-                   "method.temperature=3.0", "method.alpha=0.6", "trainer.epochs=1",
-                   "trainer.batch_size=168", "trainer.limit_train_batches=1")  # fmt: skip
+    student = _run(
+        tmp_path,
+        "student",
+        "method=distill",
+        f"teacher={source_run}",
+        "method.temperature=3.0",
+        "method.alpha=0.6",
+        "trainer.epochs=1",
+        "trainer.batch_size=168",
+        "trainer.limit_train_batches=1",
+    )
     row = _metrics(student.run_dir)[0]
     cfg = compose(PLAIN)
     seed_everything(cfg.seed)
@@ -181,16 +203,27 @@ def test_foreign_checkpoints_and_teachers_fail_with_exit_2(tmp_path, source_run)
         ([*PLAIN, f"finetune.from={foreign}"], "finetune.from=" + str(foreign)),
         ([*other, f"finetune.from={source_run}"], "no backbone tensor fits"),
         ([*PLAIN, f"finetune.from={source_run}", "finetune.freeze=9"], "has 5 stages"),
-        ([*PLAIN, "dataset.num_classes=3", "method=distill", f"teacher={source_run}"],
-         "a teacher must know the same classes"),
-    ]  # fmt: skip
+        (
+            [*PLAIN, "dataset.num_classes=3", "method=distill", f"teacher={source_run}"],
+            "a teacher must know the same classes",
+        ),
+    ]
     for overrides, message in cases:
         with pytest.raises(UserError, match=message):
             train(compose(overrides))
     out = tmp_path / "cli"
     out.mkdir()
-    done = run_cli(["train", *PLAIN, "dataset.num_classes=3", "method=distill",
-                    f"teacher={source_run}", f"output_root={out}"], cwd=tmp_path)  # fmt: skip
+    done = run_cli(
+        [
+            "train",
+            *PLAIN,
+            "dataset.num_classes=3",
+            "method=distill",
+            f"teacher={source_run}",
+            f"output_root={out}",
+        ],
+        cwd=tmp_path,
+    )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "same classes" in lines[0], done.stderr
@@ -206,9 +239,16 @@ def _summary(root) -> dict:
 
 @pytest.mark.slow
 def test_dann_recipe_runs_from_the_cli(tmp_path):
-    done = run_cli(["train", "experiment=dann_digits", "trainer.epochs=2",
-                    "trainer.limit_train_batches=3", f"output_root={tmp_path}"],
-                   cwd=tmp_path)  # fmt: skip
+    done = run_cli(
+        [
+            "train",
+            "experiment=dann_digits",
+            "trainer.epochs=2",
+            "trainer.limit_train_batches=3",
+            f"output_root={tmp_path}",
+        ],
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     summary = _summary(tmp_path)
     assert summary["method"] == "dann" and summary["status"] == "completed"
@@ -222,14 +262,23 @@ def test_dann_recipe_runs_from_the_cli(tmp_path):
 @pytest.mark.slow
 def test_distill_recipe_runs_from_the_cli(tmp_path):
     teacher = train(
-        compose(["dataset=digits", *PLAIN[:3], "trainer.epochs=1",
-                 "trainer.limit_train_batches=2"]),
+        compose(
+            ["dataset=digits", *PLAIN[:3], "trainer.epochs=1", "trainer.limit_train_batches=2"]
+        ),
         run_dir=tmp_path / "teacher",
-    ).run_dir  # fmt: skip
+    ).run_dir
     student = tmp_path / "student"
-    done = run_cli(["train", "experiment=distill_digits", f"teacher={teacher}",
-                    "trainer.epochs=1", "trainer.limit_train_batches=3",
-                    f"output_root={student}"], cwd=tmp_path)  # fmt: skip
+    done = run_cli(
+        [
+            "train",
+            "experiment=distill_digits",
+            f"teacher={teacher}",
+            "trainer.epochs=1",
+            "trainer.limit_train_batches=3",
+            f"output_root={student}",
+        ],
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     summary = _summary(student)
     assert summary["method"] == "distill" and summary["model"] == "lenet"
@@ -251,8 +300,11 @@ def test_list_and_help_show_the_methods(capsys):
 def test_transfer_modes_compare_in_a_leaderboard(tmp_path, source_run, capsys):
     from imgcls.cli import main
 
-    modes = [[], [f"finetune.from={source_run}", "finetune.freeze=backbone"],
-             [f"finetune.from={source_run}", "regularizer=[l2sp]"]]  # fmt: skip
+    modes = [
+        [],
+        [f"finetune.from={source_run}", "finetune.freeze=backbone"],
+        [f"finetune.from={source_run}", "regularizer=[l2sp]"],
+    ]
     for index, mode in enumerate(modes):
         overrides = [*PLAIN, "trainer.epochs=1", *mode]
         train(compose(overrides), run_dir=tmp_path / f"run{index}", overrides=mode)

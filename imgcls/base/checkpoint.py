@@ -22,9 +22,18 @@ from imgcls.base.errors import UserError
 from imgcls.base.runs import atomic_write
 
 CHECKPOINT_KEYS = (
-    "model", "optimizer", "scheduler", "scaler", "ema", "epoch", "step", "rng", "best",
-    "classes", "config",
-)  # fmt: skip
+    "model",
+    "optimizer",
+    "scheduler",
+    "scaler",
+    "ema",
+    "epoch",
+    "step",
+    "rng",
+    "best",
+    "classes",
+    "config",
+)
 
 
 def rng_state(generator: torch.Generator | None = None) -> dict[str, Any]:
@@ -156,8 +165,16 @@ def safe_load(path: Path, map_location: str | torch.device = "cpu") -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's legacy-format notes are not for users
             return torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError,
-            ValueError, KeyError, AttributeError) as error:  # fmt: skip
+    except (
+        RuntimeError,
+        EOFError,
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+        OSError,
+        ValueError,
+        KeyError,
+        AttributeError,
+    ) as error:
         raise UserError(f"{path} {describe_load_error(path, error)}") from error
 
 

@@ -104,9 +104,11 @@ def evaluate_runs(
     ks = list(topk) if topk else default_topk(data.num_classes)
     targets = images.labels.numpy()
     member_probs = [
-        predict_probabilities(m.model, images.images, m.spec["mean"], m.spec["std"], tta=tta).numpy()
+        predict_probabilities(
+            m.model, images.images, m.spec["mean"], m.spec["std"], tta=tta
+        ).numpy()
         for m in members
-    ]  # fmt: skip
+    ]
     probabilities = combine(member_probs, mode)
     metrics = compute_metrics(targets, probabilities, data.classes, ks)
     record: dict[str, Any] = {
@@ -176,8 +178,14 @@ def prediction_rows(
     rows: list[list[Any]] = [header]
     for index, (target, classes_k) in enumerate(zip(targets, top, strict=True)):
         prediction = int(classes_k[0])
-        row: list[Any] = [index, int(target), classes[target], prediction, classes[prediction],
-                          int(prediction == target)]  # fmt: skip
+        row: list[Any] = [
+            index,
+            int(target),
+            classes[target],
+            prediction,
+            classes[prediction],
+            int(prediction == target),
+        ]
         for c in classes_k:
             row += [int(c), classes[c], repr(float(probabilities[index, c]))]
         rows.append(row)
@@ -239,8 +247,13 @@ def print_results(result: EvalResult) -> None:
     console.print(table)
     per_class = Table("class", "precision", "recall", "f1", "support", box=None, title="per class")
     for row in record["per_class"]:
-        per_class.add_row(row["class"], f"{row['precision']:.4f}", f"{row['recall']:.4f}",
-                          f"{row['f1']:.4f}", str(row["support"]))  # fmt: skip
+        per_class.add_row(
+            row["class"],
+            f"{row['precision']:.4f}",
+            f"{row['recall']:.4f}",
+            f"{row['f1']:.4f}",
+            str(row["support"]),
+        )
     console.print(per_class)
     print(f"results: {result.out_dir}")
 

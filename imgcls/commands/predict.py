@@ -155,8 +155,10 @@ def predict_images(
 def run_predict(args: Sequence[str]) -> int:
     """``imgcls predict run=<dir> images=<file|folder|glob> [topk=5] [tta=flip] [out=]``."""
     if not args or args[0] in ("-h", "--help"):
-        print("usage: imgcls predict run=<run dir> images=<path> [key=value ...]\n\nkeys:\n"
-              + usage_lines(PREDICT_KEYS))  # fmt: skip
+        print(
+            "usage: imgcls predict run=<run dir> images=<path> [key=value ...]\n\nkeys:\n"
+            + usage_lines(PREDICT_KEYS)
+        )
         return 0
     options = parse_arguments(args, PREDICT_KEYS, "predict")
     for key in ("run", "images"):
@@ -172,17 +174,23 @@ def run_predict(args: Sequence[str]) -> int:
     if tta not in ("none", "flip"):
         raise UserError(f"unknown tta '{tta}'; available: flip, none")
     out_dir, records, skipped = predict_images(
-        str(options["run"]), str(options["images"]), str(options.get("checkpoint", "best")),
-        topk, tta, options.get("out"), str(options.get("device", "auto")),  # type: ignore[arg-type]
-    )  # fmt: skip
+        str(options["run"]),
+        str(options["images"]),
+        str(options.get("checkpoint", "best")),
+        topk,
+        tta,
+        options.get("out"),
+        str(options.get("device", "auto")),  # type: ignore[arg-type]
+    )
     from rich.console import Console
     from rich.table import Table
 
     table = Table("file", "prediction", "probability", "top classes", box=None)
     for record in records:
         top = ", ".join(f"{t['class']} {t['probability']:.3f}" for t in record["top"][1:])
-        table.add_row(Path(record["file"]).name, record["prediction"],
-                      f"{record['probability']:.3f}", top)  # fmt: skip
+        table.add_row(
+            Path(record["file"]).name, record["prediction"], f"{record['probability']:.3f}", top
+        )
     Console(width=140).print(table)
     print(f"{len(records)} images classified, {len(skipped)} skipped; results: {out_dir}")
     return 0

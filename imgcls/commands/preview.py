@@ -69,9 +69,14 @@ def preview(cfg: DictConfig, run_dir: Path | None = None) -> Path:
     subset = data.train.subset(pick).materialize()
     generator = torch.Generator().manual_seed(int(cfg.seed))
     loader = DeviceLoader(
-        subset, count, data.mean, data.std, augment=augment, generator=generator,
+        subset,
+        count,
+        data.mean,
+        data.std,
+        augment=augment,
+        generator=generator,
         num_classes=data.num_classes,
-    )  # fmt: skip
+    )
     images, targets = next(iter(loader))
     mean = torch.tensor(data.mean).view(1, -1, 1, 1)
     std = torch.tensor(data.std).view(1, -1, 1, 1)

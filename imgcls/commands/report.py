@@ -73,8 +73,11 @@ def run_report(args: Sequence[str]) -> int:
     console = Console(width=160)
     console.print(table)
     for run in board.failed:
-        console.print(f"[red]{run.status}[/red]: {' '.join(run.overrides)} ({run.run_dir}): "
-                      f"{run.error}", markup=True, highlight=False)  # fmt: skip
+        console.print(
+            f"[red]{run.status}[/red]: {' '.join(run.overrides)} ({run.run_dir}): {run.error}",
+            markup=True,
+            highlight=False,
+        )
     print(f"leaderboard: {csv_path} {md_path}")
     if plot:
         curves = mean_curves(board)

@@ -96,8 +96,14 @@ def check_finite(cfg: DictConfig | dict[str, Any] | list[Any], prefix: str = "")
 def check_trainer(cfg: DictConfig) -> None:
     """The trainer's numbers and names (torch-free; the registries check the components)."""
     trainer = cfg.trainer
-    for key in ("epochs", "batch_size", "eval_batch_size", "log_every", "accumulate_batches",
-                "save_top_k"):  # fmt: skip
+    for key in (
+        "epochs",
+        "batch_size",
+        "eval_batch_size",
+        "log_every",
+        "accumulate_batches",
+        "save_top_k",
+    ):
         if trainer[key] < 1:
             raise UserError(f"trainer.{key}={trainer[key]} is invalid: it must be at least 1")
     if trainer.num_workers < 0:
@@ -113,8 +119,12 @@ def check_trainer(cfg: DictConfig) -> None:
     monitors = ("val_accuracy", "val_loss")
     if trainer.monitor not in monitors:
         raise unknown_choice("trainer.monitor metric", trainer.monitor, monitors)
-    for key in ("gradient_clip", "limit_train_batches", "early_stopping.patience",
-                "early_stopping.min_delta"):  # fmt: skip
+    for key in (
+        "gradient_clip",
+        "limit_train_batches",
+        "early_stopping.patience",
+        "early_stopping.min_delta",
+    ):
         if OmegaConf.select(trainer, key) < 0:
             raise UserError(f"trainer.{key}={OmegaConf.select(trainer, key)} is invalid: use >= 0")
     if not 0 <= trainer.ema.decay < 1:

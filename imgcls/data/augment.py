@@ -217,9 +217,13 @@ class Pipeline(Augment):
         padding = self.crop.padding if self.crop.p > 0 else 0
         if padding > 0 or self.hflip > 0 or self.vflip > 0:
             images = T.crop_flip_uint8(
-                images, padding, T.chance(n, self.crop.p, g, device),
-                T.chance(n, self.hflip, g, device), T.chance(n, self.vflip, g, device), g,
-            )  # fmt: skip
+                images,
+                padding,
+                T.chance(n, self.crop.p, g, device),
+                T.chance(n, self.hflip, g, device),
+                T.chance(n, self.vflip, g, device),
+                g,
+            )
         return self._after_geometry(images.float().div_(255.0), g)
 
     def _after_geometry(self, images: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -260,8 +264,11 @@ class Pipeline(Augment):
         return torch.stack(out).to(images.dtype).div_(255.0)
 
     def __repr__(self) -> str:
-        on = [k for k in ("resized_crop", "crop", "affine", *POLICIES, "color", "erasing")
-              if getattr(self, k).p > 0]  # fmt: skip
+        on = [
+            k
+            for k in ("resized_crop", "crop", "affine", *POLICIES, "color", "erasing")
+            if getattr(self, k).p > 0
+        ]
         on += [k for k in ("hflip", "vflip", "grayscale") if getattr(self, k) > 0]
         if self.mixer is not None:
             on.append("mix")

@@ -24,8 +24,9 @@ def shift_images(
     size = x.shape[-1]
     if scale != 1.0:
         new = max(1, round(size * scale))
-        resized = torch.nn.functional.interpolate(x, size=(new, new), mode="bilinear",
-                                                  align_corners=False, antialias=scale < 1)  # fmt: skip
+        resized = torch.nn.functional.interpolate(
+            x, size=(new, new), mode="bilinear", align_corners=False, antialias=scale < 1
+        )
         if new <= size:
             out = torch.zeros_like(x)
             start = (size - new) // 2

@@ -25,8 +25,18 @@ FILES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                   "Sneaker", "Bag", "Ankle boot"]  # fmt: skip
+FASHION_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
@@ -65,9 +75,14 @@ def _load_pair(folder: Path, images_key: str, labels_key: str) -> ImageSet:
 
 
 def load_idx_dataset(
-    name: str, folder_name: str, classes: list[str], root: str, download: bool,
-    val_fraction: float, split_seed: int,
-) -> DataSplits:  # fmt: skip
+    name: str,
+    folder_name: str,
+    classes: list[str],
+    root: str,
+    download: bool,
+    val_fraction: float,
+    split_seed: int,
+) -> DataSplits:
     candidates = (f"{folder_name}/raw", folder_name, "")
     names = list(FILES.values())
     folder = find_folder(root, candidates, names)

@@ -76,9 +76,10 @@ class DeviceLoader:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self.order()
         mixing = (
-            self.augment is not None and self.num_classes is not None
+            self.augment is not None
+            and self.num_classes is not None
             and self.augment.mixes(self.epoch)
-        )  # fmt: skip
+        )
         for i in range(len(self)):
             index = order[i * self.batch_size : (i + 1) * self.batch_size]
             labels = self.data.labels[index]

@@ -69,11 +69,19 @@ def make_loaders(
         return Loaders(
             data,
             mode,
-            DeviceLoader(train, batch_size, shuffle=True, augment=augment, generator=generator,
-                         num_classes=data.num_classes, shard=shard, **common),
+            DeviceLoader(
+                train,
+                batch_size,
+                shuffle=True,
+                augment=augment,
+                generator=generator,
+                num_classes=data.num_classes,
+                shard=shard,
+                **common,
+            ),
             DeviceLoader(val, eval_batch_size, **common),
             DeviceLoader(test, eval_batch_size, **common),
-        )  # fmt: skip
+        )
     if shard[1] > 1:
         raise UserError(
             "trainer.strategy=ddp needs the in-memory data path: set data.loader=memory "
@@ -86,9 +94,17 @@ def make_loaders(
     return Loaders(
         data,
         mode,
-        SampleLoader(data.train, batch_size, device=device, shuffle=True, augment=augment,
-                     generator=generator, num_workers=num_workers,
-                     num_classes=data.num_classes, **common),
+        SampleLoader(
+            data.train,
+            batch_size,
+            device=device,
+            shuffle=True,
+            augment=augment,
+            generator=generator,
+            num_workers=num_workers,
+            num_classes=data.num_classes,
+            **common,
+        ),
         SampleLoader(data.val, eval_batch_size, device=device, num_workers=num_workers, **common),
         SampleLoader(data.test, eval_batch_size, device=device, num_workers=num_workers, **common),
-    )  # fmt: skip
+    )

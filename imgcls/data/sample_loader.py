@@ -103,9 +103,10 @@ class SampleLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         mixing = (
-            self.augment is not None and self.num_classes is not None
+            self.augment is not None
+            and self.num_classes is not None
             and self.augment.mixes(self.epoch)
-        )  # fmt: skip
+        )
         batches = iter(self._loader())
         while True:
             try:

@@ -156,9 +156,13 @@ def build_leaderboard(runs: Sequence[RunInfo]) -> Leaderboard:
     completed = [r for r in runs if r.status == "completed"]
     failed = [r for r in runs if r.status != "completed"]
     metric = next(
-        (str(r.summary["best"]["metric"]) for r in completed if (r.summary.get("best") or {}).get("metric")),
+        (
+            str(r.summary["best"]["metric"])
+            for r in completed
+            if (r.summary.get("best") or {}).get("metric")
+        ),
         "val_accuracy",
-    )  # fmt: skip
+    )
     mode = "min" if metric.endswith("loss") else "max"
     grouped: dict[tuple[str, ...], list[RunInfo]] = {}
     for run in completed:
@@ -210,8 +214,17 @@ def _number(value: Any) -> str:
 def csv_text(board: Leaderboard) -> str:
     stats = [f"{n}_{s}" for n in (board.metric, *FIGURES, "train_seconds") for s in ("mean", "std")]
     header = [
-        "rank", *board.columns, "n", *stats, "params", "flops", "seeds", "status", "error", "runs",
-    ]  # fmt: skip
+        "rank",
+        *board.columns,
+        "n",
+        *stats,
+        "params",
+        "flops",
+        "seeds",
+        "status",
+        "error",
+        "runs",
+    ]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
@@ -222,9 +235,12 @@ def csv_text(board: Leaderboard) -> str:
         values = dict(_split(o) for o in run.config_overrides)
         cells = {
             **{c: values.get(c, "") for c in board.columns},
-            "n": 1, "status": run.status, "error": run.error, "runs": str(run.run_dir),
+            "n": 1,
+            "status": run.status,
+            "error": run.error,
+            "runs": str(run.run_dir),
             "seeds": dict(_split(o) for o in run.overrides).get("seed", ""),
-        }  # fmt: skip
+        }
         if board.columns == ["config"]:
             cells["config"] = " ".join(run.config_overrides)
         writer.writerow([_number(cells.get(h)) for h in header])
@@ -241,16 +257,32 @@ def mean_std(row: dict[str, Any], name: str) -> str:
 
 def table_rows(board: Leaderboard) -> tuple[list[str], list[list[str]]]:
     """Header and cells shared by leaderboard.md and the rich table."""
-    header = ["rank", *board.columns, "n", f"{board.metric} ({board.mode})", "test accuracy",
-              "test loss", "train s", "params", "FLOPs"]  # fmt: skip
+    header = [
+        "rank",
+        *board.columns,
+        "n",
+        f"{board.metric} ({board.mode})",
+        "test accuracy",
+        "test loss",
+        "train s",
+        "params",
+        "FLOPs",
+    ]
     cells = []
     for row in board.rows:
-        cells.append([
-            str(row["rank"]), *[str(row.get(c, "")) for c in board.columns], str(row["n"]),
-            mean_std(row, board.metric), mean_std(row, "test_accuracy"),
-            mean_std(row, "test_loss"), f"{row.get('train_seconds_mean', float('nan')):.1f}",
-            _count(row.get("params")), _count(row.get("flops")),
-        ])  # fmt: skip
+        cells.append(
+            [
+                str(row["rank"]),
+                *[str(row.get(c, "")) for c in board.columns],
+                str(row["n"]),
+                mean_std(row, board.metric),
+                mean_std(row, "test_accuracy"),
+                mean_std(row, "test_loss"),
+                f"{row.get('train_seconds_mean', float('nan')):.1f}",
+                _count(row.get("params")),
+                _count(row.get("flops")),
+            ]
+        )
     return header, cells
 
 
@@ -266,9 +298,13 @@ def _count(value: Any) -> str:
 
 def markdown_text(board: Leaderboard, title: str = "Leaderboard") -> str:
     header, cells = table_rows(board)
-    lines = [f"# {title}", "",
-             f"Sorted by {board.metric} ({board.mode}); mean ± sample standard deviation over "
-             "seeds (n runs).", ""]  # fmt: skip
+    lines = [
+        f"# {title}",
+        "",
+        f"Sorted by {board.metric} ({board.mode}); mean ± sample standard deviation over "
+        "seeds (n runs).",
+        "",
+    ]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
@@ -294,11 +330,18 @@ def write_jobs(sweep_dir: Path, jobs: Sequence[Any]) -> Path:
 
     path = Path(sweep_dir) / JOBS_FILE
     records = [
-        {"run_dir": str(j.run_dir), "status": j.status, "error": j.error,
-         "overrides": [str(o) for o in getattr(j, "overrides", [])
-                       if not str(o).lstrip("+~").startswith("hydra")]}
+        {
+            "run_dir": str(j.run_dir),
+            "status": j.status,
+            "error": j.error,
+            "overrides": [
+                str(o)
+                for o in getattr(j, "overrides", [])
+                if not str(o).lstrip("+~").startswith("hydra")
+            ],
+        }
         for j in jobs
-    ]  # fmt: skip
+    ]
     atomic_write(path, lambda f: json.dump(records, f, indent=2))
     return path
 
@@ -318,8 +361,11 @@ def mean_curves(board: Leaderboard) -> dict[str, dict[str, list[float]]]:
 
     curves: dict[str, dict[str, list[float]]] = {}
     for row, members in zip(board.rows, board.groups, strict=True):
-        series = [read_metrics(m.run_dir / "metrics.csv") for m in members
-                  if (m.run_dir / "metrics.csv").is_file()]  # fmt: skip
+        series = [
+            read_metrics(m.run_dir / "metrics.csv")
+            for m in members
+            if (m.run_dir / "metrics.csv").is_file()
+        ]
         if not series:
             continue
         length = min(len(s.get("epoch", [])) for s in series)

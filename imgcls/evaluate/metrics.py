@@ -64,10 +64,15 @@ def compute_metrics(
         targets, predictions, labels=labels, average=None, zero_division=0
     )
     metrics["per_class"] = [
-        {"class": name, "precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
-         "support": int(support[i])}
+        {
+            "class": name,
+            "precision": float(p[i]),
+            "recall": float(r[i]),
+            "f1": float(f[i]),
+            "support": int(support[i]),
+        }
         for i, name in enumerate(classes)
-    ]  # fmt: skip
+    ]
     metrics["confusion_matrix"] = confusion_matrix(targets, predictions, labels=labels).tolist()
     metrics["classification_report"] = classification_report(
         targets, predictions, labels=labels, target_names=list(classes), zero_division=0, digits=4
@@ -76,9 +81,15 @@ def compute_metrics(
 
 
 SCALARS = (
-    "accuracy", "top5_accuracy", "precision_macro", "recall_macro", "f1_macro",
-    "precision_weighted", "recall_weighted", "f1_weighted",
-)  # fmt: skip
+    "accuracy",
+    "top5_accuracy",
+    "precision_macro",
+    "recall_macro",
+    "f1_macro",
+    "precision_weighted",
+    "recall_weighted",
+    "f1_weighted",
+)
 
 
 def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:

@@ -92,8 +92,15 @@ def plot_confusion_matrix(matrix: np.ndarray, classes: Sequence[str], path: Path
         for i in range(n):
             for j in range(n):
                 colour = "white" if normalised[i, j] > 0.5 else "black"
-                ax.text(j, i, f"{normalised[i, j]:.2f}", ha="center", va="center",
-                        color=colour, fontsize=8)  # fmt: skip
+                ax.text(
+                    j,
+                    i,
+                    f"{normalised[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    color=colour,
+                    fontsize=8,
+                )
     return _save(fig, path)
 
 
@@ -135,14 +142,21 @@ def plot_predictions(
         ok = predictions[index] == targets[index]
         confidence = probabilities[index, predictions[index]]
         ax.text(
-            x + width / 2, y - 0.6,
+            x + width / 2,
+            y - 0.6,
             f"true: {classes[targets[index]]}\npred: {classes[predictions[index]]} "
             f"({confidence:.2f}){'' if ok else ' ✗'}",
-            ha="center", va="bottom", fontsize=8, color="black" if ok else "red",
-        )  # fmt: skip
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            color="black" if ok else "red",
+        )
         if not ok:
-            ax.add_patch(plt.Rectangle((x - 0.5, y - 0.5), width, height, fill=False,
-                                       edgecolor="red", linewidth=3))  # fmt: skip
+            ax.add_patch(
+                plt.Rectangle(
+                    (x - 0.5, y - 0.5), width, height, fill=False, edgecolor="red", linewidth=3
+                )
+            )
     fig.suptitle(f"{len(wrong)} of {len(targets)} wrong; mistakes in red", fontsize=10)
     return _save(fig, path)
 

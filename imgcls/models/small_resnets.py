@@ -198,9 +198,11 @@ class WideResNet(nn.Module):
         n = (depth - 4) // 6
         self.conv1 = conv3x3(in_channels, 16)
         self.layers, channels = make_stages(
-            16, (16 * widen, 32 * widen, 64 * widen), (n, n, n),
+            16,
+            (16 * widen, 32 * widen, 64 * widen),
+            (n, n, n),
             lambda c, w, s: PreActBlock(c, w, s, dropout),
-        )  # fmt: skip
+        )
         self.bn = nn.BatchNorm2d(channels)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, num_classes)

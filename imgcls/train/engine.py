@@ -363,15 +363,23 @@ class Engine:
     def _fit_epochs(self, result: FitResult) -> None:
         settings = self.settings
         columns = [
-            "epoch", "step", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
-        ]  # fmt: skip
+            "epoch",
+            "step",
+            "lr",
+            "train_loss",
+            "train_accuracy",
+            "val_loss",
+            "val_accuracy",
+        ]
         writer: MetricsWriter | None = None
         for epoch in range(self.start_epoch, settings.epochs + 1):
             train_metrics = self.train_epoch(epoch)
             val = evaluate(
-                self.eval_model, self.val_loader, settings.precision,
+                self.eval_model,
+                self.val_loader,
+                settings.precision,
                 max_batches=settings.limit_val_batches,
-            )  # fmt: skip
+            )
             row: dict[str, Any] = {"epoch": epoch, "step": self.step, **train_metrics}
             row.update({f"val_{k}": v for k, v in val.items()})
             if self.epoch_metrics is not None:

@@ -84,9 +84,14 @@ class Dann(Method):
         generator = torch.Generator(device=device)
         generator.manual_seed(int(seed) + 1)
         self.target_train = DeviceLoader(
-            target.train.to(device), batch_size, target.mean, target.std,
-            shuffle=True, generator=generator, drop_last=True,
-        )  # fmt: skip
+            target.train.to(device),
+            batch_size,
+            target.mean,
+            target.std,
+            shuffle=True,
+            generator=generator,
+            drop_last=True,
+        )
         self.target_test = DeviceLoader(
             target.test.to(device), eval_batch_size, target.mean, target.std
         )
@@ -132,8 +137,12 @@ class Dann(Method):
         return {"target_loss": scores["loss"], "target_accuracy": scores["accuracy"]}
 
     def final_metrics(self, model: nn.Module) -> dict[str, Any]:
-        return {"target": {"dataset": self.target_name,
-                           **evaluate(model, self.target_test, self.precision)}}  # fmt: skip
+        return {
+            "target": {
+                "dataset": self.target_name,
+                **evaluate(model, self.target_test, self.precision),
+            }
+        }
 
 
 def build_target(options: dict[str, Any], source: DataSplits) -> DataSplits:
@@ -183,8 +192,16 @@ def dann(
         raise UserError(f"method.domain_hidden={domain_hidden} is invalid: it must be >= 1")
     target = build_target(target_dataset, data)
     return Dann(
-        model, data, target, lambda_max=lambda_max, domain_hidden=domain_hidden,
-        total_steps=epochs * steps_per_epoch, batch_size=batch_size,
-        eval_batch_size=eval_batch_size, device=device, seed=seed,
-        label_smoothing=label_smoothing, precision=precision,
-    )  # fmt: skip
+        model,
+        data,
+        target,
+        lambda_max=lambda_max,
+        domain_hidden=domain_hidden,
+        total_steps=epochs * steps_per_epoch,
+        batch_size=batch_size,
+        eval_batch_size=eval_batch_size,
+        device=device,
+        seed=seed,
+        label_smoothing=label_smoothing,
+        precision=precision,
+    )

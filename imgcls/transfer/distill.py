@@ -79,9 +79,13 @@ def load_teacher(source: str, data: DataSplits, device: torch.device) -> nn.Modu
         raise UserError(f"method.teacher={source}: {path} does not say which model it holds")
     model_cfg.pop("pretrained", None)  # the checkpoint has the weights; never fetch others
     teacher = MODELS.build(
-        str(name), model_cfg, prefix="method.teacher model", num_classes=len(classes),
-        in_channels=data.channels, image_size=data.image_size,
-    )  # fmt: skip
+        str(name),
+        model_cfg,
+        prefix="method.teacher model",
+        num_classes=len(classes),
+        in_channels=data.channels,
+        image_size=data.image_size,
+    )
     try:
         teacher.load_state_dict(inference_state(state))
     except RuntimeError as error:

@@ -191,8 +191,10 @@ def scale_backbone_lr(optimizer: torch.optim.Optimizer, model: nn.Module, mult: 
     head = {id(p) for n, p in model.named_parameters() if n in head_parameter_names(model)}
     groups = []
     for group in optimizer.param_groups:
-        for part, scale in (([p for p in group["params"] if id(p) not in head], mult),
-                            ([p for p in group["params"] if id(p) in head], 1.0)):  # fmt: skip
+        for part, scale in (
+            ([p for p in group["params"] if id(p) not in head], mult),
+            ([p for p in group["params"] if id(p) in head], 1.0),
+        ):
             if part:
                 groups.append({**group, "params": part, "lr": group["lr"] * scale})
     optimizer.param_groups = groups
