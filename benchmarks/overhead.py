@@ -28,7 +28,8 @@ from imgcls.app.job import seed_everything
 from imgcls.base.runs import RunDirectory
 from imgcls.config.compose import compose
 from imgcls.data.loader import DeviceLoader
-from imgcls.train.engine import Engine, EngineSettings, evaluate
+from imgcls.train.engine import Engine, evaluate
+from imgcls.train.settings import EngineSettings
 
 
 def build_all(cfg, model_state=None):

@@ -65,13 +65,13 @@ def final_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
     return values
 
 
-@LOGGERS.register("csv", "the run directory's own files: metrics.csv and summary.json")
+@LOGGERS.register("csv")
 class CsvLogger(RunLogger):
     def __init__(self, *, run_dir: Path | None = None) -> None:
         self.run_dir = run_dir
 
 
-@LOGGERS.register("tensorboard", "TensorBoard event files in <run>/<log_dir>")
+@LOGGERS.register("tensorboard")
 class TensorBoardLogger(RunLogger):
     def __init__(
         self, log_dir: str = "tensorboard", *, run_dir: Path, config: Mapping[str, Any]
@@ -100,7 +100,7 @@ class TensorBoardLogger(RunLogger):
         self.writer.close()
 
 
-@LOGGERS.register("mlflow", "MLflow tracking: a local file store by default, any URI by config")
+@LOGGERS.register("mlflow")
 class MlflowLogger(RunLogger):
     """One MLflow run per imgcls run: params (the flattened config), metrics per epoch, tags.
 

@@ -19,12 +19,11 @@ from imgcls.base.errors import UserError, did_you_mean, unknown_choice
 
 @dataclass(frozen=True)
 class Entry:
-    """One registered component: its builder and a one-line description."""
+    """One registered component: its name and builder (a class or a function). What it does
+    is described where users look: the first comment line of its ``conf/<group>/`` file."""
 
     name: str
     builder: Callable[..., Any]
-    description: str
-    metadata: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -69,16 +68,13 @@ class Registry:
         self.ranges = dict(ranges or {})
         self._entries: dict[str, Entry] = {}
 
-    def register(
-        self, name: str, description: str = "", **metadata: Any
-    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def register(self, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Decorator: register ``builder`` under ``name`` (a class or a function)."""
 
         def decorator(builder: Callable[..., Any]) -> Callable[..., Any]:
             if name in self._entries:
                 raise ValueError(f"{self.group} '{name}' is registered twice")
-            doc = description or (inspect.getdoc(builder) or "").split("\n")[0]
-            self._entries[name] = Entry(name, builder, doc, dict(metadata))
+            self._entries[name] = Entry(name, builder)
             return builder
 
         return decorator

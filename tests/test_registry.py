@@ -13,7 +13,7 @@ from imgcls.registry import Registry
 def make_registry() -> Registry:
     registry = Registry("widget", runtime=frozenset({"num_classes"}))
 
-    @registry.register("square", "a square widget")
+    @registry.register("square")
     def square(
         num_classes: int, side: float = 1.0, sizes: Sequence[int] = (1, 2), flag: bool = False
     ):
@@ -35,11 +35,11 @@ def test_build_passes_options_and_runtime_values():
     assert registry.build("circle", {"radius": 4}, num_classes=3).radius == 4
 
 
-def test_names_and_descriptions():
+def test_names_and_entries():
     registry = make_registry()
     assert registry.names() == ["circle", "square"]
-    assert registry.get("circle").description == "A round widget."
-    assert registry.get("square").description == "a square widget"
+    assert registry.get("circle").name == "circle"
+    assert [entry.name for entry in registry.entries()] == ["circle", "square"]
 
 
 def test_unknown_name_suggests_closest():

@@ -22,8 +22,9 @@ from imgcls.data.splits import ImageSet
 from imgcls.train import engine as engine_module
 from imgcls.train.early_stopping import EarlyStopping
 from imgcls.train.ema import ModelEma
-from imgcls.train.engine import Engine, EngineSettings, evaluate
+from imgcls.train.engine import Engine, evaluate
 from imgcls.train.regularizers import L1, Dropout
+from imgcls.train.settings import EngineSettings
 
 
 def rows(run_dir) -> list[dict[str, str]]:

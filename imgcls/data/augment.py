@@ -33,6 +33,7 @@ from imgcls.config.augment_schema import (
     ResizedCropConfig,
     TrivialAugmentConfig,
 )
+from imgcls.config.files import group_options
 from imgcls.data.mixing import BatchMix
 from imgcls.registry import AUGMENTS
 
@@ -298,19 +299,7 @@ def policy_transform(key: str, options: Any) -> Any:
     )
 
 
-PRESETS = {
-    "none": "no augmentation",
-    "shift": "random translation by up to 1 pixel (a zero-padded random crop), no flip: digits",
-    "basic": "random crop with 4-pixel zero padding and a horizontal flip",
-    "geometric": "rotation, scaling and translation (affine) and a horizontal flip",
-    "color": "brightness, contrast, saturation and hue jitter, sometimes grayscale",
-    "randaugment": "crop and flip, then RandAugment",
-    "autoaugment": "crop and flip, then AutoAugment (cifar10, imagenet or svhn policy)",
-    "trivialaugment": "crop and flip, then TrivialAugment (wide)",
-    "augmix": "crop and flip, then AugMix",
-    "mixup": "crop and flip, then MixUp of each batch",
-    "cutmix": "crop and flip, then CutMix of each batch",
-    "strong": "crop, flip, RandAugment, random erasing, then MixUp or CutMix",
-}
-for _name, _description in PRESETS.items():
-    AUGMENTS.register(_name, _description)(Pipeline)
+# Every preset is a Pipeline configured by conf/augment/<name>.yaml, which also describes it
+# (`imgcls list augment`); the names are the files' names, so the two cannot drift apart.
+for _name in group_options("augment"):
+    AUGMENTS.register(_name)(Pipeline)

@@ -77,7 +77,7 @@ def _names(value: Any) -> list[str]:
     return [v.decode() if isinstance(v, bytes) else str(v) for v in value]
 
 
-@DATASETS.register("cifar10", "CIFAR-10: 60,000 32x32 colour images of 10 classes, python pickles")
+@DATASETS.register("cifar10")
 def cifar10(
     root: str = "data", download: bool = False, val_fraction: float = 0.1, split_seed: int = 0
 ) -> DataSplits:
@@ -97,9 +97,7 @@ def cifar10(
     return from_splits("cifar10", train, test, classes, val_fraction, split_seed)
 
 
-@DATASETS.register(
-    "cifar100", "CIFAR-100: 60,000 32x32 colour images of 100 (or 20 coarse) classes"
-)
+@DATASETS.register("cifar100")
 def cifar100(
     root: str = "data",
     download: bool = False,

@@ -8,7 +8,7 @@ from imgcls.data.splits import DataSplits, from_arrays
 from imgcls.registry import DATASETS
 
 
-@DATASETS.register("digits", "scikit-learn's 1,797 real 8x8 grayscale digits, classes '0'..'9'")
+@DATASETS.register("digits")
 def digits(
     split_seed: int = 0, val_fraction: float = 0.15, test_fraction: float = 0.15
 ) -> DataSplits:

@@ -43,9 +43,7 @@ def shift_images(
     return np.rint(x.clamp(0, 1).numpy() * 255.0).astype(np.uint8)
 
 
-@DATASETS.register(
-    "digits_shifted", "the digits rescaled and noised, optionally inverted (a target domain)"
-)
+@DATASETS.register("digits_shifted")
 def digits_shifted(
     invert: bool = False,
     noise: float = 0.3,

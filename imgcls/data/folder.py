@@ -63,7 +63,7 @@ def scan(
     return FileSet(paths, torch.tensor(labels, dtype=torch.int64), channels, size), classes
 
 
-@DATASETS.register("folder", "your own images: one sub-folder per class (or train/ val/ test/)")
+@DATASETS.register("folder")
 def folder(
     root: str = "data/images",
     image_size: int = 32,

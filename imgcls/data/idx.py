@@ -107,7 +107,7 @@ def load_idx_dataset(
     return from_splits(name, train, test, classes, val_fraction, split_seed)
 
 
-@DATASETS.register("mnist", "MNIST handwritten digits, 28x28 grayscale, from IDX files in root")
+@DATASETS.register("mnist")
 def mnist(
     root: str = "data", download: bool = False, val_fraction: float = 0.1, split_seed: int = 0
 ) -> DataSplits:
@@ -115,7 +115,7 @@ def mnist(
     return load_idx_dataset("mnist", "MNIST", classes, root, download, val_fraction, split_seed)
 
 
-@DATASETS.register("fashion_mnist", "Fashion-MNIST clothing, 28x28 grayscale, from IDX files")
+@DATASETS.register("fashion_mnist")
 def fashion_mnist(
     root: str = "data", download: bool = False, val_fraction: float = 0.1, split_seed: int = 0
 ) -> DataSplits:

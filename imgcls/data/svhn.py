@@ -39,7 +39,7 @@ def read_mat(path: Path) -> ImageSet:
     return ImageSet(torch.from_numpy(images), torch.from_numpy(y))
 
 
-@DATASETS.register("svhn", "SVHN street-view house numbers, 32x32 colour digits, .mat files")
+@DATASETS.register("svhn")
 def svhn(
     root: str = "data",
     download: bool = False,

@@ -68,7 +68,7 @@ def generate(
     return images, labels.astype(np.int64)
 
 
-@DATASETS.register("synthetic", "procedural pattern images of any size and class count")
+@DATASETS.register("synthetic")
 def synthetic(
     num_classes: int = 5,
     num_samples: int = 2000,

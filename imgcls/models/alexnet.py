@@ -25,7 +25,7 @@ from imgcls.models.stems import resolve_stem
 from imgcls.models.variants import register_family
 
 
-@register_family("alexnet", "AlexNet (torchvision's) with ReLU, dropout and a size-aware stem")
+@register_family("alexnet")
 def alexnet(
     num_classes: int,
     in_channels: int,

@@ -44,7 +44,7 @@ def densenet_bc(
     )
 
 
-@register_family("densenet", "DenseNet (torchvision's) and a small DenseNet-BC for 32x32")
+@register_family("densenet")
 def densenet(
     num_classes: int,
     in_channels: int,

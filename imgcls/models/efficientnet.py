@@ -32,7 +32,7 @@ def _first_strided_conv(module: nn.Module) -> nn.Conv2d | None:
     return None
 
 
-@register_family("efficientnet", "EfficientNet-B0..B7 (torchvision's), compound scaling")
+@register_family("efficientnet")
 def efficientnet(
     num_classes: int,
     in_channels: int,

@@ -55,7 +55,7 @@ class LeNet5(nn.Module):
         return self.classifier(self.features(x))
 
 
-@register_family("lenet", "LeNet-5 (1998): conv-pool-conv-pool-fc-fc-fc, classic or ReLU")
+@register_family("lenet")
 def lenet(
     num_classes: int,
     in_channels: int,

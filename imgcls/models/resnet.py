@@ -25,7 +25,7 @@ from imgcls.models.stems import resolve_stem
 from imgcls.models.variants import register_family
 
 
-@register_family("resnet", "residual network (torchvision's ResNet) with a size-aware stem")
+@register_family("resnet")
 def resnet(
     num_classes: int,
     in_channels: int,

@@ -11,9 +11,7 @@ from imgcls.models.adapt import relu_he_init
 from imgcls.registry import MODELS
 
 
-@MODELS.register(
-    "simplecnn", "three conv blocks and a dropout MLP classifier (the seed's SimpleCNN)"
-)
+@MODELS.register("simplecnn")
 class SimpleCNN(nn.Module):
     """Conv blocks halve the image while it is at least 2 pixels, so 8x8 inputs work too."""
 

@@ -12,7 +12,7 @@ from imgcls.models.catalog import FAMILIES
 from imgcls.registry import MODELS
 
 
-def register_family(family: str, description: str) -> Callable[[Callable[..., Any]], Any]:
+def register_family(family: str) -> Callable[[Callable[..., Any]], Any]:
     """Decorator: ``builder(..., variant=...)`` becomes ``family`` and every variant of it.
 
     A variant's builder has the family's signature without ``variant``, so the registry's
@@ -20,11 +20,11 @@ def register_family(family: str, description: str) -> Callable[[Callable[..., An
     """
 
     def decorator(builder: Callable[..., Any]) -> Callable[..., Any]:
-        MODELS.register(family, description)(builder)
+        MODELS.register(family)(builder)
         for variant in FAMILIES[family].variants:
             if variant.name == family:  # alexnet: the family is its only variant
                 continue
-            MODELS.register(variant.name, variant.describe())(_fixed(builder, variant.name))
+            MODELS.register(variant.name)(_fixed(builder, variant.name))
         return builder
 
     return decorator

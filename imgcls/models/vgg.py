@@ -34,7 +34,7 @@ def vgg_init(model: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
-@register_family("vgg", "VGG 11/13/16/19 (torchvision's), optionally with batch norm")
+@register_family("vgg")
 def vgg(
     num_classes: int,
     in_channels: int,

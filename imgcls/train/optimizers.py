@@ -52,7 +52,7 @@ def param_groups(
     return [g for g in groups if g["params"]]
 
 
-@OPTIMIZERS.register("sgd", "stochastic gradient descent with (Nesterov) momentum")
+@OPTIMIZERS.register("sgd")
 def sgd(
     params: Iterable,
     lr: float = 0.05,
@@ -68,7 +68,7 @@ def sgd(
     return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov)
 
 
-@OPTIMIZERS.register("adam", "Adam with coupled L2 weight decay")
+@OPTIMIZERS.register("adam")
 def adam(
     params: Iterable,
     lr: float = 1e-3,
@@ -81,7 +81,7 @@ def adam(
     return torch.optim.Adam(groups, lr=lr, betas=tuple(betas))
 
 
-@OPTIMIZERS.register("adamw", "AdamW with decoupled weight decay")
+@OPTIMIZERS.register("adamw")
 def adamw(
     params: Iterable,
     lr: float = 1e-3,
@@ -94,7 +94,7 @@ def adamw(
     return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas))
 
 
-@OPTIMIZERS.register("rmsprop", "RMSprop: the rate divided by a running RMS of the gradients")
+@OPTIMIZERS.register("rmsprop")
 def rmsprop(
     params: Iterable,
     lr: float = 1e-3,

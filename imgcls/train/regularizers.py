@@ -28,12 +28,12 @@ class Regularizer:
         """Change the built model before training (nothing by default)."""
 
 
-@REGULARIZERS.register("none", "no regularizer")
+@REGULARIZERS.register("none")
 class NoRegularizer(Regularizer):
     pass
 
 
-@REGULARIZERS.register("l2", "L2 penalty as optimizer weight decay")
+@REGULARIZERS.register("l2")
 class L2(Regularizer):
     name = "l2"
 
@@ -45,7 +45,7 @@ class L2(Regularizer):
         self.weight_decay = weight_decay
 
 
-@REGULARIZERS.register("label_smoothing", "label smoothing of the cross-entropy targets")
+@REGULARIZERS.register("label_smoothing")
 class LabelSmoothing(Regularizer):
     name = "label_smoothing"
 
@@ -55,7 +55,7 @@ class LabelSmoothing(Regularizer):
         self.label_smoothing = alpha
 
 
-@REGULARIZERS.register("l1", "L1 penalty lambda * sum|w| added to the loss")
+@REGULARIZERS.register("l1")
 class L1(Regularizer):
     """``strength * sum(|w|)`` over every trainable parameter, added to each batch's loss."""
 
@@ -71,7 +71,7 @@ class L1(Regularizer):
         return self.strength * torch.stack([p.abs().sum() for p in params]).sum()
 
 
-@REGULARIZERS.register("dropout", "set the dropout rate of every dropout layer of the model")
+@REGULARIZERS.register("dropout")
 class Dropout(Regularizer):
     """Sets ``p`` of every ``nn.Dropout*`` module; a model without one is a config mistake."""
 

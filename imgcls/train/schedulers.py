@@ -130,7 +130,7 @@ def _base_lr(optimizer: torch.optim.Optimizer) -> float:
     return float(optimizer.param_groups[0].get("initial_lr", optimizer.param_groups[0]["lr"]))
 
 
-def schedule(name: str, description: str):
+def schedule(name: str):
     """Register ``make(lr0, T, **options) -> f(t)`` as a scheduler with warmup options.
 
     The registered builder's signature lists the schedule's own options plus
@@ -184,7 +184,7 @@ def schedule(name: str, description: str):
         build.__signature__ = inspect.Signature([*head, *keyword_own, *warmup])
         hints = {p.name: p.annotation for p in [*keyword_own, *warmup]}
         build.__annotations__ = {k: v for k, v in hints.items() if not isinstance(v, str)}
-        SCHEDULERS.register(name, description)(build)
+        SCHEDULERS.register(name)(build)
         return make
 
     return decorator
@@ -208,12 +208,12 @@ def _names(params: Sequence[inspect.Parameter]) -> set[str]:
     return {p.name for p in params}
 
 
-@schedule("constant", "the learning rate stays at optimizer.lr")
+@schedule("constant")
 def constant(lr0: float, T: float) -> Factor:
     return lambda t: 1.0
 
 
-@schedule("step", "lr0 * gamma^floor(t / step_size)")
+@schedule("step")
 def step(lr0: float, T: float, step_size: int = 10, gamma: float = 0.1) -> Factor:
     if step_size < 1:
         raise UserError(f"scheduler.step_size={step_size} is invalid: it must be at least 1")
@@ -222,7 +222,7 @@ def step(lr0: float, T: float, step_size: int = 10, gamma: float = 0.1) -> Facto
     return lambda t: gamma ** math.floor(t / step_size + 1e-9)
 
 
-@schedule("multistep", "lr0 * gamma^(number of milestones <= t)")
+@schedule("multistep")
 def multistep(lr0: float, T: float, milestones: Sequence[int] = (30, 60), gamma: float = 0.1):
     if not gamma > 0:
         raise UserError(f"scheduler.gamma={gamma} is invalid: it must be positive")
@@ -232,7 +232,7 @@ def multistep(lr0: float, T: float, milestones: Sequence[int] = (30, 60), gamma:
     return lambda t: gamma ** sum(1 for m in marks if t + 1e-9 >= m)
 
 
-@schedule("cosine", "lr_min + (lr0 - lr_min)(1 + cos(pi t / T)) / 2")
+@schedule("cosine")
 def cosine(lr0: float, T: float, lr_min: float = 0.0) -> Factor:
     if not 0 <= lr_min <= lr0:
         raise UserError(
@@ -246,14 +246,14 @@ def cosine(lr0: float, T: float, lr_min: float = 0.0) -> Factor:
     return factor
 
 
-@schedule("exponential", "lr0 * gamma^t (gamma = e^-k)")
+@schedule("exponential")
 def exponential(lr0: float, T: float, gamma: float = 0.9) -> Factor:
     if not 0 < gamma <= 1:
         raise UserError(f"scheduler.gamma={gamma} is invalid: it must be in (0, 1]")
     return lambda t: gamma**t
 
 
-@schedule("onecycle", "one cycle: cosine up to lr0 over pct_start of T, then cosine down")
+@schedule("onecycle")
 def onecycle(
     lr0: float,
     T: float,
@@ -277,7 +277,7 @@ def onecycle(
     return factor
 
 
-@schedule("plateau", "multiply the rate by factor after patience epochs without improvement")
+@schedule("plateau")
 def plateau(
     lr0: float,
     T: float,

@@ -168,7 +168,7 @@ def build_target(options: dict[str, Any], source: DataSplits) -> DataSplits:
     return target
 
 
-@METHODS.register("dann", "domain-adversarial training on an unlabelled target dataset")
+@METHODS.register("dann")
 def dann(
     model: nn.Module,
     data: DataSplits,

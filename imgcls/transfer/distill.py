@@ -96,7 +96,7 @@ def load_teacher(source: str, data: DataSplits, device: torch.device) -> nn.Modu
     return teacher.to(device)
 
 
-@METHODS.register("distill", "knowledge distillation from a teacher run (method.teacher=<run>)")
+@METHODS.register("distill")
 def distill(
     data: DataSplits,
     device: torch.device,

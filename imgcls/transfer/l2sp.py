@@ -16,7 +16,7 @@ from imgcls.train.regularizers import Regularizer
 from imgcls.transfer.finetune import LOADED_ATTRIBUTE
 
 
-@REGULARIZERS.register("l2sp", "L2-SP: alpha * ||w - w_pretrained||^2 over the loaded backbone")
+@REGULARIZERS.register("l2sp")
 class L2SP(Regularizer):
     name = "l2sp"
 

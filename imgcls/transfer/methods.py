@@ -40,6 +40,6 @@ class Method:
         return {}
 
 
-@METHODS.register("standard", "supervised training with cross-entropy")
+@METHODS.register("standard")
 def standard() -> Method:
     return Method()
