@@ -135,7 +135,7 @@ class _SignalOnce(nn.Module):
 
 
 if "test_signal_once" not in MODELS:
-    MODELS.register("test_signal_once", "test model")(_SignalOnce)
+    MODELS.register("test_signal_once")(_SignalOnce)
 
 SMALL = [*TINY, "trainer.batch_size=16", "trainer.epochs=2", "augment=basic"]
 

@@ -155,7 +155,7 @@ class _NanAfterFirstEpoch(torch.nn.Module):
 
 
 if "test_nan_after_first_epoch" not in MODELS:
-    MODELS.register("test_nan_after_first_epoch", "test model")(_NanAfterFirstEpoch)
+    MODELS.register("test_nan_after_first_epoch")(_NanAfterFirstEpoch)
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, tiny):

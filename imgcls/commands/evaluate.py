@@ -90,7 +90,6 @@ def evaluate_runs(
     device: str = "auto",
 ) -> EvalResult:
     """Evaluate one run (or an ensemble) and write the results; the plain function of the CLI."""
-
     if not runs:
         raise UserError("imgcls eval needs run=<run dir> (or run=[dir,dir] for an ensemble)")
     members = [load_run(r, checkpoint, device) for r in runs]
@@ -126,17 +125,20 @@ def evaluate_runs(
             _label(m, i): scalar_metrics(compute_metrics(targets, p, data.classes, ks))
             for i, (m, p) in enumerate(zip(members, member_probs, strict=True))
         }
-    name = f"{split}_{Path(str(checkpoint)).stem}" + ("" if tta == "none" else f"_tta-{tta}")
-    if out is not None:
-        out_dir = Path(out)
-    elif len(members) == 1 and members[0].run_dir is not None:
-        out_dir = members[0].run_dir / "eval" / name
-    else:
-        root = Path(str(members[0].config.get("output_root", "outputs")))
-        stamp = datetime.now().strftime("%Y-%m-%d/%H-%M-%S")
-        out_dir = Path(claim_dir(str(root / "eval" / f"{stamp}_ensemble")))
+    out_dir = Path(out) if out is not None else _output_folder(members, split, checkpoint, tta)
     write_results(out_dir, record, targets, probabilities, images.images.numpy(), data.classes)
     return EvalResult(out_dir, record, probabilities, targets)
+
+
+def _output_folder(members: list[Any], split: str, checkpoint: str | Path, tta: str) -> Path:
+    """``<run>/eval/<split>_<checkpoint>[_tta-X]`` for one run; a new dated folder under the
+    first run's output root for an ensemble (or a bare checkpoint file)."""
+    name = f"{split}_{Path(str(checkpoint)).stem}" + ("" if tta == "none" else f"_tta-{tta}")
+    if len(members) == 1 and members[0].run_dir is not None:
+        return members[0].run_dir / "eval" / name
+    root = Path(str(members[0].config.get("output_root", "outputs")))
+    stamp = datetime.now().strftime("%Y-%m-%d/%H-%M-%S")
+    return Path(claim_dir(str(root / "eval" / f"{stamp}_ensemble")))
 
 
 def _label(member: Any, index: int) -> str:

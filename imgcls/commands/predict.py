@@ -84,14 +84,34 @@ def predict_images(
     """Classify the images; returns (output folder, one record per image, skipped files)."""
     import torch
 
+    loaded = load_run(run, checkpoint, device)
+    names, arrays, skipped = read_images(images, loaded.spec)
+    batch = torch.from_numpy(np.stack(arrays))
+    probabilities = predict_probabilities(
+        loaded.model, batch, loaded.spec["mean"], loaded.spec["std"], tta=tta
+    ).numpy()
+    records = top_k_records(names, probabilities, loaded.classes, topk)
+    if out is None:
+        base = (loaded.run_dir or loaded.checkpoint.parent) / "predict"
+        out_dir = Path(claim_dir(str(base / datetime.now().strftime("%Y-%m-%d_%H-%M-%S"))))
+    else:
+        out_dir = ensure_dir(out, "output folder")
+    write_predictions(out_dir, records, skipped, loaded)
+    return out_dir, records, skipped
+
+
+def read_images(
+    images: str, spec: dict[str, Any]
+) -> tuple[list[str], list[np.ndarray], list[tuple[str, str]]]:
+    """The readable images at ``images`` prepared for the model (names and CxHxW uint8
+    arrays), and the files skipped with the reason; none readable is a UserError."""
     files = find_images(images)
     if not files:
         raise UserError(
             f"no images found at images={images}: give a file, a folder or a glob of "
             f"{', '.join(sorted(IMAGE_SUFFIXES))} files"
         )
-    loaded = load_run(run, checkpoint, device)
-    channels, size = int(loaded.spec["channels"]), loaded.spec["image_size"]
+    channels, size = int(spec["channels"]), spec["image_size"]
     arrays, names, skipped = [], [], []
     for file in files:
         try:
@@ -109,26 +129,31 @@ def predict_images(
         )
     for file, reason in skipped:  # named, and the rest is still classified
         print(f"imgcls: skipped {file}: cannot read it as an image ({reason})", file=sys.stderr)
-    batch = torch.from_numpy(np.stack(arrays))
-    probabilities = predict_probabilities(
-        loaded.model, batch, loaded.spec["mean"], loaded.spec["std"], tta=tta
-    ).numpy()
-    k = max(1, min(topk, len(loaded.classes)))
+    return names, arrays, skipped
+
+
+def top_k_records(
+    names: list[str], probabilities: np.ndarray, classes: list[str], topk: int
+) -> list[dict[str, Any]]:
+    """One record per image: the prediction, its probability and the ``topk`` classes."""
+    k = max(1, min(topk, len(classes)))
     order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
-    records = [
+    return [
         {
             "file": name,
-            "prediction": loaded.classes[int(top[0])],
+            "prediction": classes[int(top[0])],
             "probability": float(probs[top[0]]),
-            "top": [{"class": loaded.classes[int(c)], "probability": float(probs[c])} for c in top],
+            "top": [{"class": classes[int(c)], "probability": float(probs[c])} for c in top],
         }
         for name, probs, top in zip(names, probabilities, order, strict=True)
     ]
-    if out is None:
-        base = (loaded.run_dir or loaded.checkpoint.parent) / "predict"
-        out_dir = Path(claim_dir(str(base / datetime.now().strftime("%Y-%m-%d_%H-%M-%S"))))
-    else:
-        out_dir = ensure_dir(out, "output folder")
+
+
+def write_predictions(
+    out_dir: Path, records: list[dict[str, Any]], skipped: list[tuple[str, str]], loaded: Any
+) -> None:
+    """predictions.csv (one row per image, top-k columns) and predictions.json, atomically."""
+    k = len(records[0]["top"]) if records else 0
     header = ["file", "prediction", "probability"]
     for i in range(1, k + 1):
         header += [f"top{i}_class", f"top{i}_probability"]
@@ -149,7 +174,6 @@ def predict_images(
         "skipped": [{"file": f, "error": e} for f, e in skipped],
     }
     atomic_write(out_dir / "predictions.json", lambda f: json.dump(document, f, indent=2))
-    return out_dir, records, skipped
 
 
 def run_predict(args: Sequence[str]) -> int:

@@ -40,6 +40,11 @@ class EarlyStoppingConfig:
 
 @dataclass
 class TrainerConfig:
+    """``trainer.*``: how a run trains (epochs, batch, device, precision, clipping,
+    accumulation, EMA, early stopping, checkpoints, DDP). Documented key by key in
+    conf/trainer/default.yaml; :meth:`imgcls.train.settings.EngineSettings.from_trainer`
+    turns it into the engine's settings."""
+
     epochs: int = 20
     batch_size: int = 64
     eval_batch_size: int = 512
@@ -85,6 +90,11 @@ class SweepConfig:
 
 @dataclass
 class TrainConfig:
+    """The whole ``imgcls train`` config (conf/train.yaml): one node per config group
+    (checked against the registries by :func:`imgcls.app.validation.validate`, since their
+    keys depend on the option chosen), the typed trainer and data settings, and the keys
+    that say where a run goes (``output_root``) or how it continues (``resume``, ``sweep``)."""
+
     model: Any = MISSING
     dataset: Any = MISSING
     augment: Any = MISSING

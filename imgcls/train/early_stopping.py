@@ -13,6 +13,9 @@ from imgcls.base.errors import UserError
 
 
 class EarlyStopping:
+    """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience``
+    epochs in a row; its state is saved in every checkpoint, so a resumed run counts on."""
+
     def __init__(self, monitor: str, mode: str, patience: int, min_delta: float = 0.0) -> None:
         if patience < 1:
             raise UserError(f"trainer.early_stopping.patience={patience} is invalid: use >= 1")

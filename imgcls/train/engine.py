@@ -44,6 +44,10 @@ StepLoss = Callable[
 
 @dataclass
 class FitResult:
+    """What a fit leaves for the summary: the best epoch and its monitored value and
+    validation metrics, how far it went, the training time (validation excluded), the epoch
+    early stopping ended it at, and every metrics row."""
+
     best_epoch: int | None = None
     best_value: float | None = None
     best_metrics: dict[str, float] = field(default_factory=dict)
@@ -122,7 +126,7 @@ class Engine:
         self.label_smoothing = label_smoothing
         self.penalties = [r for r in regularizers if type(r).penalty is not Regularizer.penalty]
         self.checkpoint_extra = checkpoint_extra or {}
-        self.on_epoch_end = list(on_epoch_end)  # e.g. trackers: each gets the metrics row
+        self.on_epoch_end = list(on_epoch_end)  # e.g. the loggers: each gets the metrics row
         self.step_loss = step_loss  # None: cross-entropy on the batch
         self.epoch_metrics = epoch_metrics  # extra columns per epoch (e.g. target accuracy)
         self.device = train_loader.device
@@ -161,13 +165,19 @@ class Engine:
 
     # -- one epoch -------------------------------------------------------------------------
     def train_epoch(self, epoch: int) -> dict[str, float]:
+        """Train one epoch (or, after a mid-epoch resume, the rest of it); return its metrics
+        row: lr, train loss and accuracy, penalty and method terms, seconds and images/s.
+
+        The running sums stay on the device; the host synchronises once at the end (and every
+        ``log_every`` batches when logging to a file). A stop request (SIGINT/SIGTERM) is
+        honoured after the next optimizer step, with the position saved for exact resume.
+        """
         self.model.train()
         self.train_loader.set_epoch(epoch)
-        device, settings = self.device, self.settings
+        settings = self.settings
         partial = take_partial(self._resume, epoch)
-        sums = EpochSums.start(device, [r.name for r in self.penalties], partial)
-        lr = sums.lr if sums.lr is not None else float(self.optimizer.param_groups[0]["lr"])
-        sums.lr = lr
+        sums = EpochSums.start(self.device, [r.name for r in self.penalties], partial)
+        sums.lr = sums.lr if sums.lr is not None else float(self.optimizer.param_groups[0]["lr"])
         steps = settings.train_batches(len(self.train_loader))
         weights = accumulation_weights(self.train_loader, steps, settings.accumulate_batches)
         loader_start = generator_state(self.train_loader)
@@ -177,34 +187,13 @@ class Engine:
         extra_sums: dict[str, torch.Tensor] = {}
         with EpochProgress(f"epoch {epoch}", steps, settings.show_progress) as bar:
             for index, (images, labels) in batches:
-                with autocast(settings.precision, device):
-                    if self.step_loss is not None:
-                        loss, logits, extras = self.step_loss(self.forward, images, labels)
-                        for name, value in extras.items():
-                            extra_sums[name] = extra_sums.get(name, 0) + value.detach().float()
-                    else:
-                        logits = self.forward(images)
-                        loss = nn.functional.cross_entropy(
-                            logits.float(), labels, label_smoothing=self.label_smoothing
-                        )
-                total = loss
-                for regularizer in self.penalties:
-                    term = regularizer.penalty(self.model)
-                    sums.penalties[regularizer.name] += term.detach()
-                    total = total + term
-                if weights is not None:
-                    total = total * weights[index]
-                self.scaler.scale(total).backward()
-                group_done = (index + 1) % settings.accumulate_batches == 0 or index + 1 == steps
+                weight = weights[index] if weights is not None else None
+                self._train_step(images, labels, weight, sums, extra_sums)
+                done = index + 1
+                group_done = done % settings.accumulate_batches == 0 or done == steps
                 if group_done:
                     self._optimizer_step()
-                batch = labels.shape[0]
-                sums.seen += batch
-                sums.loss_sum += loss.detach() * batch
-                hard = labels.argmax(1) if labels.ndim == 2 else labels  # MixUp/CutMix targets
-                sums.correct += (logits.detach().argmax(1) == hard).sum()
                 bar.advance()
-                done = index + 1
                 if not settings.show_progress and done % settings.log_every == 0 and done < steps:
                     running = float(sums.loss_sum) / sums.seen
                     self._check_finite(running, epoch)
@@ -214,11 +203,54 @@ class Engine:
                     self._interrupt(epoch, done, steps, sums, loader_start)
         if settings.distributed:  # the epoch's figures over every process's share
             sums.reduce_across_processes()
+        return self._epoch_metrics(epoch, sums, extra_sums, steps, time.perf_counter() - started)
+
+    def _train_step(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        weight: float | None,
+        sums: EpochSums,
+        extra_sums: dict[str, torch.Tensor],
+    ) -> None:
+        """Forward, loss (the method's or cross-entropy) plus penalties, backward; add the
+        batch to the epoch's running sums. The optimizer steps in :meth:`_optimizer_step`."""
+        with autocast(self.settings.precision, self.device):
+            if self.step_loss is not None:
+                loss, logits, extras = self.step_loss(self.forward, images, labels)
+                for name, value in extras.items():
+                    extra_sums[name] = extra_sums.get(name, 0) + value.detach().float()
+            else:
+                logits = self.forward(images)
+                loss = nn.functional.cross_entropy(
+                    logits.float(), labels, label_smoothing=self.label_smoothing
+                )
+        total = loss
+        for regularizer in self.penalties:
+            term = regularizer.penalty(self.model)
+            sums.penalties[regularizer.name] += term.detach()
+            total = total + term
+        if weight is not None:  # gradient accumulation: k batches weigh as one of their union
+            total = total * weight
+        self.scaler.scale(total).backward()
+        batch = labels.shape[0]
+        sums.seen += batch
+        sums.loss_sum += loss.detach() * batch
+        hard = labels.argmax(1) if labels.ndim == 2 else labels  # MixUp/CutMix targets
+        sums.correct += (logits.detach().argmax(1) == hard).sum()
+
+    def _epoch_metrics(
+        self,
+        epoch: int,
+        sums: EpochSums,
+        extra_sums: dict[str, torch.Tensor],
+        steps: int,
+        seconds: float,
+    ) -> dict[str, float]:
         train_loss = float(sums.loss_sum) / sums.seen  # the epoch's one host synchronisation
-        seconds = time.perf_counter() - started
         self._check_finite(train_loss, epoch)
         metrics = {
-            "lr": lr,
+            "lr": sums.lr,
             "train_loss": train_loss,
             "train_accuracy": float(sums.correct) / sums.seen,
             "epoch_seconds": seconds,
@@ -347,6 +379,11 @@ class Engine:
 
     # -- the whole fit ---------------------------------------------------------------------
     def fit(self) -> FitResult:
+        """Train from ``start_epoch`` (1, or after a restored checkpoint) to the last epoch.
+
+        SIGINT/SIGTERM are caught for the duration (:class:`StopRequest`) and end the fit
+        with the state saved; every queued checkpoint is on disk when fit returns or raises.
+        """
         result = FitResult()
         try:
             with self.stop:
@@ -361,38 +398,14 @@ class Engine:
         return result
 
     def _fit_epochs(self, result: FitResult) -> None:
+        """Each epoch: train, validate, log the row, track the best, checkpoint; then stop
+        early, stop on a signal (state saved), or go on."""
         settings = self.settings
-        columns = [
-            "epoch",
-            "step",
-            "lr",
-            "train_loss",
-            "train_accuracy",
-            "val_loss",
-            "val_accuracy",
-        ]
         writer: MetricsWriter | None = None
         for epoch in range(self.start_epoch, settings.epochs + 1):
-            train_metrics = self.train_epoch(epoch)
-            val = evaluate(
-                self.eval_model,
-                self.val_loader,
-                settings.precision,
-                max_batches=settings.limit_val_batches,
-            )
-            row: dict[str, Any] = {"epoch": epoch, "step": self.step, **train_metrics}
-            row.update({f"val_{k}": v for k, v in val.items()})
-            if self.epoch_metrics is not None:
-                row.update(self.epoch_metrics(self.eval_model))
+            row = self._epoch_row(epoch)
             if writer is None and settings.is_main:
-                extra = [
-                    k
-                    for k in row
-                    if k not in columns and k not in ("epoch_seconds", "images_per_second")
-                ]
-                writer = MetricsWriter(
-                    self.run.metrics_path, [*columns, *extra, "epoch_seconds", "images_per_second"]
-                )
+                writer = MetricsWriter(self.run.metrics_path, metrics_columns(row))
             result.history.append(row)
             if writer is not None:
                 writer.write(row)
@@ -410,7 +423,7 @@ class Engine:
             self._save(epoch, improved, value=row[settings.monitor])
             logger.info(self._epoch_line(row, improved))
             result.epochs_completed = epoch
-            result.train_seconds += train_metrics["epoch_seconds"]
+            result.train_seconds += row["epoch_seconds"]
             if stop_early:
                 assert self.early_stopping is not None
                 logger.info(
@@ -420,13 +433,31 @@ class Engine:
                 result.stopped_early = epoch
                 break
             if self.stop.requested and epoch < settings.epochs:
-                self.checkpointer.wait()
-                error = TrainingInterrupted(
-                    f"{self.stop.name} received: stopped after epoch {epoch}; continue with: "
-                    f"imgcls train resume={self.run.path}"
-                )
-                error.exit_code = self.stop.exit_code
-                raise error
+                self._stop_between_epochs(epoch)
+
+    def _epoch_row(self, epoch: int) -> dict[str, Any]:
+        """One metrics.csv row: the epoch's training figures, validation and method metrics."""
+        train_metrics = self.train_epoch(epoch)
+        val = evaluate(
+            self.eval_model,
+            self.val_loader,
+            self.settings.precision,
+            max_batches=self.settings.limit_val_batches,
+        )
+        row: dict[str, Any] = {"epoch": epoch, "step": self.step, **train_metrics}
+        row.update({f"val_{k}": v for k, v in val.items()})
+        if self.epoch_metrics is not None:
+            row.update(self.epoch_metrics(self.eval_model))
+        return row
+
+    def _stop_between_epochs(self, epoch: int) -> None:
+        self.checkpointer.wait()
+        error = TrainingInterrupted(
+            f"{self.stop.name} received: stopped after epoch {epoch}; continue with: "
+            f"imgcls train resume={self.run.path}"
+        )
+        error.exit_code = self.stop.exit_code
+        raise error
 
     def _is_better(self, value: float) -> bool:
         """At least as good as the best so far: on a tie the later epoch wins, since it has
@@ -473,3 +504,14 @@ class Engine:
             f"val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f}  "
             f"{row['epoch_seconds']:.1f}s {row['images_per_second']:.0f} img/s{mark}"
         )
+
+
+COLUMNS = ["epoch", "step", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy"]
+TIMING_COLUMNS = ["epoch_seconds", "images_per_second"]
+
+
+def metrics_columns(row: dict[str, Any]) -> list[str]:
+    """metrics.csv's header: the fixed columns, the row's extra ones (penalties, method
+    terms), then the timings."""
+    extra = [k for k in row if k not in COLUMNS and k not in TIMING_COLUMNS]
+    return [*COLUMNS, *extra, *TIMING_COLUMNS]

@@ -15,6 +15,13 @@ EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 class StopRequest:
+    """SIGINT and SIGTERM as a request to stop, not an exception in the middle of a step.
+
+    Inside ``with StopRequest()``, the first signal only sets :attr:`requested`; the engine
+    stops after the current optimizer step, saves the exact position and raises
+    TrainingInterrupted. A second SIGINT interrupts at once. Handlers are restored on exit.
+    """
+
     def __init__(self) -> None:
         self.signum: int | None = None
         self._previous: dict[int, object] = {}
