@@ -142,7 +142,6 @@ class MlflowLogger(RunLogger):
         self.epoch = 0
 
     def log_epoch(self, row: Mapping[str, Any]) -> None:
-
         from mlflow.entities import Metric
 
         self.epoch = int(row["epoch"])
@@ -151,7 +150,6 @@ class MlflowLogger(RunLogger):
         self.client.log_batch(self.run_id, metrics=metrics)
 
     def finish(self, summary: Mapping[str, Any]) -> None:
-
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)

@@ -64,7 +64,6 @@ def resolve_checkpoint(run: str | Path, checkpoint: str = "best") -> tuple[Path 
 
 
 def select_inference_device(name: str = "auto") -> torch.device:
-
     return select_device(name)
 
 

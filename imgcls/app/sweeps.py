@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
@@ -102,7 +103,6 @@ def share_cores(hydra_cfg: DictConfig) -> int | None:
     launcher = OmegaConf.select(hydra_cfg, "launcher._target_", default="") or ""
     if "joblib" not in launcher:
         return None
-    import torch
 
     cores = os.cpu_count() or 1
     n_jobs = int(OmegaConf.select(hydra_cfg, "launcher.n_jobs", default=-1) or -1)

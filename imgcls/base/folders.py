@@ -142,7 +142,6 @@ def _job_overrides(overrides: list[str]) -> list[str]:
 
 
 def _saved_overrides(folder: Path) -> list[str] | None:
-
     try:
         saved = yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text())
     except (OSError, yaml.YAMLError):

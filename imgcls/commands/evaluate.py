@@ -202,7 +202,6 @@ def write_results(
     images: np.ndarray,
     classes: Sequence[str],
 ) -> None:
-
     ensure_dir(out_dir, "output folder")
     k = min(5, len(classes))
     atomic_write(

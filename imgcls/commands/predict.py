@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from imgcls.app.inference import load_run, predict_probabilities
 from imgcls.base.errors import UnreadableImageError, UserError
@@ -82,7 +83,6 @@ def predict_images(
     device: str = "auto",
 ) -> tuple[Path, list[dict[str, Any]], list[tuple[str, str]]]:
     """Classify the images; returns (output folder, one record per image, skipped files)."""
-    import torch
 
     loaded = load_run(run, checkpoint, device)
     names, arrays, skipped = read_images(images, loaded.spec)

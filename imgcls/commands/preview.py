@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
@@ -58,7 +59,6 @@ def compose_preview(overrides: Sequence[str]) -> DictConfig:
 def preview(cfg: DictConfig, run_dir: Path | None = None) -> Path:
     """Write the grid for a composed preview config into ``run_dir`` (a new folder under
     ``output_root`` if None); return the PNG's path."""
-    import torch
 
     data = build.build_dataset(cfg)
     augment = build.build_augment(cfg)

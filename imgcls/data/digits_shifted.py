@@ -8,6 +8,7 @@ shifted versions of the ``digits`` test images, never seen in training.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from imgcls.base.errors import UserError
 from imgcls.data.splits import DataSplits, from_arrays
@@ -18,7 +19,6 @@ def shift_images(
     images: np.ndarray, invert: bool, noise: float, scale: float, seed: int
 ) -> np.ndarray:
     """uint8 (N, 1, H, W) -> shifted uint8: rescaled about the centre, inverted, noised."""
-    import torch
 
     x = torch.from_numpy(images.astype(np.float32) / 255.0)
     size = x.shape[-1]

@@ -317,7 +317,6 @@ def markdown_text(board: Leaderboard, title: str = "Leaderboard") -> str:
 
 
 def write_leaderboard(out_dir: Path, board: Leaderboard) -> tuple[Path, Path]:
-
     ensure_dir(out_dir, "report folder")
     csv_path, md_path = out_dir / "leaderboard.csv", out_dir / "leaderboard.md"
     atomic_write(csv_path, lambda f: f.write(csv_text(board)))

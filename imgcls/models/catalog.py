@@ -59,7 +59,6 @@ class Family:
     variants: tuple[Variant, ...]
 
     def variant(self, name: str) -> Variant:
-
         for v in self.variants:
             if v.name == name:
                 return v

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -14,7 +15,6 @@ def count_flops(
     model: nn.Module, input_shape: tuple[int, ...], device: torch.device | str = "cpu"
 ) -> int:
     """Forward FLOPs for one image of ``input_shape`` (C, H, W); 0 if counting fails."""
-    from torch.utils.flop_counter import FlopCounterMode
 
     was_training = model.training
     model.eval()

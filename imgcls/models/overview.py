@@ -136,5 +136,4 @@ def facts_rows(names: Sequence[str], request: FactsRequest) -> list[tuple[str, s
 
 
 def _options(name: str) -> list[str]:
-
     return list(inspect.signature(MODELS.get(name).builder).parameters)

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from imgcls.base.checkpoint import BackgroundCheckpointer, restore_rng, rng_state
 from imgcls.base.errors import NonFiniteLossError, TrainingInterrupted, UserError
@@ -139,8 +140,6 @@ class Engine:
         self.checkpointer = BackgroundCheckpointer()
         self.forward = torch.compile(model) if settings.compile else model
         if settings.distributed:
-            from torch.nn.parallel import DistributedDataParallel
-
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.forward = DistributedDataParallel(self.forward, device_ids=ids)
         self.ema = ModelEma(model, settings.ema_decay) if settings.ema_decay > 0 else None

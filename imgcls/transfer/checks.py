@@ -38,12 +38,10 @@ def validate_transfer(cfg: DictConfig) -> None:
 
 
 def _check_freeze(value: Any) -> None:
-
     parse_freeze(value)
 
 
 def _check_target(options: dict[str, Any]) -> None:
-
     options = dict(options)
     name = options.pop("name", None)
     if not name:

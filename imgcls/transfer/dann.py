@@ -132,7 +132,6 @@ class Dann(Method):
         return task + domain_loss, logits, extras
 
     def epoch_metrics(self, model: nn.Module) -> dict[str, float]:
-
         scores = evaluate(model, self.target_test, self.precision)
         return {"target_loss": scores["loss"], "target_accuracy": scores["accuracy"]}
 
