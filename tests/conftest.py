@@ -13,6 +13,11 @@ import imgcls.app.components  # noqa: F401  (registers every component, as comma
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# The device and precision the tests assume, unless a test is about a GPU (marked ``gpu``):
+# on a CUDA machine ``auto`` would pick the GPU and bf16 autocast, and comparisons with fp32
+# arithmetic made by hand, or between runs, would no longer hold at their tolerances.
+CPU = ["trainer.device=cpu", "trainer.precision=32"]
+
 # A run small enough for tests: 1x8x8 synthetic images, a narrow SimpleCNN, two epochs.
 TINY = [
     "model=simplecnn",
@@ -25,7 +30,20 @@ TINY = [
     "dataset.num_classes=4",
     "trainer.epochs=2",
     "trainer.batch_size=32",
+    *CPU,
 ]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` need CUDA: without it they are skipped, saying why."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
+    for item in items:
+        if item.get_closest_marker("gpu"):
+            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -45,8 +63,9 @@ def tiny() -> list[str]:
     return list(TINY)
 
 
-def cli_env(**env: str) -> dict[str, str]:
-    """The environment of the programs tests start: this checkout's code, one torch thread.
+def cli_env(*, gpu: bool = False, **env: str) -> dict[str, str]:
+    """The environment of the programs tests start: this checkout's code, one torch thread,
+    and no GPU unless the test is about one (``gpu=True`` keeps the machine's devices).
 
     Every process of a comparison must use the same thread count: float sums are reduced
     in another order with another count, and exact-resume comparisons would differ.
@@ -54,6 +73,8 @@ def cli_env(**env: str) -> dict[str, str]:
     environment = {
         k: v for k, v in os.environ.items() if k not in ("IMGCLS_DEBUG", "HYDRA_FULL_ERROR")
     }
+    if not gpu:
+        environment["CUDA_VISIBLE_DEVICES"] = ""  # trainer.device=auto means the CPU here
     # The code under test is this checkout's, whatever imgcls the virtual environment points to.
     environment["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(ROOT), environment.get("PYTHONPATH")])
@@ -64,7 +85,7 @@ def cli_env(**env: str) -> dict[str, str]:
 
 
 def run_cli(
-    args: list[str], cwd: Path, timeout: int = 300, **env: str
+    args: list[str], cwd: Path, timeout: int = 300, *, gpu: bool = False, **env: str
 ) -> subprocess.CompletedProcess:
     """Run the real program (``python -m imgcls``) and capture its output."""
     return subprocess.run(
@@ -73,5 +94,5 @@ def run_cli(
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=cli_env(**env),
+        env=cli_env(gpu=gpu, **env),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import CPU
 from fabricate import write_folder
 
 from imgcls.cli import main
@@ -13,6 +14,7 @@ MODEL = [
     "model.hidden=16",
     "trainer.epochs=1",
     "trainer.batch_size=4",
+    *CPU,
 ]
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import CPU
 from fabricate import FABRICATORS, write_cifar10, write_folder, write_idx, write_svhn
 
 from imgcls.app import build
@@ -21,6 +22,7 @@ MODEL = [
     "model.hidden=32",
     "trainer.epochs=1",
     "trainer.batch_size=16",
+    *CPU,
 ]
 
 

@@ -15,6 +15,10 @@ from imgcls import cli
 from imgcls.app.job import train
 from imgcls.config.compose import compose
 
+# eval and predict pick the GPU by default; comparisons between their outputs are made on
+# the CPU, where a different batch composition cannot change the arithmetic (TF32, cuDNN).
+ON_CPU = "device=cpu"
+
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> list[Path]:
@@ -113,11 +117,11 @@ def test_eval_defaults_write_into_the_run(runs):
 def test_ensemble_probabilities_are_the_mean_of_the_members(runs, tmp_path):
     members = []
     for i, run in enumerate(runs):
-        assert cli.main(["eval", f"run={run}", f"out={tmp_path / str(i)}"]) == 0
+        assert cli.main(["eval", f"run={run}", f"out={tmp_path / str(i)}", ON_CPU]) == 0
         members.append(np.load(tmp_path / str(i) / "probabilities.npy"))
     assert not np.allclose(members[0], members[1])
     out = tmp_path / "ensemble"
-    assert cli.main(["eval", f"run=[{runs[0]},{runs[1]}]", f"out={out}"]) == 0
+    assert cli.main(["eval", f"run=[{runs[0]},{runs[1]}]", f"out={out}", ON_CPU]) == 0
     ensemble = np.load(out / "probabilities.npy")
     assert np.allclose(ensemble, (members[0] + members[1]) / 2, atol=1e-7)
     metrics = json.loads((out / "metrics.json").read_text())
@@ -159,7 +163,8 @@ def test_predict_mixed_folder_with_a_corrupt_file(runs, tmp_path, capsys):
     folder = tmp_path / "pics"
     _image_folder(folder, test_image)
     out = tmp_path / "predicted"
-    code = cli.main(["predict", f"run={runs[0]}", f"images={folder}", f"out={out}", "topk=2"])
+    args = ["predict", f"run={runs[0]}", f"images={folder}", f"out={out}", "topk=2", ON_CPU]
+    code = cli.main(args)
     assert code == 0
     captured = capsys.readouterr()
     assert "corrupt.png" in captured.err and "skipped" in captured.err
@@ -171,7 +176,7 @@ def test_predict_mixed_folder_with_a_corrupt_file(runs, tmp_path, capsys):
     rows = read_csv(out / "predictions.csv")
     assert len(rows) == 5 and {"top1_class", "top2_probability"} <= set(rows[0])
     # an image of the test set, read back from a PNG, gets exactly eval's probabilities
-    assert cli.main(["eval", f"run={runs[0]}", f"out={tmp_path / 'ev'}"]) == 0
+    assert cli.main(["eval", f"run={runs[0]}", f"out={tmp_path / 'ev'}", ON_CPU]) == 0
     expected = np.load(tmp_path / "ev" / "probabilities.npy")[0]
     record = next(r for r in document["predictions"] if r["file"].endswith("from_test_set.png"))
     assert record["probability"] == pytest.approx(float(expected.max()), abs=1e-6)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY
+from conftest import CPU, TINY
 from fabricate import write_bomb_png, write_folder
 from PIL import Image
 
@@ -32,6 +32,7 @@ FOLDER_MODEL = [
     "trainer.epochs=1",
     "trainer.batch_size=4",
     "dataset.stats_images=1",
+    *CPU,
 ]
 
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import torch
-from conftest import ROOT, run_cli
+from conftest import CPU, ROOT, run_cli
 
 from imgcls import cli
 from imgcls.app.job import train
@@ -99,7 +99,7 @@ SMOKE = [
 
 @pytest.mark.parametrize("overrides", SMOKE)
 def test_smoke_run_for_every_family(overrides, tmp_path):
-    cfg = compose([*overrides, "experiment=smoke", "trainer.epochs=1"])
+    cfg = compose([*overrides, "experiment=smoke", "trainer.epochs=1", *CPU])
     result = train(cfg, tmp_path / "run")
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "completed" and result.summary["epochs_completed"] == 1

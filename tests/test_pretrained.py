@@ -8,6 +8,7 @@ import logging
 import pytest
 import torch
 import torchvision
+from conftest import CPU
 
 from imgcls import cli
 from imgcls.app.job import train
@@ -131,6 +132,7 @@ def test_training_from_pretrained_weights(resnet18_weights, tmp_path, caplog):
         "dataset.num_classes=3",
         "trainer.epochs=1",
         "trainer.batch_size=32",
+        *CPU,
     ]
     with caplog.at_level(logging.INFO, logger="imgcls"):
         result = train(compose(overrides), tmp_path / "run")

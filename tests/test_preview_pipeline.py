@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import TINY, run_cli
+from conftest import CPU, TINY, run_cli
 from fabricate import write_folder
 
 from imgcls.app import build
@@ -119,6 +119,7 @@ def test_training_on_the_dataloader_path_with_workers_and_mixing(tmp_path):
             "trainer.num_workers=2",
             "augment=mixup",
             "augment.mix.stop_epoch=1",
+            *CPU,
             f"output_root={out}",
         ]
     )

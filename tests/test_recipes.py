@@ -8,7 +8,7 @@ import math
 
 import pytest
 import yaml
-from conftest import ROOT, run_cli
+from conftest import CPU, ROOT, run_cli
 from omegaconf import OmegaConf
 
 from imgcls.app.job import train
@@ -16,11 +16,10 @@ from imgcls.config.compose import compose
 from imgcls.config.files import config_dir, group_options
 
 FAMILIES = ["lenet", "alexnet", "vgg", "resnet", "densenet", "efficientnet", "simplecnn"]
-PINNED = ["trainer.device=cpu", "trainer.precision=32"]
 
 
 def _cfg(*overrides: str):
-    return compose([*PINNED, *overrides])
+    return compose([*CPU, *overrides])
 
 
 def test_every_model_file_brings_its_family_recipe():

@@ -77,7 +77,10 @@ def test_summary_records_results_and_facts(finished_run):
     assert summary["best"]["val_accuracy"] == summary["best"]["value"]
     assert 0 <= summary["test"]["accuracy"] <= 1 and summary["test"]["loss"] > 0
     assert summary["params"] > 0 and summary["flops"] > 0 and summary["wall_seconds"] > 0
-    assert summary["device"] == "cpu" and summary["seed"] == 3
+    asked = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())["trainer"]
+    assert summary["device"] == asked["device"] == "cpu"  # what TINY asks for, GPU or not
+    assert str(summary["precision"]) == str(asked["precision"]) == "32"
+    assert summary["seed"] == 3
     assert {"torch", "torchvision", "hydra-core", "python"} <= set(summary["versions"])
     assert "git_commit" in summary
     assert summary["classes"] == ["horizontal_lines", "vertical_lines", "diagonal", "circular"]

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from conftest import TINY, run_cli
+from conftest import CPU, TINY, run_cli
 from torch import nn
 
 from imgcls.app import build
@@ -198,7 +198,7 @@ def test_bad_transfer_input_is_one_clear_line(tmp_path, overrides, message):
 def test_foreign_checkpoints_and_teachers_fail_with_exit_2(tmp_path, source_run):
     foreign = tmp_path / "foreign.pt"
     torch.save({"weights": torch.zeros(3)}, foreign)
-    other = ["model=lenet", *TINY[3:-2], "regularizer=none"]
+    other = ["model=lenet", *(a for a in TINY if not a.startswith("model")), "regularizer=none"]
     cases = [
         ([*PLAIN, f"finetune.from={foreign}"], "finetune.from=" + str(foreign)),
         ([*other, f"finetune.from={source_run}"], "no backbone tensor fits"),
@@ -263,7 +263,13 @@ def test_dann_recipe_runs_from_the_cli(tmp_path):
 def test_distill_recipe_runs_from_the_cli(tmp_path):
     teacher = train(
         compose(
-            ["dataset=digits", *PLAIN[:3], "trainer.epochs=1", "trainer.limit_train_batches=2"]
+            [
+                "dataset=digits",
+                *(a for a in TINY if a.startswith("model")),
+                *CPU,
+                "trainer.epochs=1",
+                "trainer.limit_train_batches=2",
+            ]
         ),
         run_dir=tmp_path / "teacher",
     ).run_dir
