@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
@@ -22,6 +21,7 @@ from imgcls.base.folders import claim_run_folder, ensure_dir
 from imgcls.config.compose import compose
 from imgcls.config.files import HYDRA_KEYS
 from imgcls.config.overrides import override_variants
+from imgcls.train.devices import select_device
 
 
 @dataclass
@@ -125,8 +125,9 @@ def distributed_overrides(overrides: Sequence[str], multirun: bool) -> list[str]
         return []
     if multirun:
         raise UserError("trainer.strategy=ddp runs one training job; it cannot be combined with -m")
-    wants_cuda = str(cfg.trainer.device) != "cpu" and torch.cuda.is_available()
-    ctx = distributed.initialize("cuda" if wants_cuda else "cpu")
+    # The device the run will train on (place() chooses it the same way): NCCL for CUDA,
+    # which also checks that this machine has a GPU for each of its processes.
+    ctx = distributed.initialize(select_device(str(cfg.trainer.device)).type)
     run_dir = None
     if ctx.is_main:
         run_dir = str(claim_single_run(overrides).path.resolve())

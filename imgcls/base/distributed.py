@@ -1,8 +1,9 @@
 """Data-parallel training across processes (PyTorch DDP launched by torchrun).
 
-torchrun sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT; with
-``trainer.strategy=ddp`` every process joins one process group (NCCL on CUDA, gloo on CPU),
-all agree on the run directory that rank 0 chose, and only rank 0 writes to it.
+torchrun sets RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR and MASTER_PORT;
+with ``trainer.strategy=ddp`` every process joins one process group (NCCL on CUDA, gloo on
+CPU), all agree on the run directory that rank 0 chose, and only rank 0 writes to it. On CUDA
+local rank i trains on cuda:i, so a machine needs a GPU per process it runs.
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ class DistributedContext:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    joined: bool = False  # this process joined torchrun's process group
 
     @property
     def enabled(self) -> bool:
-        return self.world_size > 1
+        """Data-parallel training: a process group was joined, even a group of one process
+        (``torchrun --nproc_per_node=1 ... trainer.strategy=ddp`` trains through DDP too)."""
+        return self.joined
 
     @property
     def is_main(self) -> bool:
@@ -45,7 +49,11 @@ def context() -> DistributedContext:
 
 
 def initialize(device_type: str) -> DistributedContext:
-    """Join the process group torchrun prepared (idempotent); NCCL on CUDA, gloo otherwise."""
+    """Join the process group torchrun prepared (idempotent); NCCL on CUDA, gloo otherwise.
+
+    On CUDA, more processes on this machine than it has GPUs is a :class:`UserError` that
+    names both numbers, raised before any process touches a GPU.
+    """
     import torch
     import torch.distributed as dist
 
@@ -57,14 +65,33 @@ def initialize(device_type: str) -> DistributedContext:
         rank=int(os.environ["RANK"]),
         world_size=int(os.environ["WORLD_SIZE"]),
         local_rank=int(os.environ.get("LOCAL_RANK", 0)),
+        joined=True,
     )
     if not dist.is_initialized():
         backend = "nccl" if device_type == "cuda" else "gloo"
         if backend == "nccl":
+            require_gpu_per_process(ctx, torch.cuda.device_count())
             torch.cuda.set_device(ctx.local_rank)
         dist.init_process_group(backend=backend)
     _context.append(ctx)
     return ctx
+
+
+def require_gpu_per_process(ctx: DistributedContext, gpus: int) -> None:
+    """Refuse, in one line, more processes on this machine than it has ``gpus``.
+
+    torchrun starts ``--nproc_per_node`` processes (LOCAL_WORLD_SIZE) and local rank i would
+    take cuda:i: a missing GPU would otherwise end in a traceback from ``set_device``.
+    """
+    local = max(int(os.environ.get("LOCAL_WORLD_SIZE", 0)), ctx.local_rank + 1)
+    if local <= gpus:
+        return
+    where = "" if local == ctx.world_size else " on this machine"
+    fix = f"--nproc_per_node={gpus} or trainer.device=cpu" if gpus else "trainer.device=cpu"
+    raise UserError(
+        f"trainer.strategy=ddp with {local} processes{where} needs {local} GPUs; "
+        f"this machine has {gpus}: use {fix}"
+    )
 
 
 def setup(strategy: str, device_type: str) -> DistributedContext:
