@@ -35,7 +35,9 @@ GPU_TINY = [
     "augment=none",
     "trainer.epochs=3",
 ]
-BF16_REL = 5e-2  # loss of a bf16 run against the same run in fp32, after three epochs
+# A bf16 run against the same run in fp32 (losses after three epochs, all weights): measured
+# with bf16 autocast on a CPU, 1.3e-3 for the losses and 4.5e-3 for the weights at most.
+BF16_REL = 2e-2
 
 
 def rows(run_dir: Path) -> list[dict[str, str]]:
@@ -59,7 +61,7 @@ def bf16_or_skip() -> None:
 def test_default_job_trains_on_the_gpu(tmp_path):
     """`imgcls train` as a user starts it (ResNet on digits, precision auto), a few epochs."""
     result = run_cli(
-        ["train", "trainer.epochs=3", f"output_root={tmp_path / 'out'}"],
+        ["train", "trainer.epochs=5", f"output_root={tmp_path / 'out'}"],
         cwd=tmp_path,
         timeout=600,
         gpu=True,
@@ -71,7 +73,7 @@ def test_default_job_trains_on_the_gpu(tmp_path):
     assert summary["device"].startswith("cuda")
     assert summary["precision"] == ("bf16" if torch.cuda.is_bf16_supported() else "32")
     assert all(math.isfinite(x) for x in losses(run_dir))
-    assert summary["test"]["accuracy"] > 0.5  # ten classes: chance is 0.1
+    assert summary["test"]["accuracy"] > 0.8  # 0.97 and 0.99 with bf16 autocast on a CPU
     assert "device cuda" in (run_dir / "train.log").read_text()
 
 
@@ -100,14 +102,17 @@ def test_bf16_accumulated_batches_equal_one_large_batch(tmp_path):
     large = train(compose([*common, "trainer.batch_size=32"]), tmp_path / "b")
     for a, b in zip(rows(small.run_dir), rows(large.run_dir), strict=True):
         assert a["step"] == b["step"] and a["lr"] == b["lr"]
-        assert float(a["train_loss"]) == pytest.approx(float(b["train_loss"]), rel=BF16_REL)
+        for key in ("train_loss", "val_loss"):
+            assert float(a[key]) == pytest.approx(float(b[key]), rel=BF16_REL), key
+    # All weights together: AdamW turns the rounding noise on a near-zero gradient (a bias
+    # before a normalisation) into whole steps, so single small tensors may differ by ~10%.
     wa, wb = (
-        load_checkpoint(r.run_dir / "checkpoints" / "last.pt", map_location="cpu")["model"]
-        for r in (small, large)
+        torch.cat([t.flatten() for t in state.values() if t.is_floating_point()])
+        for state in (
+            load_checkpoint(r.run_dir / "checkpoints" / "last.pt")["model"] for r in (small, large)
+        )
     )
-    for key in wa:
-        if wa[key].is_floating_point():
-            assert (wa[key] - wb[key]).norm() <= 0.1 * wb[key].norm() + 1e-3, key
+    assert (wa - wb).norm() <= BF16_REL * wb.norm()
 
 
 def test_channels_last_trains_like_the_default_layout(tmp_path):
