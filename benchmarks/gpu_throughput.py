@@ -7,7 +7,8 @@ format:
 - engine: ``imgcls.train.engine.Engine`` (validation and checkpoints each epoch, as a run);
 - bare: the hand-written loop a researcher would write over the same loader;
 - ceiling: the model alone, one batch repeated (no data path at all);
-- with ``--compile``: the engine under each torch.compile mode (compilation timed apart).
+- with ``--compile``: the engine under each torch.compile mode (compilation timed apart);
+- with ``--augments``: the engine with those augmentation presets (their cost against none).
 
 Each figure is the median training images/s of the epochs after the first (warm-up: cuDNN
 autotuning, caches). TFLOP/s counts a training image as 3x its forward FLOPs; MFU is that
@@ -16,6 +17,7 @@ over the device's dense peak (imgcls.train.devices.PEAK_TFLOPS), "-" where unkno
     python benchmarks/gpu_throughput.py                       # full size on a GPU
     python benchmarks/gpu_throughput.py --size small          # a few seconds on a CPU
     python benchmarks/gpu_throughput.py --compile default,reduce-overhead,max-autotune
+    python benchmarks/gpu_throughput.py --augments basic,strong   # augmentation's cost
 
 Last line: ``engine_vs_bare=<engine images/s / bare images/s>``.
 """
@@ -51,7 +53,7 @@ SIZES = {  # training images, image side, model variant, batch
 }
 
 
-def config(size: str, batch: int, device: str):
+def config(size: str, batch: int, device: str, augment: str = "none"):
     images, side, variant, _ = SIZES[size]
     on_gpu = device.startswith("cuda")
     return compose(
@@ -65,7 +67,7 @@ def config(size: str, batch: int, device: str):
             "dataset.num_classes=10",
             "model=resnet",
             f"model.variant={variant}",
-            "augment=none",
+            f"augment={augment}",
             "regularizer=none",
             "optimizer=sgd",
             "optimizer.lr=0.1",
@@ -172,6 +174,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4, help="per side; the first is warm-up")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--compile", default="", help="comma-separated torch.compile modes")
+    parser.add_argument(
+        "--augments", default="", help="also the engine with these presets, e.g. basic,strong"
+    )
     args = parser.parse_args()
     size = args.size or ("full" if args.device.startswith("cuda") else "small")
     batch = args.batch or SIZES[size][3]
@@ -196,10 +201,16 @@ def main() -> None:
         results["ceiling"] = run_ceiling(cfg, state, args.epochs)
         for mode in filter(None, args.compile.split(",")):
             results[f"engine compile={mode}"] = run_engine(cfg, state, args.epochs, mode)
+        for augment in filter(None, args.augments.split(",")):
+            augmented = config(size, batch, args.device, augment)
+            results[f"engine augment={augment}"] = run_engine(augmented, state, args.epochs, None)
     for label, rate in results.items():
         figures = throughput(rate, flops, peak)
         mfu = f"{figures['mfu']:.1%}" if figures["mfu"] is not None else "-"
         print(f"{label:32s} {rate:12,.0f} images/s  {figures['tflops']:8.3f} TFLOP/s  MFU {mfu}")
+    for label, rate in results.items():
+        if "augment=" in label:
+            print(f"{label.split()[-1]}_cost={1 - rate / results['engine']:.3f}")
     compiled = [rate for label, rate in results.items() if "compile" in label]
     if compiled:
         print(f"best_compile_vs_eager={max(compiled) / results['engine']:.3f}")
