@@ -7,6 +7,7 @@ method) in dependency order; the smaller builders serve validation, preview and 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -138,6 +139,7 @@ class Training:
     tune: FineTune
     settings: EngineSettings
     place: Placement
+    seconds: dict[str, float]  # data (dataset and loaders) and model (the rest of the build)
 
     @property
     def label_smoothing(self) -> float:
@@ -173,12 +175,14 @@ def place(trainer: DictConfig) -> Placement:
 def build_training(cfg: DictConfig, place: Placement) -> Training:
     """Data, model, loaders, optimizer, schedule and method for ``cfg``, in dependency order."""
     trainer, device = cfg.trainer, place.device
+    started = time.perf_counter()
     data = build_dataset(cfg)
     if trainer.batch_size > len(data.train):
         raise UserError(
             f"trainer.batch_size={trainer.batch_size} is larger than the {len(data.train)} "
             f"training images of {data.name}; use at most {len(data.train)}"
         )
+    data_seconds = time.perf_counter() - started
     model = build_model(cfg, data).to(device)
     tune = transfer.prepare_model(cfg, model, data)  # finetune.from / freeze, before L2-SP
     regularizers = build_regularizers(cfg)
@@ -187,7 +191,9 @@ def build_training(cfg: DictConfig, place: Placement) -> Training:
     if trainer.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(cfg, model.parameters(), regularizers)
+    loaders_started = time.perf_counter()
     loaders = _loaders(cfg, data, place)
+    data_seconds += time.perf_counter() - loaders_started
     settings = EngineSettings.from_trainer(
         trainer,
         precision=place.precision,
@@ -204,6 +210,7 @@ def build_training(cfg: DictConfig, place: Placement) -> Training:
         settings.epochs,
         settings.monitor_mode,
     )
+    seconds = {"data": data_seconds, "model": time.perf_counter() - started - data_seconds}
     return Training(
         loaders.data,
         model,
@@ -215,6 +222,7 @@ def build_training(cfg: DictConfig, place: Placement) -> Training:
         tune,
         settings,
         place,
+        seconds,
     )
 
 

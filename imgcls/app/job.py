@@ -9,8 +9,10 @@ passes the checkpoint in as ``resume_state``.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
+import statistics
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -23,6 +25,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+import imgcls
 from imgcls.app.build import Training, build_training, place
 from imgcls.app.run_plots import write_run_plots
 from imgcls.app.sweeps import config_hash
@@ -40,8 +43,9 @@ from imgcls.base.versions import git_commit, library_versions
 from imgcls.config.values import hyperparameters
 from imgcls.loggers import Loggers, start_loggers
 from imgcls.models.facts import count_flops, count_parameters
-from imgcls.train.determinism import deterministic_mode
-from imgcls.train.engine import Engine, evaluate
+from imgcls.train.backends import backend_settings
+from imgcls.train.devices import peak_tflops, throughput
+from imgcls.train.engine import Engine, FitResult, evaluate
 
 logger = logging.getLogger("imgcls")
 
@@ -69,11 +73,12 @@ def train(
     ``resume_state`` is a checkpoint to continue from in ``run_dir`` (passed by
     :func:`imgcls.app.resume.continue_run`); ``cfg.resume`` is never read here.
     """
-    with deterministic_mode(bool(cfg.trainer.deterministic)):
-        started = time.perf_counter()
-        validate(cfg)
-        seed_everything(cfg.seed)
-        where = place(cfg.trainer)
+    started = time.perf_counter()
+    startup = started - _previous_job_end()  # imports (torch), composition, Hydra
+    validate(cfg)
+    seed_everything(cfg.seed)
+    where = place(cfg.trainer)
+    with backend_settings(where.device, bool(cfg.trainer.deterministic)):
         if resume_state is None and run_dir is not None and where.processes.is_main:
             refuse_completed(Path(run_dir))  # a finished run is never trained over
         parts = build_training(cfg, where)
@@ -85,15 +90,20 @@ def train(
         )
         engine = _engine(cfg, parts, run)
         summary = _start_summary(cfg, parts, run)
+        summary["timings"] = {"startup": round(startup, 3), **_rounded(parts.seconds)}
         if resume_state is not None:
             _restore(engine, run, summary, resume_state)
         loggers = _open_run(
             cfg, run, overrides, summary, new=run_dir is None, resume_state=resume_state
         )
         _log_start(cfg, parts, run, summary, resume_state)
-        with run_status(run, summary, started, loggers):
-            engine.on_epoch_end.append(loggers.log_epoch)
-            _fit_and_test(cfg, parts, engine, run, summary)
+        try:
+            with run_status(run, summary, started, loggers):
+                engine.on_epoch_end.append(loggers.log_epoch)
+                _fit_and_test(cfg, parts, engine, run, summary)
+                _draw_plots(parts, run, summary)
+        finally:
+            _mark_job_end()
         return RunResult(run.path, summary)
 
 
@@ -215,16 +225,16 @@ def _log_start(
 def _fit_and_test(
     cfg: DictConfig, parts: Training, engine: Engine, run: RunDirectory, summary: dict[str, Any]
 ) -> None:
-    """Fit, then evaluate the best checkpoint on the test split and draw the run's plots."""
+    """Fit, then evaluate the best checkpoint on the test split; summary.json has the results
+    (and where the time went) before the plots are drawn."""
     fit = engine.fit()
     model, settings = parts.model, parts.settings
+    test_started = time.perf_counter()
     best = load_checkpoint(run.checkpoint("best"), map_location=parts.place.device)
     model.load_state_dict(inference_state(best))
     test = evaluate(
         model, parts.loaders.test, settings.precision, max_batches=settings.limit_val_batches
     )
-    if run.writable:
-        write_run_plots(run.path, model, parts.data.test, parts.data.spec())
     monitor = cfg.trainer.monitor
     summary.update(
         epochs_completed=fit.epochs_completed,
@@ -240,10 +250,56 @@ def _fit_and_test(
         stopped_early=fit.stopped_early,
         **parts.method.final_metrics(model),
     )
+    summary["timings"].update(
+        compile=round(fit.compile_seconds, 3) if settings.compile else None,
+        training=round(fit.train_seconds, 3),
+        validation=round(fit.validation_seconds, 3),
+        test=round(time.perf_counter() - test_started, 3),
+        checkpoint_writes=round(engine.checkpointer.write_seconds, 3),
+        checkpoint_waits=round(engine.checkpointer.blocked_seconds, 3),
+    )
+    peak = peak_tflops(parts.place.device, parts.place.precision)
+    summary["throughput"] = throughput(_steady_images_per_second(fit), summary["flops"], peak)
+    run.write_summary(summary)  # the results are on disk before the plots are drawn
     logger.info(
         f"best epoch {fit.best_epoch} ({monitor} {fit.best_value:.4f}); "
         f"test accuracy {test['accuracy']:.4f}, loss {test['loss']:.4f}"
     )
+
+
+def _draw_plots(parts: Training, run: RunDirectory, summary: dict[str, Any]) -> None:
+    """curves, confusion matrix and predictions; a plotting problem never fails the run."""
+    started = time.perf_counter()
+    if run.writable:
+        write_run_plots(run.path, parts.model, parts.data.test, parts.data.spec())
+    summary["timings"]["plots"] = round(time.perf_counter() - started, 3)
+
+
+def _steady_images_per_second(fit: FitResult) -> float | None:
+    """The median training images/s over the epochs after the first (which warms caches and
+    autotuners up), or the first's when there is only one."""
+    rates = [row.get("images_per_second") for row in fit.history]
+    rates = [r for r in rates if isinstance(r, float) and math.isfinite(r)]
+    if not rates:
+        return None
+    return statistics.median(rates[1:] if len(rates) > 1 else rates)
+
+
+_last_job_end: float | None = None
+
+
+def _previous_job_end() -> float:
+    """When the previous job of this process ended, or when imgcls was first imported."""
+    return _last_job_end if _last_job_end is not None else imgcls.IMPORTED_AT
+
+
+def _mark_job_end() -> None:
+    global _last_job_end
+    _last_job_end = time.perf_counter()
+
+
+def _rounded(seconds: dict[str, float]) -> dict[str, float]:
+    return {key: round(value, 3) for key, value in seconds.items()}
 
 
 @contextmanager

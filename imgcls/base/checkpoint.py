@@ -8,6 +8,7 @@ import pickle
 import random
 import re
 import shutil
+import time
 import warnings
 import zipfile
 from collections.abc import Sequence
@@ -92,6 +93,8 @@ class BackgroundCheckpointer:
     def __init__(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint")
         self._pending: Future | None = None
+        self.write_seconds = 0.0  # on the worker thread: serialising and writing the files
+        self.blocked_seconds = 0.0  # on the training thread: snapshots and waiting for writes
 
     def submit(
         self,
@@ -102,15 +105,19 @@ class BackgroundCheckpointer:
     ) -> None:
         """Write a snapshot of ``state`` to ``path``, hard-link it as ``also``, delete ``remove``."""
         self.wait()
+        started = time.perf_counter()
         frozen = snapshot(state)
         links = [also] if isinstance(also, Path) else list(also or ())
+        self.blocked_seconds += time.perf_counter() - started
 
         def write() -> None:
+            write_started = time.perf_counter()
             save_checkpoint(path, frozen)
             for link in links:
                 link_atomically(path, link)
             for old in remove:
                 old.unlink(missing_ok=True)
+            self.write_seconds += time.perf_counter() - write_started
 
         self._pending = self._executor.submit(write)
 
@@ -118,7 +125,11 @@ class BackgroundCheckpointer:
         """Block until the write in flight is on disk; re-raise its error if it failed."""
         pending, self._pending = self._pending, None
         if pending is not None:
-            pending.result()
+            started = time.perf_counter()
+            try:
+                pending.result()
+            finally:
+                self.blocked_seconds += time.perf_counter() - started
 
     def close(self) -> None:
         try:

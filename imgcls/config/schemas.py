@@ -55,7 +55,8 @@ class TrainerConfig:
     monitor: str = "val_accuracy"
     monitor_mode: MonitorMode = MonitorMode.max
     channels_last: bool = False
-    compile: bool = False
+    # false | true (= default) | default | reduce-overhead (CUDA graphs) | max-autotune
+    compile: Any = False
     gradient_clip: float = 0.0  # 0 = off
     gradient_clip_mode: ClipMode = ClipMode.norm
     accumulate_batches: int = 1

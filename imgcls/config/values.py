@@ -93,6 +93,24 @@ def check_finite(cfg: DictConfig | dict[str, Any] | list[Any], prefix: str = "")
             check_finite(value, name if isinstance(value, list) else f"{name}.")
 
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def compile_mode(value: Any) -> str | None:
+    """``trainer.compile`` as a torch.compile mode, or None for eager (false/off).
+
+    ``true`` is the ``default`` mode; anything else is a UserError naming the valid values.
+    """
+    text = str(value).strip().lower()
+    if value is False or text in ("false", "off", "none", "no", "0"):
+        return None
+    if value is True or text in ("true", "on", "yes", "1"):
+        return "default"
+    if text in COMPILE_MODES:
+        return text
+    raise unknown_choice("trainer.compile mode", str(value), ("false", "true", *COMPILE_MODES))
+
+
 def check_trainer(cfg: DictConfig) -> None:
     """The trainer's numbers and names (torch-free; the registries check the components)."""
     trainer = cfg.trainer
@@ -108,6 +126,7 @@ def check_trainer(cfg: DictConfig) -> None:
             raise UserError(f"trainer.{key}={trainer[key]} is invalid: it must be at least 1")
     if trainer.num_workers < 0:
         raise UserError(f"trainer.num_workers={trainer.num_workers} is invalid: it must be >= 0")
+    compile_mode(trainer.compile)
     if str(trainer.precision) not in PRECISIONS:
         raise unknown_choice("trainer.precision", str(trainer.precision), PRECISIONS)
     device = str(trainer.device)

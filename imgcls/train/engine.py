@@ -56,6 +56,8 @@ class FitResult:
     steps: int = 0
     train_seconds: float = 0.0
     stopped_early: int | None = None
+    compile_seconds: float = 0.0  # the first step of a compiled model, apart from training
+    validation_seconds: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -138,7 +140,10 @@ class Engine:
         self.best_metrics: dict[str, float] = {}
         self.top_k: list[tuple[float, int]] = []  # (monitored value, epoch), best first
         self.checkpointer = BackgroundCheckpointer()
-        self.forward = torch.compile(model) if settings.compile else model
+        self.forward = torch.compile(model, mode=settings.compile) if settings.compile else model
+        self._compile_pending = settings.compile is not None  # timed apart on the first step
+        self.compile_seconds = 0.0
+        self.validation_seconds = 0.0
         if settings.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.forward = DistributedDataParallel(self.forward, device_ids=ids)
@@ -183,15 +188,25 @@ class Engine:
         batches = epoch_batches(self.train_loader, steps, partial, self._resume)
         self.optimizer.zero_grad(set_to_none=True)
         started = time.perf_counter() - sums.seconds
+        excluded_images = 0  # the compiling step's batch
         extra_sums: dict[str, torch.Tensor] = {}
         with EpochProgress(f"epoch {epoch}", steps, settings.show_progress) as bar:
             for index, (images, labels) in batches:
                 weight = weights[index] if weights is not None else None
+                compiling = self._compile_pending
+                if compiling:
+                    step_started = time.perf_counter()
                 self._train_step(images, labels, weight, sums, extra_sums)
                 done = index + 1
                 group_done = done % settings.accumulate_batches == 0 or done == steps
                 if group_done:
                     self._optimizer_step()
+                if compiling:  # compilation is reported apart, never in the epoch's images/s
+                    self._synchronize()
+                    self.compile_seconds = time.perf_counter() - step_started
+                    started += self.compile_seconds
+                    excluded_images = labels.shape[0]
+                    self._compile_pending = False
                 bar.advance()
                 if not settings.show_progress and done % settings.log_every == 0 and done < steps:
                     running = float(sums.loss_sum) / sums.seen
@@ -202,7 +217,18 @@ class Engine:
                     self._interrupt(epoch, done, steps, sums, loader_start)
         if settings.distributed:  # the epoch's figures over every process's share
             sums.reduce_across_processes()
-        return self._epoch_metrics(epoch, sums, extra_sums, steps, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        metrics = self._epoch_metrics(epoch, sums, extra_sums, steps, seconds)
+        if self.settings.compile is not None:
+            timed = sums.seen - excluded_images
+            metrics["images_per_second"] = timed / seconds if seconds > 0 else float("nan")
+            metrics["compile_seconds"] = self.compile_seconds if excluded_images else 0.0
+        return metrics
+
+    def _synchronize(self) -> None:
+        """Wait for the device (CUDA works asynchronously) before reading the clock."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
 
     def _train_step(
         self,
@@ -394,6 +420,8 @@ class Engine:
         result.best_epoch, result.best_value = self.best_epoch, self.best_value
         result.best_metrics = dict(self.best_metrics)
         result.steps = self.step
+        result.compile_seconds = self.compile_seconds
+        result.validation_seconds = self.validation_seconds
         return result
 
     def _fit_epochs(self, result: FitResult) -> None:
@@ -437,12 +465,14 @@ class Engine:
     def _epoch_row(self, epoch: int) -> dict[str, Any]:
         """One metrics.csv row: the epoch's training figures, validation and method metrics."""
         train_metrics = self.train_epoch(epoch)
+        validation_started = time.perf_counter()
         val = evaluate(
             self.eval_model,
             self.val_loader,
             self.settings.precision,
             max_batches=self.settings.limit_val_batches,
         )
+        self.validation_seconds += time.perf_counter() - validation_started  # evaluate syncs
         row: dict[str, Any] = {"epoch": epoch, "step": self.step, **train_metrics}
         row.update({f"val_{k}": v for k, v in val.items()})
         if self.epoch_metrics is not None:
@@ -506,11 +536,11 @@ class Engine:
 
 
 COLUMNS = ["epoch", "step", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy"]
-TIMING_COLUMNS = ["epoch_seconds", "images_per_second"]
+TIMING_COLUMNS = ["epoch_seconds", "images_per_second", "compile_seconds"]
 
 
 def metrics_columns(row: dict[str, Any]) -> list[str]:
     """metrics.csv's header: the fixed columns, the row's extra ones (penalties, method
     terms), then the timings."""
     extra = [k for k in row if k not in COLUMNS and k not in TIMING_COLUMNS]
-    return [*COLUMNS, *extra, *TIMING_COLUMNS]
+    return [*COLUMNS, *extra, *[k for k in TIMING_COLUMNS if k in row]]

@@ -8,6 +8,7 @@ decaying them only fights the normalisation.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -52,6 +53,17 @@ def param_groups(
     return [g for g in groups if g["params"]]
 
 
+def fused_if_cuda(optimizer: type[torch.optim.Optimizer], groups: list[dict[str, Any]]) -> dict:
+    """``fused=True`` when every parameter is on a CUDA device and the optimizer has a fused
+    kernel (one launch per step for all parameters); otherwise PyTorch's default, which is
+    already the multi-tensor ``foreach`` path on CUDA."""
+    params = [p for group in groups for p in group["params"]]
+    on_cuda = bool(params) and all(p.is_cuda and p.is_floating_point() for p in params)
+    if on_cuda and "fused" in inspect.signature(optimizer.__init__).parameters:
+        return {"fused": True}
+    return {}
+
+
 @OPTIMIZERS.register("sgd")
 def sgd(
     params: Iterable,
@@ -65,7 +77,8 @@ def sgd(
     if nesterov and momentum <= 0:
         raise UserError("optimizer.nesterov=true needs optimizer.momentum > 0")
     groups = param_groups(params, weight_decay, decay_norm_and_bias)
-    return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov)
+    fast = fused_if_cuda(torch.optim.SGD, groups)
+    return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov, **fast)
 
 
 @OPTIMIZERS.register("adam")
@@ -78,7 +91,8 @@ def adam(
 ) -> torch.optim.Optimizer:
     _check(lr, weight_decay, betas=betas)
     groups = param_groups(params, weight_decay, decay_norm_and_bias)
-    return torch.optim.Adam(groups, lr=lr, betas=tuple(betas))
+    fast = fused_if_cuda(torch.optim.Adam, groups)
+    return torch.optim.Adam(groups, lr=lr, betas=tuple(betas), **fast)
 
 
 @OPTIMIZERS.register("adamw")
@@ -91,7 +105,8 @@ def adamw(
 ) -> torch.optim.Optimizer:
     _check(lr, weight_decay, betas=betas)
     groups = param_groups(params, weight_decay, decay_norm_and_bias)
-    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas))
+    fast = fused_if_cuda(torch.optim.AdamW, groups)
+    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), **fast)
 
 
 @OPTIMIZERS.register("rmsprop")

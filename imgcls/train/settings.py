@@ -7,6 +7,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from imgcls.config.values import compile_mode
+
 
 @dataclass
 class EngineSettings:
@@ -35,7 +37,7 @@ class EngineSettings:
     save_top_k: int = 1
     limit_train_batches: int = 0  # 0 = all
     limit_val_batches: int = 0  # 0 = all
-    compile: bool = False
+    compile: str | None = None  # a torch.compile mode; None = eager
     distributed: bool = False  # DDP: gradients averaged over the processes, rank 0 writes
     is_main: bool = True
 
@@ -74,6 +76,7 @@ class EngineSettings:
             early_stopping_mode=str(stopping["mode"]),
             early_stopping_min_delta=float(stopping["min_delta"]),
             gradient_clip=float(plain["gradient_clip"]),
+            compile=compile_mode(plain["compile"]),
         )
         if plain["fast_dev_run"]:
             values.update(epochs=1, limit_train_batches=1, limit_val_batches=1)
