@@ -25,7 +25,9 @@ from imgcls.data.augment import Augment
 from imgcls.data.pipeline import Loaders, make_loaders
 from imgcls.data.splits import DataSplits
 from imgcls.registry import AUGMENTS, DATASETS, MODELS, OPTIMIZERS, REGULARIZERS, SCHEDULERS
+from imgcls.train.data_init import initialize_from_data
 from imgcls.train.devices import resolve_precision, select_device
+from imgcls.train.lr_groups import apply_lr_multipliers
 from imgcls.train.regularizers import Regularizer
 from imgcls.train.settings import EngineSettings
 from imgcls.transfer import setup as transfer
@@ -138,6 +140,7 @@ class Training:
     tune: FineTune
     settings: EngineSettings
     place: Placement
+    init_seconds: float | None = None  # the model's initialisation from data (whitening)
 
     @property
     def label_smoothing(self) -> float:
@@ -187,7 +190,9 @@ def build_training(cfg: DictConfig, place: Placement) -> Training:
     if trainer.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(cfg, model.parameters(), regularizers)
+    apply_lr_multipliers(optimizer, model)  # a model's own rates (airbench's norm biases)
     loaders = _loaders(cfg, data, place)
+    init_seconds = initialize_from_data(model, loaders.data, device)  # before step 0, timed
     settings = EngineSettings.from_trainer(
         trainer,
         precision=place.precision,
@@ -215,6 +220,7 @@ def build_training(cfg: DictConfig, place: Placement) -> Training:
         tune,
         settings,
         place,
+        init_seconds,
     )
 
 

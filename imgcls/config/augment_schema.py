@@ -96,6 +96,10 @@ class AugmentComponents:
     crop: CropConfig = field(default_factory=CropConfig)
     affine: AffineConfig = field(default_factory=AffineConfig)
     hflip: float = 0.0
+    # Alternating flip (airbench): a fixed half of the images is mirrored in odd epochs, the
+    # other half in even epochs, so every image is mirrored in every other epoch. Instead of
+    # hflip; needs the in-memory data path.
+    alternating_flip: bool = False
     vflip: float = 0.0
     autoaugment: AutoAugmentConfig = field(default_factory=AutoAugmentConfig)
     randaugment: RandAugmentConfig = field(default_factory=RandAugmentConfig)

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from imgcls.base.errors import UserError
 from imgcls.data.augment import POLICIES, Pipeline, policy_transform
 
 
@@ -34,6 +35,10 @@ def _steps(a: Pipeline, size: tuple[int, int], channels: int) -> list[Any]:
     from torchvision.transforms import v2
 
     steps: list[Any] = []
+    if a.alternating_flip:
+        raise UserError(
+            "augment.alternating_flip needs the in-memory data path: set data.loader=memory"
+        )
 
     def maybe(p: float, *transforms: Any) -> None:
         if p > 0 and transforms:
