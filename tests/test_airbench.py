@@ -160,6 +160,33 @@ def test_alternating_flip_follows_the_image_through_the_shuffled_loader():
     assert torch.equal(seen[0], ~seen[1])
 
 
+def test_reflect_translation_is_a_window_of_the_reflected_image():
+    n = 60
+    images = asymmetric_images(n)  # 4x6
+    crop = {"p": 1.0, "padding": 2, "padding_mode": "reflect"}
+    augment = Pipeline(crop=crop, alternating_flip=True)
+    index = torch.arange(n)
+    fast = augment.batch(images, torch.Generator().manual_seed(3), index=index, epoch=1)
+    slow = augment(images.float() / 255, torch.Generator().manual_seed(3), index, 1)
+    padded = nn.functional.pad(images.float(), (2, 2, 2, 2), mode="reflect") / 255
+    flips = alternating_flips(index, 1)
+    for out in (fast, slow):  # the fused uint8 path and the float path
+        offsets = []
+        for i in range(n):
+            target = out[i].flip(-1) if flips[i] else out[i]
+            found = [
+                (y, x)
+                for y in range(5)
+                for x in range(5)
+                if torch.equal(target, padded[i, :, y : y + 4, x : x + 6])
+            ]
+            assert found, i
+            offsets += found
+        assert len(set(offsets)) > 5  # the offsets vary
+    with pytest.raises(UserError, match="padding_mode"):
+        Pipeline(crop={"p": 1.0, "padding_mode": "wrap"})
+
+
 def test_alternating_flip_with_random_flip_is_refused():
     with pytest.raises(UserError, match="alternating_flip"):
         Pipeline(alternating_flip=True, hflip=0.5)

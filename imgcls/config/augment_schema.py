@@ -16,7 +16,8 @@ from typing import List, Optional  # noqa: UP035  (OmegaConf 2.3 needs typing ge
 @dataclass
 class CropConfig:
     p: float = 0.0  # probability per image
-    padding: int = 4  # zero padding on every side before a same-size random crop
+    padding: int = 4  # padding on every side before a same-size random crop
+    padding_mode: str = "constant"  # constant (zeros) or reflect (airbench)
 
 
 @dataclass

@@ -38,6 +38,7 @@ from imgcls.data.mixing import BatchMix
 from imgcls.registry import AUGMENTS
 
 AUTOAUGMENT_POLICIES = ("cifar10", "imagenet", "svhn")
+CROP_PADDING_MODES = ("constant", "reflect")
 POLICIES = ("autoaugment", "randaugment", "trivialaugment", "augmix")
 
 
@@ -165,6 +166,10 @@ class Pipeline(Augment):
             _probability(f"{key}.p", getattr(self, key).p)
         if self.crop.padding < 0:
             raise UserError(f"augment.crop.padding={self.crop.padding} is invalid: it must be >= 0")
+        if self.crop.padding_mode not in CROP_PADDING_MODES:
+            raise unknown_choice(
+                "augment.crop.padding_mode", self.crop.padding_mode, CROP_PADDING_MODES
+            )
         _range("resized_crop.scale", self.resized_crop.scale, 0.0, 1.0)
         _range("resized_crop.ratio", self.resized_crop.ratio, 1e-3)
         if self.affine.degrees < 0:
@@ -221,7 +226,8 @@ class Pipeline(Augment):
             rc = self.resized_crop
             images = T.resized_crop(images, tuple(rc.scale), tuple(rc.ratio), on(rc.p), g)
         if self.crop.p > 0 and self.crop.padding > 0:
-            images = T.crop(images, self.crop.padding, on(self.crop.p), g)
+            reflect = self.crop.padding_mode == "reflect"
+            images = T.crop(images, self.crop.padding, on(self.crop.p), g, reflect)
         if self.affine.p > 0:
             a = self.affine
             images = T.affine(images, a.degrees, tuple(a.translate), tuple(a.scale), on(a.p), g)
@@ -264,6 +270,7 @@ class Pipeline(Augment):
                 ),
                 T.chance(n, self.vflip, g, device),
                 g,
+                reflect=self.crop.padding_mode == "reflect",
             )
         return self._after_geometry(images.float().div_(255.0), g)
 
