@@ -10,6 +10,7 @@ import torch
 from conftest import run_cli
 from torch import nn
 
+from imgcls.app import job
 from imgcls.app.job import train
 from imgcls.app.validation import validate
 from imgcls.base.checkpoint import load_checkpoint
@@ -226,6 +227,17 @@ def test_lookahead_follows_its_update_rule():
     assert torch.allclose(model.weight, slow_weight)
 
 
+def test_lookahead_state_round_trips():
+    model = nn.Linear(2, 2)
+    first = Lookahead(model, every=1, decay=0.5, power=0.0, total_steps=10)
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    first.update(model, 1)
+    second = Lookahead(nn.Linear(2, 2), every=1, decay=0.5, power=0.0, total_steps=10)
+    second.load_state_dict(first.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(first.slow, second.slow, strict=True))
+
+
 def test_lookahead_decay_ramps_with_the_run():
     lookahead = Lookahead(nn.Linear(1, 1), every=5, decay=0.95**5, power=3.0, total_steps=100)
     assert lookahead.decay_at(0) == 0.0
@@ -315,9 +327,17 @@ def synthetic(num_samples: int = 96) -> list[str]:
     ]
 
 
-def test_cifar10_speed_trains_end_to_end_with_every_mechanism(tmp_path):
+def test_cifar10_speed_trains_end_to_end_with_every_mechanism(tmp_path, monkeypatch):
+    wrapped = []
+
+    def spy(model, views):
+        wrapped.append(list(views))
+        return with_tta(model, views)
+
+    monkeypatch.setattr(job, "with_tta", spy)
     cfg = compose(["experiment=cifar10_speed", *synthetic(), *SMALL, f"output_root={tmp_path}"])
     result = train(cfg)
+    assert wrapped == [list(cfg.trainer.test_tta)]  # the final test averaged the six views
     summary = result.summary
     assert summary["status"] == "completed" and summary["model"] == "airbench"
     assert summary["init_from_data_seconds"] > 0  # the whitening ran, and was timed

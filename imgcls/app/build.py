@@ -183,6 +183,7 @@ def build_training(cfg: DictConfig, place: Placement) -> Training:
             f"training images of {data.name}; use at most {len(data.train)}"
         )
     model = build_model(cfg, data).to(device)
+    init_seconds = initialize_from_data(model, data, device)  # airbench's whitening; timed
     tune = transfer.prepare_model(cfg, model, data)  # finetune.from / freeze, before L2-SP
     regularizers = build_regularizers(cfg)
     for regularizer in regularizers:
@@ -192,7 +193,6 @@ def build_training(cfg: DictConfig, place: Placement) -> Training:
     optimizer = build_optimizer(cfg, model.parameters(), regularizers)
     apply_lr_multipliers(optimizer, model)  # a model's own rates (airbench's norm biases)
     loaders = _loaders(cfg, data, place)
-    init_seconds = initialize_from_data(model, loaders.data, device)  # before step 0, timed
     settings = EngineSettings.from_trainer(
         trainer,
         precision=place.precision,
