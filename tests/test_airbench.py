@@ -18,6 +18,7 @@ from imgcls.base.errors import UserError
 from imgcls.config.compose import compose
 from imgcls.data.augment import Pipeline, alternating_flips
 from imgcls.data.loader import DeviceLoader
+from imgcls.data.per_sample import per_sample_transform
 from imgcls.data.splits import ImageSet
 from imgcls.models.airbench import AirbenchNet, _Conv
 from imgcls.registry import MODELS, OPTIMIZERS, SCHEDULERS
@@ -188,9 +189,11 @@ def test_reflect_translation_is_a_window_of_the_reflected_image():
         Pipeline(crop={"p": 1.0, "padding_mode": "wrap"})
 
 
-def test_alternating_flip_with_random_flip_is_refused():
+def test_alternating_flip_with_random_flip_or_per_sample_loading_is_refused():
     with pytest.raises(UserError, match="alternating_flip"):
         Pipeline(alternating_flip=True, hflip=0.5)
+    with pytest.raises(UserError, match="data.loader=memory"):
+        per_sample_transform(Pipeline(alternating_flip=True), (8, 8), 3)
 
 
 # -- lookahead ---------------------------------------------------------------------------------
