@@ -29,6 +29,8 @@ def test_every_config_file_composes_validates_and_builds(group, option, tmp_path
     overrides = [f"{group}={option}"] if group != "regularizer" else [f"regularizer=[{option}]"]
     if group != "dataset":
         overrides += SMALL_DATA
+    if group == "experiment":  # the speed experiments validate on 2 %: too few of 60 images
+        overrides.append("dataset.val_fraction=0.15")
     elif option in FABRICATORS:  # datasets read from files: small fabricated ones
         overrides.append(f"dataset.root={FABRICATORS[option](tmp_path / 'data')}")
     cfg = compose(overrides)
@@ -77,7 +79,7 @@ def test_regularizers_combine():
     [
         (
             ["model=nope"],
-            r"unknown model 'nope'; available: alexnet, densenet, efficientnet, lenet, resnet, seed_resnet, simplecnn, vgg",
+            r"unknown model 'nope'; available: airbench, alexnet, densenet, efficientnet, lenet, resnet, seed_resnet, simplecnn, vgg",
         ),
         (["model=resnt"], r"unknown model 'resnt' — did you mean 'resnet'\?"),
         (

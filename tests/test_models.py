@@ -49,7 +49,7 @@ def test_forward_and_backward(name, shape):
     logits = model(images)
     assert logits.shape == (2, 5)
     nn.functional.cross_entropy(logits, torch.tensor([0, 4])).backward()
-    grads = [p.grad for p in model.parameters()]
+    grads = [p.grad for p in model.parameters() if p.requires_grad]  # airbench freezes some
     assert all(g is not None for g in grads), "a parameter got no gradient"
     assert all(torch.isfinite(g).all() for g in grads)
 

@@ -29,7 +29,9 @@ def test_every_model_file_brings_its_family_recipe():
         assert recipe in group_options("recipe"), option
         text = (config_dir() / "recipe" / f"{recipe}.yaml").read_text()
         assert text.startswith("# @package _global_"), recipe
-        assert cfg.scheduler.warmup_epochs == 1, option  # every recipe warms up
+        # every recipe warms up (airbench's one cycle rises from 0.2 over its first 23 %)
+        warm = cfg.scheduler.warmup_epochs == 1 or cfg.scheduler.pct_start > 0
+        assert warm, option
 
 
 @pytest.mark.parametrize(

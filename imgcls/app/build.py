@@ -26,7 +26,9 @@ from imgcls.data.augment import Augment
 from imgcls.data.pipeline import Loaders, make_loaders
 from imgcls.data.splits import DataSplits
 from imgcls.registry import AUGMENTS, DATASETS, MODELS, OPTIMIZERS, REGULARIZERS, SCHEDULERS
+from imgcls.train.data_init import initialize_from_data
 from imgcls.train.devices import resolve_precision, select_device
+from imgcls.train.lr_groups import apply_lr_multipliers
 from imgcls.train.regularizers import Regularizer
 from imgcls.train.settings import EngineSettings
 from imgcls.transfer import setup as transfer
@@ -140,6 +142,7 @@ class Training:
     settings: EngineSettings
     place: Placement
     seconds: dict[str, float]  # data (dataset and loaders) and model (the rest of the build)
+    init_seconds: float | None = None  # the model's initialisation from data (whitening)
 
     @property
     def label_smoothing(self) -> float:
@@ -184,6 +187,7 @@ def build_training(cfg: DictConfig, place: Placement) -> Training:
         )
     data_seconds = time.perf_counter() - started
     model = build_model(cfg, data).to(device)
+    init_seconds = initialize_from_data(model, data, device)  # airbench's whitening; timed
     tune = transfer.prepare_model(cfg, model, data)  # finetune.from / freeze, before L2-SP
     regularizers = build_regularizers(cfg)
     for regularizer in regularizers:
@@ -191,6 +195,7 @@ def build_training(cfg: DictConfig, place: Placement) -> Training:
     if trainer.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(cfg, model.parameters(), regularizers)
+    apply_lr_multipliers(optimizer, model)  # a model's own rates (airbench's norm biases)
     loaders_started = time.perf_counter()
     loaders = _loaders(cfg, data, place)
     data_seconds += time.perf_counter() - loaders_started
@@ -211,6 +216,9 @@ def build_training(cfg: DictConfig, place: Placement) -> Training:
         settings.monitor_mode,
     )
     seconds = {"data": data_seconds, "model": time.perf_counter() - started - data_seconds}
+    if init_seconds is not None:  # whitening is timed apart from the rest of the model's build
+        seconds["model"] -= init_seconds
+        seconds["init_from_data"] = init_seconds
     return Training(
         loaders.data,
         model,
@@ -223,6 +231,7 @@ def build_training(cfg: DictConfig, place: Placement) -> Training:
         settings,
         place,
         seconds,
+        init_seconds,
     )
 
 

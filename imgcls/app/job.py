@@ -46,6 +46,7 @@ from imgcls.models.facts import count_flops, count_parameters
 from imgcls.train.backends import backend_settings
 from imgcls.train.devices import peak_tflops, throughput
 from imgcls.train.engine import Engine, FitResult, evaluate
+from imgcls.train.tta import with_tta
 
 logger = logging.getLogger("imgcls")
 
@@ -146,6 +147,7 @@ def _start_summary(cfg: DictConfig, parts: Training, run: RunDirectory) -> dict[
         "data": data.spec(),
         "method": parts.method.name,
         "finetune": parts.tune.summary(),
+        "init_from_data_seconds": parts.init_seconds,  # e.g. airbench's whitening; else None
         "versions": library_versions(),
         "git_commit": git_commit(),
         "pid": os.getpid(),
@@ -214,6 +216,8 @@ def _log_start(
         f"{torch.get_num_threads()} torch threads, {parts.settings.epochs} epochs"
     )
     parts.tune.log()  # what fine-tuning loaded, replaced and froze
+    if parts.init_seconds is not None:  # e.g. airbench's patch whitening, before step 0
+        logger.info(f"model initialised from training images in {parts.init_seconds:.3f}s")
     if resume_state is not None:
         progress = resume_state.get("epoch_progress")
         inside = f" (in epoch {progress['epoch']})" if progress else ""
@@ -233,7 +237,10 @@ def _fit_and_test(
     best = load_checkpoint(run.checkpoint("best"), map_location=parts.place.device)
     model.load_state_dict(inference_state(best))
     test = evaluate(
-        model, parts.loaders.test, settings.precision, max_batches=settings.limit_val_batches
+        with_tta(model, settings.test_tta),  # test-time augmentation when views are named
+        parts.loaders.test,
+        settings.precision,
+        max_batches=settings.limit_val_batches,
     )
     monitor = cfg.trainer.monitor
     summary.update(

@@ -15,6 +15,8 @@ from imgcls.base.errors import UserError, unknown_choice
 from imgcls.config.files import COMPONENT_GROUPS
 from imgcls.config.values import check_finite, check_trainer, component_options
 from imgcls.registry import REGISTRIES
+from imgcls.train.lookahead import check as check_lookahead
+from imgcls.train.tta import check_views
 from imgcls.transfer.checks import validate_transfer
 
 
@@ -29,6 +31,9 @@ def validate(cfg: DictConfig) -> None:
                 raise unknown_choice(group, name, registry.names())
             registry.check(name, options, prefix)
     check_trainer(cfg)
+    lookahead = cfg.trainer.lookahead
+    check_lookahead(lookahead.every, lookahead.decay, lookahead.power)
+    check_views(cfg.trainer.test_tta)
     if OmegaConf.select(cfg, "data.memory_mb", default=0) < 0:
         raise UserError(f"data.memory_mb={cfg.data.memory_mb} is invalid: it must be >= 0")
     validate_transfer(cfg)

@@ -16,7 +16,8 @@ from typing import List, Optional  # noqa: UP035  (OmegaConf 2.3 needs typing ge
 @dataclass
 class CropConfig:
     p: float = 0.0  # probability per image
-    padding: int = 4  # zero padding on every side before a same-size random crop
+    padding: int = 4  # padding on every side before a same-size random crop
+    padding_mode: str = "constant"  # constant (zeros) or reflect (airbench)
 
 
 @dataclass
@@ -96,6 +97,10 @@ class AugmentComponents:
     crop: CropConfig = field(default_factory=CropConfig)
     affine: AffineConfig = field(default_factory=AffineConfig)
     hflip: float = 0.0
+    # Alternating flip (airbench): a fixed half of the images is mirrored in odd epochs, the
+    # other half in even epochs, so every image is mirrored in every other epoch. Instead of
+    # hflip; needs the in-memory data path.
+    alternating_flip: bool = False
     vflip: float = 0.0
     autoaugment: AutoAugmentConfig = field(default_factory=AutoAugmentConfig)
     randaugment: RandAugmentConfig = field(default_factory=RandAugmentConfig)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Optional
+from typing import Any, List, Optional  # noqa: UP035  (OmegaConf 2.3 needs typing.List)
 
 from omegaconf import MISSING
 
@@ -28,6 +28,13 @@ class ClipMode(Enum):
 @dataclass
 class EmaConfig:
     decay: float = 0.0  # 0 = off; e.g. 0.999
+
+
+@dataclass
+class LookaheadConfig:  # issue 14 (airbench): imgcls.train.lookahead
+    every: int = 0  # 0 = off; else every k optimizer steps
+    decay: float = 0.7737809375  # 0.95**5: the slow weights' decay at the end of the run
+    power: float = 3.0  # decay at step t: decay * (t / total steps) ** power
 
 
 @dataclass
@@ -67,6 +74,8 @@ class TrainerConfig:
     limit_train_batches: int = 0  # 0 = all
     deterministic: bool = False
     strategy: str = "auto"
+    lookahead: LookaheadConfig = field(default_factory=LookaheadConfig)  # issue 14 (airbench)
+    test_tta: List[str] = field(default_factory=list)  # noqa: UP006  (views: imgcls.train.tta)
 
 
 class LoaderMode(Enum):

@@ -3,8 +3,8 @@
 An augment is a :class:`Pipeline` built from the components in ``conf/augment/<preset>.yaml``
 (schema: :mod:`imgcls.config.augment_schema`). Calling it on float images in 0..1, shape
 (N, C, H, W), applies the per-image components in this fixed order: resized_crop, crop,
-affine, hflip, vflip, autoaugment, randaugment, trivialaugment, augmix, color, grayscale,
-erasing. :meth:`Pipeline.mix` then applies MixUp/CutMix to the whole batch.
+affine, hflip (or alternating_flip), vflip, autoaugment, randaugment, trivialaugment, augmix,
+color, grayscale, erasing. :meth:`Pipeline.mix` then applies MixUp/CutMix to the whole batch.
 
 torchvision's v2 transforms draw one set of parameters per call, so a whole-batch call would
 treat every image alike; the geometric and colour components here draw per image in one
@@ -38,6 +38,7 @@ from imgcls.data.mixing import BatchMix
 from imgcls.registry import AUGMENTS
 
 AUTOAUGMENT_POLICIES = ("cifar10", "imagenet", "svhn")
+CROP_PADDING_MODES = ("constant", "reflect")
 POLICIES = ("autoaugment", "randaugment", "trivialaugment", "augmix")
 
 
@@ -49,8 +50,17 @@ class Augment:
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return images
 
-    def batch(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Augment a uint8 batch; returns float images in 0..1 (what the loaders call)."""
+    def batch(
+        self,
+        images: torch.Tensor,
+        generator: torch.Generator,
+        index: torch.Tensor | None = None,
+        epoch: int = 1,
+    ) -> torch.Tensor:
+        """Augment a uint8 batch; returns float images in 0..1 (what the loaders call).
+
+        ``index`` holds the images' positions in the dataset and ``epoch`` the current epoch
+        (1-based), for augmentations that depend on them (``alternating_flip``)."""
         return self(images.float().div_(255.0), generator)
 
     def mixes(self, epoch: int) -> bool:
@@ -118,6 +128,7 @@ class Pipeline(Augment):
         hflip: float = 0.0,
         vflip: float = 0.0,
         autoaugment: dict | None = None,
+        alternating_flip: bool = False,
         randaugment: dict | None = None,
         trivialaugment: dict | None = None,
         augmix: dict | None = None,
@@ -131,6 +142,11 @@ class Pipeline(Augment):
         self.affine = _options(AffineConfig, "affine", affine)
         self.hflip = _probability("hflip", hflip)
         self.vflip = _probability("vflip", vflip)
+        self.alternating_flip = bool(alternating_flip)
+        if self.alternating_flip and self.hflip > 0:
+            raise UserError(
+                "augment.alternating_flip=true replaces augment.hflip: set augment.hflip=0"
+            )
         self.autoaugment = _options(AutoAugmentConfig, "autoaugment", autoaugment)
         self.randaugment = _options(RandAugmentConfig, "randaugment", randaugment)
         self.trivialaugment = _options(TrivialAugmentConfig, "trivialaugment", trivialaugment)
@@ -150,6 +166,10 @@ class Pipeline(Augment):
             _probability(f"{key}.p", getattr(self, key).p)
         if self.crop.padding < 0:
             raise UserError(f"augment.crop.padding={self.crop.padding} is invalid: it must be >= 0")
+        if self.crop.padding_mode not in CROP_PADDING_MODES:
+            raise unknown_choice(
+                "augment.crop.padding_mode", self.crop.padding_mode, CROP_PADDING_MODES
+            )
         _range("resized_crop.scale", self.resized_crop.scale, 0.0, 1.0)
         _range("resized_crop.ratio", self.resized_crop.ratio, 1e-3)
         if self.affine.degrees < 0:
@@ -190,7 +210,13 @@ class Pipeline(Augment):
             )
 
     # -- the per-image components ----------------------------------------------------------
-    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def __call__(
+        self,
+        images: torch.Tensor,
+        generator: torch.Generator,
+        index: torch.Tensor | None = None,
+        epoch: int = 1,
+    ) -> torch.Tensor:
         n, device, g = images.shape[0], images.device, generator
 
         def on(p: float) -> torch.Tensor:
@@ -200,30 +226,51 @@ class Pipeline(Augment):
             rc = self.resized_crop
             images = T.resized_crop(images, tuple(rc.scale), tuple(rc.ratio), on(rc.p), g)
         if self.crop.p > 0 and self.crop.padding > 0:
-            images = T.crop(images, self.crop.padding, on(self.crop.p), g)
+            reflect = self.crop.padding_mode == "reflect"
+            images = T.crop(images, self.crop.padding, on(self.crop.p), g, reflect)
         if self.affine.p > 0:
             a = self.affine
             images = T.affine(images, a.degrees, tuple(a.translate), tuple(a.scale), on(a.p), g)
-        if self.hflip > 0:
+        if self.alternating_flip:
+            images = T.hflip(images, self._alternating(n, device, index, epoch))
+        elif self.hflip > 0:
             images = T.hflip(images, on(self.hflip))
         if self.vflip > 0:
             images = T.vflip(images, on(self.vflip))
         return self._after_geometry(images, g)
 
-    def batch(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    @staticmethod
+    def _alternating(
+        n: int, device: torch.device, index: torch.Tensor | None, epoch: int
+    ) -> torch.Tensor:
+        index = torch.arange(n, device=device) if index is None else index.to(device)
+        return alternating_flips(index, epoch)
+
+    def batch(
+        self,
+        images: torch.Tensor,
+        generator: torch.Generator,
+        index: torch.Tensor | None = None,
+        epoch: int = 1,
+    ) -> torch.Tensor:
         """uint8 batch -> augmented float batch; crop and flips fused on uint8 when possible."""
         if self.resized_crop.p > 0 or self.affine.p > 0:
-            return self(images.float().div_(255.0), generator)
+            return self(images.float().div_(255.0), generator, index, epoch)
         n, device, g = images.shape[0], images.device, generator
         padding = self.crop.padding if self.crop.p > 0 else 0
-        if padding > 0 or self.hflip > 0 or self.vflip > 0:
+        if padding > 0 or self.hflip > 0 or self.alternating_flip or self.vflip > 0:
             images = T.crop_flip_uint8(
                 images,
                 padding,
                 T.chance(n, self.crop.p, g, device),
-                T.chance(n, self.hflip, g, device),
+                (
+                    self._alternating(n, device, index, epoch)
+                    if self.alternating_flip
+                    else T.chance(n, self.hflip, g, device)
+                ),
                 T.chance(n, self.vflip, g, device),
                 g,
+                reflect=self.crop.padding_mode == "reflect",
             )
         return self._after_geometry(images.float().div_(255.0), g)
 
@@ -271,9 +318,19 @@ class Pipeline(Augment):
             if getattr(self, k).p > 0
         ]
         on += [k for k in ("hflip", "vflip", "grayscale") if getattr(self, k) > 0]
+        on += ["alternating_flip"] if self.alternating_flip else []
         if self.mixer is not None:
             on.append("mix")
         return f"Pipeline({', '.join(on) or 'identity'})"
+
+
+def alternating_flips(index: torch.Tensor, epoch: int) -> torch.Tensor:
+    """Alternating flip: image ``i`` is mirrored in epoch ``e`` (1-based) iff bit(i) XOR (e is
+    even), bit(i) a fixed pseudo-random bit of its dataset position (Knuth's multiplicative
+    hash): each image is mirrored in exactly one of any two consecutive epochs, and about half
+    of the images in any one epoch."""
+    bit = ((index.long() * 2654435761) >> 31) & 1
+    return bit.bool() ^ (epoch % 2 == 0)
 
 
 def policy_transform(key: str, options: Any) -> Any:

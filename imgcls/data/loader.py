@@ -84,7 +84,9 @@ class DeviceLoader:
             index = order[i * self.batch_size : (i + 1) * self.batch_size]
             labels = self.data.labels[index]
             if self.augment is not None:
-                images = self.augment.batch(self.data.images[index], self.generator)
+                images = self.augment.batch(
+                    self.data.images[index], self.generator, index=index, epoch=self.epoch
+                )
             else:
                 images = self.data.images[index].float().div_(255.0)
             if mixing:

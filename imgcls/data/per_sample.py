@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from imgcls.base.errors import UserError
 from imgcls.data.augment import POLICIES, Pipeline, policy_transform
 
 
@@ -34,6 +35,10 @@ def _steps(a: Pipeline, size: tuple[int, int], channels: int) -> list[Any]:
     from torchvision.transforms import v2
 
     steps: list[Any] = []
+    if a.alternating_flip:
+        raise UserError(
+            "augment.alternating_flip needs the in-memory data path: set data.loader=memory"
+        )
 
     def maybe(p: float, *transforms: Any) -> None:
         if p > 0 and transforms:
@@ -42,7 +47,8 @@ def _steps(a: Pipeline, size: tuple[int, int], channels: int) -> list[Any]:
     rc = a.resized_crop
     maybe(rc.p, v2.RandomResizedCrop(size, tuple(rc.scale), tuple(rc.ratio), antialias=True))
     if a.crop.padding > 0:
-        maybe(a.crop.p, v2.RandomCrop(size, padding=a.crop.padding))
+        mode = a.crop.padding_mode
+        maybe(a.crop.p, v2.RandomCrop(size, padding=a.crop.padding, padding_mode=mode))
     af = a.affine
     maybe(af.p, v2.RandomAffine(af.degrees, tuple(af.translate), tuple(af.scale)))
     if a.hflip > 0:

@@ -42,14 +42,20 @@ def vflip(images: torch.Tensor, apply: torch.Tensor | None) -> torch.Tensor:
 
 
 def crop(
-    images: torch.Tensor, padding: int, apply: torch.Tensor | None, g: torch.Generator
+    images: torch.Tensor,
+    padding: int,
+    apply: torch.Tensor | None,
+    g: torch.Generator,
+    reflect: bool = False,
 ) -> torch.Tensor:
-    """Zero-pad by ``padding`` and cut each image at its own random offset (same shape)."""
+    """Pad by ``padding`` (zeros, or the image reflected) and cut each image at its own
+    random offset (same shape)."""
     if padding <= 0:
         return images
     n, _, h, w = images.shape
     device = images.device
-    padded = F.pad(images, (padding, padding, padding, padding))
+    pad = (padding, padding, padding, padding)
+    padded = F.pad(images, pad, mode="reflect") if reflect else F.pad(images, pad)
     offsets = torch.randint(0, 2 * padding + 1, (2, n), generator=g, device=device)
     if apply is not None:
         offsets = torch.where(apply[None], offsets, torch.full_like(offsets, padding))
@@ -68,6 +74,7 @@ def crop_flip_uint8(
     hflip_apply: torch.Tensor | None,
     vflip_apply: torch.Tensor | None,
     g: torch.Generator,
+    reflect: bool = False,
 ) -> torch.Tensor:
     """Padded random crop and both flips in one gather on uint8 images (the fast path).
 
@@ -76,14 +83,16 @@ def crop_flip_uint8(
     """
     n, c, h, w = images.shape
     device = images.device
+    reflect = reflect and padding > 0
     if padding > 0:
-        images = F.pad(images, (padding, padding, padding, padding))
+        if not reflect:
+            images = F.pad(images, (padding, padding, padding, padding))
         offsets = torch.randint(0, 2 * padding + 1, (2, n), generator=g, device=device)
         if crop_apply is not None:
             offsets = torch.where(crop_apply[None], offsets, torch.full_like(offsets, padding))
     else:
         offsets = torch.zeros(2, n, dtype=torch.int64, device=device)
-    width = w + 2 * max(padding, 0)
+    width = w if reflect else w + 2 * max(padding, 0)
     rows = torch.arange(h, device=device).expand(n, h)
     cols = torch.arange(w, device=device).expand(n, w)
     if vflip_apply is not None:
@@ -91,8 +100,16 @@ def crop_flip_uint8(
     if hflip_apply is not None:
         cols = torch.where(hflip_apply[:, None], w - 1 - cols, cols)
     rows, cols = rows + offsets[0, :, None], cols + offsets[1, :, None]
+    if reflect:  # coordinates in the padded image -> the image reflected at its borders
+        rows, cols = _reflect(rows - padding, h), _reflect(cols - padding, w)
     index = (rows[:, :, None] * width + cols[:, None, :]).view(n, 1, h * w).expand(n, c, h * w)
     return torch.gather(images.flatten(2), 2, index).view(n, c, h, w)
+
+
+def _reflect(index: torch.Tensor, size: int) -> torch.Tensor:
+    """Positions outside 0..size-1 mirrored at the border pixel (as F.pad's reflect mode)."""
+    index = index.abs()
+    return torch.where(index > size - 1, 2 * (size - 1) - index, index)
 
 
 def _sample(images: torch.Tensor, theta: torch.Tensor, apply: torch.Tensor | None) -> torch.Tensor:

@@ -27,6 +27,7 @@ from imgcls.train.accumulation import accumulation_weights
 from imgcls.train.devices import autocast
 from imgcls.train.early_stopping import EarlyStopping
 from imgcls.train.ema import ModelEma
+from imgcls.train.lookahead import make_lookahead
 from imgcls.train.regularizers import Regularizer
 from imgcls.train.replay import EpochSums, epoch_batches, generator_state, take_partial
 from imgcls.train.settings import EngineSettings
@@ -148,6 +149,7 @@ class Engine:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.forward = DistributedDataParallel(self.forward, device_ids=ids)
         self.ema = ModelEma(model, settings.ema_decay) if settings.ema_decay > 0 else None
+        self.lookahead = make_lookahead(model, settings, len(train_loader))  # None: off
         self.early_stopping = (
             EarlyStopping(
                 settings.early_stopping_monitor,
@@ -303,6 +305,8 @@ class Engine:
         if self.ema is not None:
             self.ema.update(self.model)
         self.step += 1
+        if self.lookahead is not None:
+            self.lookahead.update(self.model, self.step)
 
     def _interrupt(
         self,
@@ -349,6 +353,7 @@ class Engine:
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "ema": self.ema.state_dict() if self.ema is not None else None,
+            "lookahead": self.lookahead.state_dict() if self.lookahead is not None else None,
             "epoch": epoch,
             "step": self.step,
             "epoch_progress": progress,
@@ -393,6 +398,8 @@ class Engine:
             if not state.get("ema"):
                 raise ValueError("it has no EMA weights but trainer.ema.decay is set")
             self.ema.load_state_dict(state["ema"])
+        if self.lookahead is not None and state.get("lookahead"):
+            self.lookahead.load_state_dict(state["lookahead"])
         if self.early_stopping is not None and state.get("early_stopping"):
             self.early_stopping.load_state_dict(state["early_stopping"])
         best = state["best"]

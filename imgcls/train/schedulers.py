@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from imgcls.base.errors import UserError
+from imgcls.base.errors import UserError, unknown_choice
 from imgcls.registry import SCHEDULERS
 
 Factor = Callable[[float], float]
@@ -260,19 +260,25 @@ def onecycle(
     pct_start: float = 0.3,
     div_factor: float = 25.0,
     final_div_factor: float = 1e4,
+    anneal: str = "cos",
 ) -> Factor:
     if not 0 < pct_start < 1:
         raise UserError(f"scheduler.pct_start={pct_start} is invalid: use (0, 1)")
     if div_factor < 1 or final_div_factor < 1:
         raise UserError("scheduler.div_factor and scheduler.final_div_factor must be >= 1")
+    if anneal not in ("cos", "linear"):
+        raise unknown_choice("scheduler.anneal", anneal, ["cos", "linear"])
     start, end = 1 / div_factor, 1 / (div_factor * final_div_factor)
+
+    def ramp(x: float) -> float:  # 0 -> 1 over x in [0, 1]
+        return x if anneal == "linear" else (1 - math.cos(math.pi * x)) / 2
 
     def factor(t: float) -> float:
         p = min(t / T, 1.0)
         if p < pct_start:
-            return start + (1 - start) * (1 - math.cos(math.pi * p / pct_start)) / 2
+            return start + (1 - start) * ramp(p / pct_start)
         q = (p - pct_start) / (1 - pct_start)
-        return end + (1 - end) * (1 + math.cos(math.pi * q)) / 2
+        return end + (1 - end) * (1 - ramp(q))
 
     return factor
 

@@ -40,6 +40,10 @@ class EngineSettings:
     compile: str | None = None  # a torch.compile mode; None = eager
     distributed: bool = False  # DDP: gradients averaged over the processes, rank 0 writes
     is_main: bool = True
+    lookahead_every: int = 0  # issue 14 (airbench): 0 = off (imgcls.train.lookahead)
+    lookahead_decay: float = 0.0
+    lookahead_power: float = 3.0
+    test_tta: tuple[str, ...] = ()  # views averaged in the final test (imgcls.train.tta)
 
     def train_batches(self, loader_length: int) -> int:
         """Batches per training epoch, after ``limit_train_batches``."""
@@ -78,6 +82,18 @@ class EngineSettings:
             gradient_clip=float(plain["gradient_clip"]),
             compile=compile_mode(plain["compile"]),
         )
+        values.update(speed_options(plain))  # issue 14 (airbench)
         if plain["fast_dev_run"]:
             values.update(epochs=1, limit_train_batches=1, limit_val_batches=1)
         return cls(**values)
+
+
+def speed_options(trainer: dict[str, Any]) -> dict[str, Any]:
+    """The lookahead and test-time-augmentation settings of a plain trainer config."""
+    lookahead = trainer.get("lookahead") or {}
+    return {
+        "lookahead_every": int(lookahead.get("every", 0)),
+        "lookahead_decay": float(lookahead.get("decay", 0.0)),
+        "lookahead_power": float(lookahead.get("power", 3.0)),
+        "test_tta": tuple(trainer.get("test_tta") or ()),
+    }

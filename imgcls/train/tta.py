@@ -1,0 +1,65 @@
+"""Test-time augmentation: the logits averaged over named views of each batch.
+
+``trainer.test_tta`` lists the views the run's final test evaluation averages (equal
+weights); empty = no TTA. Views of a normalised batch (N, C, H, W):
+
+- ``identity``; ``hflip`` (mirrored left-right);
+- ``down_right`` / ``up_left``: translated by one pixel diagonally (reflection padding);
+- ``hflip_down_right`` / ``hflip_up_left``: mirrored, then translated.
+
+airbench94's TTA uses all six (it weighs the untranslated pair twice as much as each
+translated pair; here every named view counts once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from imgcls.base.errors import unknown_choice
+
+
+def _shift(images: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """Content moved by (dy, dx) pixels (|d| <= 1), the border filled by reflection."""
+    h, w = images.shape[-2:]
+    padded = nn.functional.pad(images, (1, 1, 1, 1), mode="reflect")
+    return padded[..., 1 - dy : 1 - dy + h, 1 - dx : 1 - dx + w]
+
+
+VIEWS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "identity": lambda x: x,
+    "hflip": lambda x: x.flip(-1),
+    "down_right": lambda x: _shift(x, 1, 1),
+    "up_left": lambda x: _shift(x, -1, -1),
+    "hflip_down_right": lambda x: _shift(x.flip(-1), 1, 1),
+    "hflip_up_left": lambda x: _shift(x.flip(-1), -1, -1),
+}
+
+
+def check_views(views: Sequence[str]) -> None:
+    for view in views:
+        if view not in VIEWS:
+            raise unknown_choice("trainer.test_tta view", str(view), list(VIEWS))
+
+
+class TestTimeAugment(nn.Module):
+    """``model`` whose logits are the mean over ``views`` of the logits of each view."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self, model: nn.Module, views: Sequence[str]) -> None:
+        check_views(views)
+        super().__init__()
+        self.model = model
+        self.views = list(views)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        logits = [self.model(VIEWS[view](images)).float() for view in self.views]
+        return torch.stack(logits).mean(0)
+
+
+def with_tta(model: nn.Module, views: Sequence[str]) -> nn.Module:
+    """``model`` itself without views, else wrapped to average them."""
+    return TestTimeAugment(model, views) if views else model
