@@ -2,6 +2,7 @@
 
 from imgcls.models import (  # noqa: F401  (registration)
     alexnet,
+    bncnn,
     densenet,
     efficientnet,
     lenet,
