@@ -133,3 +133,37 @@ def test_real_fashion_mnist_trains_one_short_epoch_through_the_cli(tmp_path):
     summary = json.loads(summary.read_text())
     assert summary["steps"] == 100 and summary["data"]["classes"] == idx.FASHION_CLASSES
     assert summary["test"]["accuracy"] > 0.5, summary["test"]  # chance is 0.1; about 0.66 here
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 8), (1, 28, 28), (3, 32, 32)])
+def test_bncnn_is_a_small_cnn_for_any_small_image(shape):
+    import torch
+
+    from imgcls.models import zoo  # noqa: F401  (registration)
+    from imgcls.registry import MODELS
+
+    model = MODELS.build("bncnn", num_classes=10, in_channels=shape[0], image_size=shape[1:])
+    assert sum(p.numel() for p in model.parameters()) < 1_000_000
+    out = model(torch.randn(2, *shape))
+    out.sum().backward()
+    assert out.shape == (2, 10)
+
+
+def test_the_fmnist_recipes_compose_with_their_models():
+    expected = {
+        "fmnist_bncnn": ("bncnn", None),
+        "fmnist_resnet18": ("resnet", "resnet18"),
+        "fmnist_densenet": ("densenet", "densenet_bc"),
+        "fmnist_wrn28_10": ("resnet", "wrn28_10"),
+    }
+    for experiment, (model, variant) in expected.items():
+        cfg = compose([f"experiment={experiment}"])
+        assert cfg.dataset.name == "fashion_mnist" and cfg.dataset.root is None
+        assert (cfg.model.name, cfg.model.get("variant")) == (model, variant), experiment
+        assert cfg.scheduler.warmup_epochs >= 1 and cfg.trainer.epochs >= 10
+
+
+def test_bncnn_options_are_checked_in_one_line(tmp_path, capsys):
+    code = main(["train", "model=bncnn", "model.depths=[1,2]", f"output_root={tmp_path}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "model.depths=[1, 2] is invalid" in err, err

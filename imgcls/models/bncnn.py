@@ -30,7 +30,7 @@ class BNCNN(nn.Module):
         in_channels: int,
         image_size: tuple[int, int],
         widths: Sequence[int] = (32, 64, 128),
-        depths: Sequence[int] | int = 2,
+        depths: Sequence[int] | int = (1, 2, 2),
         dropout: float = 0.0,
     ) -> None:
         widths = list(widths)
