@@ -65,7 +65,7 @@ def test_train_help_shows_groups_and_options(tmp_path):
     result = run_cli(["train", "--help"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     for text in (
-        "model: airbench, alexnet, densenet, efficientnet, lenet, resnet, seed_resnet, simplecnn, vgg",
+        "model: airbench, alexnet, bncnn, densenet, efficientnet, lenet, resnet, seed_resnet, simplecnn, vgg",
         "dataset: cifar10, cifar100, digits, digits_shifted, fashion_mnist, folder, mnist, svhn, synthetic",
         "scheduler:",
         "trainer:",

@@ -13,14 +13,24 @@ from types import ModuleType
 
 from imgcls import loggers
 from imgcls.data import augment, cifar, digits, digits_shifted, folder, idx, svhn, synthetic
-from imgcls.models import airbench, alexnet, densenet, efficientnet, lenet, resnet, simplecnn, vgg
+from imgcls.models import (
+    airbench,
+    alexnet,
+    bncnn,
+    densenet,
+    efficientnet,
+    lenet,
+    resnet,
+    simplecnn,
+    vgg,
+)
 from imgcls.train import optimizers, regularizers, schedulers
 from imgcls.transfer import dann, distill, l2sp, methods
 
 REGISTERING_MODULES: tuple[ModuleType, ...] = (
     loggers,
     *(augment, cifar, digits, digits_shifted, folder, idx, svhn, synthetic),
-    *(airbench, alexnet, densenet, efficientnet, lenet, resnet, simplecnn, vgg),
+    *(airbench, alexnet, bncnn, densenet, efficientnet, lenet, resnet, simplecnn, vgg),
     *(optimizers, regularizers, schedulers),
     *(dann, distill, l2sp, methods),
 )

@@ -26,15 +26,27 @@ def locate(folder: Path, name: str) -> Path | None:
 
 
 def missing_files(
-    dataset: str, root: str, candidates: Sequence[str], names: Sequence[str]
+    dataset: str,
+    root: str,
+    candidates: Sequence[str],
+    names: Sequence[str],
+    *,
+    also: Sequence[Path] = (),
+    install: str | None = None,
 ) -> UserError:
-    """One line that says which files were expected where, and how to get them."""
+    """One line that says which files were expected where, and how to get them.
+
+    ``also``: further folders that were searched (a system folder such as
+    ``/usr/share/datasets/fashion-mnist``); ``install``: the command that installs the files.
+    """
     base = Path(root).expanduser().resolve()
     where = " or ".join(str(base / c) if c else str(base) for c in candidates)
-    return UserError(
-        f"{dataset} files not found: expected {', '.join(names)} in {where} "
-        f"(set dataset.root to their folder, or dataset.download=true to fetch them)"
-    )
+    if also:
+        where += ", or in " + " or ".join(str(folder) for folder in also)
+    how = "set dataset.root to their folder, or dataset.download=true to fetch them"
+    if install:
+        how = f"install them with `{install}`, {how}"
+    return UserError(f"{dataset} files not found: expected {', '.join(names)} in {where} ({how})")
 
 
 def download(dataset: str, fetch: Callable[[], object]) -> None:

@@ -1,6 +1,11 @@
 """MNIST and Fashion-MNIST from their IDX files (raw or gzipped), as torchvision stores them.
 
 Looked for in ``root/MNIST/raw/`` (``root/FashionMNIST/raw/``), ``root/MNIST/`` and ``root``.
+When ``root`` is not given (``null``, the default), the project's default root ``data`` is
+searched that way first, then the system folder Debian's dataset packages install into:
+``/usr/share/datasets/fashion-mnist/`` (``apt-get install dataset-fashion-mnist``) and
+``/usr/share/datasets/mnist/`` for MNIST. ``$IMGCLS_SYSTEM_DATASETS`` replaces
+``/usr/share/datasets`` (tests point it at a temporary folder).
 The files are parsed here rather than through torchvision's dataset classes, which check
 MD5 sums and would reject any other copy; ``download=true`` uses torchvision's downloader.
 """
@@ -8,6 +13,7 @@ MD5 sums and would reject any other copy; ``download=true`` uses torchvision's d
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +43,12 @@ FASHION_CLASSES = [
     "Bag",
     "Ankle boot",
 ]
+DEFAULT_ROOT = "data"  # the project's default root, searched first when dataset.root is null
+SYSTEM_DATASETS = "/usr/share/datasets"  # Debian's dataset packages; $IMGCLS_SYSTEM_DATASETS wins
+# The folder (under SYSTEM_DATASETS) and the Debian package of each dataset; no MNIST package
+# exists yet, its folder follows the same convention.
+SYSTEM_FOLDERS = {"mnist": "mnist", "fashion_mnist": "fashion-mnist"}
+PACKAGES = {"fashion_mnist": "dataset-fashion-mnist"}
 DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
@@ -74,42 +86,61 @@ def _load_pair(folder: Path, images_key: str, labels_key: str) -> ImageSet:
     return ImageSet(tensor, torch.from_numpy(labels.astype(np.int64)))
 
 
+def system_folder(name: str) -> Path:
+    """Where Debian's package puts the dataset: ``/usr/share/datasets/<folder>``."""
+    base = os.environ.get("IMGCLS_SYSTEM_DATASETS") or SYSTEM_DATASETS
+    return Path(base) / SYSTEM_FOLDERS[name]
+
+
 def load_idx_dataset(
     name: str,
     folder_name: str,
     classes: list[str],
-    root: str,
+    root: str | None,
     download: bool,
     val_fraction: float,
     split_seed: int,
 ) -> DataSplits:
+    """The splits from ``root``; when root is None, from ``data``, then the system folder."""
     candidates = (f"{folder_name}/raw", folder_name, "")
     names = list(FILES.values())
-    folder = find_folder(root, candidates, names)
+    base = root or DEFAULT_ROOT
+    system = [system_folder(name)] if root is None else []
+    folder = find_folder(base, candidates, names)
+    if folder is None and system:  # Debian's packages put the files in the folder itself
+        folder = find_folder(str(system[0]), ("",), names)
     if folder is None and download:
         from torchvision import datasets
 
         cls = datasets.MNIST if folder_name == "MNIST" else datasets.FashionMNIST
+        target = str(Path(base).expanduser())
         for train in (True, False):
-            run_download(
-                name, lambda t=train: cls(str(Path(root).expanduser()), train=t, download=True)
-            )
-        folder = find_folder(root, candidates, names)
+            run_download(name, lambda t=train: cls(target, train=t, download=True))
+        folder = find_folder(base, candidates, names)
     if folder is None:
-        raise missing_files(name, root, candidates, [f"{n}[.gz]" for n in names])
+        package = PACKAGES.get(name)
+        raise missing_files(
+            name,
+            base,
+            candidates,
+            [f"{n}[.gz]" for n in names],
+            also=system,
+            install=f"apt-get install {package}" if package else None,
+        )
     train = _load_pair(folder, "train_images", "train_labels")
     test = _load_pair(folder, "test_images", "test_labels")
     for split in (train, test):
         if len(split) and int(split.labels.max()) >= len(classes):
             raise UserError(
-                f"{name} labels in {folder} go up to {int(split.labels.max())}; expected 0..{len(classes) - 1}"
+                f"{name} labels in {folder} go up to {int(split.labels.max())}; "
+                f"expected 0..{len(classes) - 1}"
             )
     return from_splits(name, train, test, classes, val_fraction, split_seed)
 
 
 @DATASETS.register("mnist")
 def mnist(
-    root: str = "data", download: bool = False, val_fraction: float = 0.1, split_seed: int = 0
+    root: str | None = None, download: bool = False, val_fraction: float = 0.1, split_seed: int = 0
 ) -> DataSplits:
     classes = [str(i) for i in range(10)]
     return load_idx_dataset("mnist", "MNIST", classes, root, download, val_fraction, split_seed)
@@ -117,7 +148,7 @@ def mnist(
 
 @DATASETS.register("fashion_mnist")
 def fashion_mnist(
-    root: str = "data", download: bool = False, val_fraction: float = 0.1, split_seed: int = 0
+    root: str | None = None, download: bool = False, val_fraction: float = 0.1, split_seed: int = 0
 ) -> DataSplits:
     return load_idx_dataset(
         "fashion_mnist", "FashionMNIST", FASHION_CLASSES, root, download, val_fraction, split_seed

@@ -1,0 +1,66 @@
+"""A small VGG-style CNN with batch norm and global average pooling (under 1M parameters).
+
+Built for 28x28 and 32x32 images on a CPU budget: stages of 3x3 conv + batch norm + ReLU,
+a 2x2 max-pool between stages (skipped once the map is under 2 pixels, so 8x8 inputs work),
+then global average pooling and one linear layer, so nearly every parameter is in the convs
+and the classifier costs almost nothing. ``imgcls train experiment=fmnist_bncnn`` is its
+Fashion-MNIST recipe (README, "Fashion-MNIST benchmark").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import nn
+
+from imgcls.base.errors import UserError
+from imgcls.models.adapt import check_dropout
+from imgcls.registry import MODELS
+
+
+@MODELS.register("bncnn")
+class BNCNN(nn.Module):
+    """``widths[i]`` channels in stage i, ``depths[i]`` convs in it (an int: every stage)."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int,
+        image_size: tuple[int, int],
+        widths: Sequence[int] = (32, 64, 128),
+        depths: Sequence[int] | int = (1, 2, 2),
+        dropout: float = 0.0,
+    ) -> None:
+        widths = list(widths)
+        depths = [depths] * len(widths) if isinstance(depths, int) else list(depths)
+        if not widths or any(w < 1 for w in widths):
+            raise UserError(f"model.widths={widths} is invalid: give one positive width per stage")
+        if len(depths) != len(widths) or any(d < 1 for d in depths):
+            raise UserError(
+                f"model.depths={depths} is invalid: give one positive conv count per stage "
+                f"({len(widths)} stages) or one for all"
+            )
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels, size = in_channels, min(image_size)
+        for stage, (width, depth) in enumerate(zip(widths, depths, strict=True)):
+            if stage > 0 and size >= 2:
+                layers.append(nn.MaxPool2d(2))
+                size //= 2
+            for _ in range(depth):
+                layers += [
+                    nn.Conv2d(channels, width, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(width),
+                    nn.ReLU(inplace=True),
+                ]
+                channels = width
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.classifier = nn.Sequential(
+            nn.Dropout(check_dropout(dropout)), nn.Linear(channels, num_classes)
+        )
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
