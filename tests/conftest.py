@@ -19,6 +19,16 @@ ROOT = Path(__file__).resolve().parents[1]
 CPU = ["trainer.device=cpu", "trainer.precision=32"]
 
 # A run small enough for tests: 1x8x8 synthetic images, a narrow SimpleCNN, two epochs.
+# A narrow SimpleCNN for one epoch, for tests whose subject is a dataset, not the model.
+SMALL_MODEL = [
+    "model=simplecnn",
+    "model.widths=[8,16]",
+    "model.hidden=32",
+    "trainer.epochs=1",
+    "trainer.batch_size=16",
+    *CPU,
+]
+
 TINY = [
     "model=simplecnn",
     "model.widths=[8,16]",

@@ -9,21 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CPU
+from conftest import SMALL_MODEL
 from fabricate import FABRICATORS, write_cifar10, write_folder, write_idx, write_svhn
 
 from imgcls.app import build
 from imgcls.cli import main
 from imgcls.config.compose import compose
 
-MODEL = [
-    "model=simplecnn",
-    "model.widths=[8,16]",
-    "model.hidden=32",
-    "trainer.epochs=1",
-    "trainer.batch_size=16",
-    *CPU,
-]
+MODEL = SMALL_MODEL
 
 
 def splits(name: str, root: Path, *extra: str):

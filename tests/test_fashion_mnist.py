@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import SMALL_MODEL, run_cli
 from fabricate import write_idx
 
 from imgcls.app import build
@@ -21,15 +21,7 @@ from imgcls.cli import main
 from imgcls.config.compose import compose
 from imgcls.data import idx
 
-MODEL = [
-    "model=simplecnn",
-    "model.widths=[8,16]",
-    "model.hidden=32",
-    "trainer.epochs=1",
-    "trainer.batch_size=16",
-    "trainer.device=cpu",
-    "trainer.precision=32",
-]
+MODEL = SMALL_MODEL
 REAL = Path(idx.SYSTEM_DATASETS) / "fashion-mnist"
 
 

@@ -16,7 +16,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from imgcls.app.components import load_components
+import imgcls.app.components  # noqa: F401  (registers every component)
 from imgcls.base import distributed
 from imgcls.base.distributed import DistributedContext
 from imgcls.base.errors import UserError
@@ -37,7 +37,6 @@ from imgcls.transfer.methods import Method
 
 
 def _one(cfg: DictConfig, group: str) -> tuple[str, str, dict[str, Any]]:
-    load_components()
     return component_options(cfg, group)[0]
 
 
@@ -64,7 +63,6 @@ def build_augment(cfg: DictConfig) -> Augment:
 
 
 def build_regularizers(cfg: DictConfig) -> list[Regularizer]:
-    load_components()
     return [
         REGULARIZERS.build(name, options, prefix=prefix)
         for name, prefix, options in component_options(cfg, "regularizer")

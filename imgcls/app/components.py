@@ -1,8 +1,7 @@
 """The one place that imports every module that registers a component.
 
 Registries (:mod:`imgcls.registry`) start empty: a builder is registered when its module is
-imported. Commands that look names up import this module (through validation and building)
-so that every model, dataset, augmentation, optimizer, schedule, regularizer, logger and
+imported. Validation and building import this module, so that every model, dataset, augmentation, optimizer, schedule, regularizer, logger and
 training method is known. It imports torch and torchvision, which is why ``imgcls --help``
 and ``imgcls list`` never import it.
 """
@@ -34,9 +33,3 @@ REGISTERING_MODULES: tuple[ModuleType, ...] = (
     *(optimizers, regularizers, schedulers),
     *(dann, distill, l2sp, methods),
 )
-
-
-def load_components() -> tuple[ModuleType, ...]:
-    """The modules that registered every component (importing this module did the work;
-    calling this names the dependency where a registry is used)."""
-    return REGISTERING_MODULES

@@ -89,13 +89,20 @@ def train(
             run_dir or new_run_dir(cfg.output_root, cfg.model.name, parts.data.name),
             writable=where.processes.is_main,
         )
-        engine = _engine(cfg, parts, run)
+        plain_config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+        engine = _engine(parts, run, plain_config)
         summary = _start_summary(cfg, parts, run)
         summary["timings"] = {"startup": round(startup, 3), **_rounded(parts.seconds)}
         if resume_state is not None:
             _restore(engine, run, summary, resume_state)
         loggers = _open_run(
-            cfg, run, overrides, summary, new=run_dir is None, resume_state=resume_state
+            cfg,
+            run,
+            overrides,
+            summary,
+            plain_config,
+            new=run_dir is None,
+            resume_state=resume_state,
         )
         _log_start(cfg, parts, run, summary, resume_state)
         try:
@@ -108,8 +115,7 @@ def train(
         return RunResult(run.path, summary)
 
 
-def _engine(cfg: DictConfig, parts: Training, run: RunDirectory) -> Engine:
-    plain_config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+def _engine(parts: Training, run: RunDirectory, plain_config: dict[str, Any]) -> Engine:
     data = parts.data
     return Engine(
         parts.model,
@@ -171,6 +177,7 @@ def _open_run(
     run: RunDirectory,
     overrides: Sequence[str],
     summary: dict[str, Any],
+    plain_config: dict[str, Any],
     *,
     new: bool,
     resume_state: dict[str, Any] | None,
@@ -181,7 +188,6 @@ def _open_run(
     removed again.
     """
     is_main = run.writable
-    plain_config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     loggers = Loggers([])
     try:
         if is_main:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
+import imgcls.app.components  # noqa: F401  (registers every component)
 from imgcls.app.build import check_training_values
-from imgcls.app.components import load_components
 from imgcls.base.errors import UserError, unknown_choice
 from imgcls.config.files import COMPONENT_GROUPS
 from imgcls.config.values import check_finite, check_trainer, component_options
@@ -23,7 +23,6 @@ from imgcls.transfer.checks import validate_transfer
 def validate(cfg: DictConfig) -> None:
     """Check a composed config; raise :class:`UserError` naming the first bad value."""
     check_finite(cfg)
-    load_components()
     for group in COMPONENT_GROUPS:
         for name, prefix, options in component_options(cfg, group):
             registry = REGISTRIES[group]
