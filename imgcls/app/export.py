@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 
 from imgcls.app.build import build_dataset
@@ -109,8 +110,11 @@ def parity_images(loaded: LoadedRun, count: int) -> tuple[torch.Tensor, dict[str
     channels = int(loaded.spec["channels"])
     height, width = (int(v) for v in loaded.spec["image_size"])
     reason = ""
+    cfg = OmegaConf.create(OmegaConf.to_container(loaded.config, resolve=True))
+    if "download" in cfg.get("dataset", {}):
+        cfg.dataset.download = False  # export reads what is here; it never downloads
     try:
-        data = build_dataset(loaded.config)
+        data = build_dataset(cfg)
         if list(data.classes) != loaded.classes:
             reason = "its classes differ from the checkpoint's"
         elif (data.channels, *data.image_size) != (channels, height, width):
@@ -121,8 +125,8 @@ def parity_images(loaded: LoadedRun, count: int) -> tuple[torch.Tensor, dict[str
             n = min(count, len(data.test))
             images = data.test.subset(np.arange(n)).materialize().images.cpu()
             return images, {"source": "test set", "dataset": data.name}
-    except UserError as error:  # files missing, download needed: the dataset is not here
-        reason = str(error)
+    except (UserError, OSError) as error:  # files missing or unreadable: not here
+        reason = " ".join(str(error).split()) or type(error).__name__
     generator = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (count, channels, height, width), generator=generator)
     name = component_options(loaded.config, "dataset")[0][0]
@@ -374,10 +378,18 @@ def export_run(
 
 def parity_failure(fmt: str, parity: dict[str, Any]) -> str:
     n, wrong, diff = parity["images"], parity["top1_mismatches"], parity["max_abs_diff"]
+    problems = []
+    if not diff <= parity["tolerance"]:
+        problems.append(
+            f"logits differ from PyTorch's by up to {diff:.3g} "
+            f"(allowed: {parity['tolerance']:g} in fp32)"
+        )
+    if wrong:
+        problems.append(f"top-1 prediction differs on {wrong} of {n} images")
+    where = "test images" if parity["source"] == "test set" else "random images"
     return (
-        f"export failed the parity check on {n} {parity['source']}: the {fmt} model's logits "
-        f"differ from PyTorch's by up to {diff:.3g} (allowed: {parity['tolerance']:g} in fp32) "
-        f"and its top-1 prediction differs on {wrong} of {n} images; nothing was written"
+        f"export failed the parity check on {n} {where}: the exported {fmt} model's "
+        f"{' and its '.join(problems)}; nothing was written"
     )
 
 

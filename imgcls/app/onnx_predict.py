@@ -91,8 +91,7 @@ def read_export_info(model: Path) -> dict[str, Any]:
         not isinstance(info["classes"], list)
         or channels not in MODES
         or not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) for v in size))
-        or len(info["mean"]) != channels
-        or len(info["std"]) != channels
+        or not all(isinstance(info[k], list) and len(info[k]) == channels for k in ("mean", "std"))
     ):
         raise UserError(f"{file} has classes, channels, image_size, mean or std of the wrong form")
     resize = info["resize"].get("interpolation") if isinstance(info["resize"], dict) else None
