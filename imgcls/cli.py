@@ -17,7 +17,8 @@ from imgcls.base.errors import TrainingInterrupted, UserError, unknown_choice
 COMMANDS: dict[str, str] = {
     "train": "train a model: imgcls train [group=option ...] [key=value ...] [-m]",
     "eval": "evaluate a run or an ensemble: imgcls eval run=<dir>|[<dir>,...] [split=test|val]",
-    "predict": "classify image files: imgcls predict run=<dir> images=<file|folder|glob>",
+    "predict": "classify image files: imgcls predict run=<dir>|model=<file.onnx> images=<path>",
+    "export": "export a run's model: imgcls export run=<dir> [format=onnx|torchscript|pt2]",
     "report": "leaderboard of runs and sweeps: imgcls report <dir> [<dir> ...] [--plot]",
     "list": "list config groups and their options: imgcls list [group] [pattern] [--input CxHxW]",
     "preview": "a PNG grid of augmented training images: imgcls preview dataset=... augment=...",
@@ -39,6 +40,8 @@ examples:
   imgcls list                                    every group's options with a description
   imgcls eval run=outputs/<date>/<run>           metrics, confusion matrix, predictions
   imgcls predict run=outputs/<date>/<run> images=pics/   classify image files
+  imgcls export run=outputs/<date>/<run>         ONNX model + export.json, parity-checked
+  imgcls predict model=<run>/export/onnx_best/model.onnx images=pics/   without PyTorch
   imgcls report outputs/multirun/<date>/<time>   the leaderboard of a sweep
 
 Runs are written to outputs/<date>/<time>_<model>_<dataset>/. Set IMGCLS_DEBUG=1 to see
@@ -71,6 +74,10 @@ def _command(name: str) -> Callable[[Sequence[str]], int]:
         from imgcls.commands.predict import run_predict
 
         return run_predict
+    if name == "export":
+        from imgcls.commands.export import run_export
+
+        return run_export
     if name == "report":
         from imgcls.commands.report import run_report
 

@@ -2,6 +2,8 @@
 
 The checkpoint carries everything (``config``, ``classes``, ``data`` = channels, image size,
 mean and std), so a run directory or a lone checkpoint file is enough to rebuild the model.
+A run trained with ``trainer.ema.decay`` is loaded with its EMA weights: the weights its
+validation, its best checkpoint and its test metrics in summary.json were computed with.
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from imgcls.base.checkpoint import load_checkpoint
+import imgcls.app.components  # noqa: F401  (registers the models a checkpoint names)
+from imgcls.base.checkpoint import inference_state, load_checkpoint
 from imgcls.base.errors import UserError
 from imgcls.config.values import component_options
 from imgcls.registry import MODELS
@@ -32,6 +36,8 @@ class LoadedRun:
     spec: dict[str, Any]
     model: nn.Module
     device: torch.device
+    ema: bool = False  # the model holds the run's EMA weights (trainer.ema.decay > 0)
+    epoch: int | None = None  # the epoch the checkpoint was saved after
 
     @property
     def name(self) -> str:
@@ -100,13 +106,25 @@ def load_run(run: str | Path, checkpoint: str = "best", device: str = "auto") ->
         in_channels=int(spec["channels"]),
         image_size=tuple(int(v) for v in spec["image_size"]),
     )
+    weights = inference_state(state)
     try:
-        model.load_state_dict(state["model"])
+        model.load_state_dict(weights)
     except RuntimeError as error:
         first = str(error).strip().splitlines()[0]
         raise UserError(f"{file} does not match its model config ({first})") from error
     model.to(target).eval()
-    return LoadedRun(run_dir, file, config, classes, spec, model, target)
+    epoch = state.get("epoch")
+    return LoadedRun(
+        run_dir,
+        file,
+        config,
+        classes,
+        spec,
+        model,
+        target,
+        ema=weights is not state["model"],
+        epoch=int(epoch) if isinstance(epoch, int) else None,
+    )
 
 
 @torch.inference_mode()
@@ -137,6 +155,14 @@ def predict_probabilities(
     if not outputs:
         return torch.zeros(0, 0)
     return torch.cat(outputs)
+
+
+def classify(loaded: LoadedRun, images: np.ndarray, tta: str = "none") -> np.ndarray:
+    """Softmax probabilities (N, classes) of a run's model for uint8 (N, C, H, W) ``images``."""
+    probabilities = predict_probabilities(
+        loaded.model, torch.from_numpy(images), loaded.spec["mean"], loaded.spec["std"], tta=tta
+    )
+    return probabilities.numpy()
 
 
 def check_compatible(loaded: LoadedRun, classes: list[str], channels: int, size: tuple) -> None:

@@ -1,0 +1,194 @@
+"""``imgcls predict model=<file.onnx>``: classify images with ONNX Runtime, without PyTorch.
+
+The model's preprocessing comes from the ``export.json`` that ``imgcls export`` wrote beside
+it (channels, image size, resize rule, mean and std), and the rest — finding and decoding the
+images, ranking the classes, the output files — is :mod:`imgcls.app.prediction`, the same
+code ``imgcls predict run=`` uses. This module, and everything it imports, never imports
+torch or torchvision (an import-linter contract and a test check it).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from imgcls.app.prediction import (
+    MODES,
+    RESIZE,
+    output_folder,
+    read_images,
+    top_k_records,
+    write_predictions,
+)
+from imgcls.base.errors import UserError
+from imgcls.base.extras import require
+
+EXPORT_FILE = "export.json"
+BATCH = 256
+
+
+@dataclass
+class OnnxModel:
+    """An exported model and what its export.json says about feeding it."""
+
+    path: Path
+    info: dict[str, Any]
+    session: Any  # onnxruntime.InferenceSession
+    input_name: str
+    classes: list[str]
+    channels: int
+    image_size: tuple[int, int]
+    mean: np.ndarray  # (1, C, 1, 1) float32
+    std: np.ndarray
+
+    def logits(self, images: np.ndarray) -> np.ndarray:
+        """Logits (N, classes) for uint8 (N, C, H, W) images, in batches of ``BATCH``."""
+        outputs = []
+        for start in range(0, images.shape[0], BATCH):
+            batch = images[start : start + BATCH].astype(np.float32) / np.float32(255.0)
+            batch = (batch - self.mean) / self.std
+            outputs.append(self.session.run(None, {self.input_name: batch})[0])
+        return np.concatenate(outputs).astype(np.float32)
+
+    def probabilities(self, images: np.ndarray, tta: str = "none") -> np.ndarray:
+        """Softmax probabilities (N, classes); ``tta=flip`` averages with the mirror image."""
+        probs = softmax(self.logits(images))
+        if tta == "flip":
+            probs = (probs + softmax(self.logits(np.ascontiguousarray(images[..., ::-1])))) / 2
+        return probs
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def read_export_info(model: Path) -> dict[str, Any]:
+    """The export.json beside ``model``, checked for what prediction needs."""
+    file = model.parent / EXPORT_FILE
+    if not file.is_file():
+        raise UserError(
+            f"no {EXPORT_FILE} beside {model}: predict model= needs the preprocessing that "
+            "'imgcls export' writes there (keep the two files together)"
+        )
+    try:
+        info = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise UserError(
+            f"{file} is unreadable or not JSON ({' '.join(str(error).split())})"
+        ) from error
+    required = ("classes", "channels", "image_size", "mean", "std", "resize")
+    missing = [k for k in required if not isinstance(info, dict) or k not in info]
+    if missing:
+        raise UserError(f"{file} lacks {', '.join(missing)}: it was not written by imgcls export")
+    channels, size = info["channels"], info["image_size"]
+    if (
+        not isinstance(info["classes"], list)
+        or channels not in MODES
+        or not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) for v in size))
+        or not all(isinstance(info[k], list) and len(info[k]) == channels for k in ("mean", "std"))
+    ):
+        raise UserError(f"{file} has classes, channels, image_size, mean or std of the wrong form")
+    resize = info["resize"].get("interpolation") if isinstance(info["resize"], dict) else None
+    if resize != RESIZE:
+        raise UserError(f"{file} asks for a '{resize}' resize; imgcls predicts with {RESIZE} only")
+    if info.get("file") not in (None, model.name):
+        raise UserError(
+            f"{file} describes {info['file']}, not {model.name}: keep each exported model in "
+            "its own folder with its export.json"
+        )
+    return info
+
+
+def providers(device: str, available: list[str]) -> list[str]:
+    """ONNX Runtime execution providers for ``device=auto|cpu|cuda``."""
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if device == "auto":
+        return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+    if device == "cuda" or device.startswith("cuda:"):
+        if "CUDAExecutionProvider" not in available:
+            raise UserError(
+                f"device={device}: this onnxruntime has no CUDA provider (it has "
+                f"{', '.join(available)}); install onnxruntime-gpu or use device=cpu"
+            )
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    raise UserError(f"device={device} is not available for ONNX models: use auto, cpu or cuda")
+
+
+def load_onnx(model: str | Path, device: str = "auto") -> OnnxModel:
+    """An ONNX Runtime session for ``model`` and its export.json."""
+    path = Path(model)
+    if not path.is_file():
+        raise UserError(f"model file not found: {path}")
+    if path.suffix.lower() != ".onnx":
+        raise UserError(
+            f"model={path} is not an ONNX file (.onnx): predict model= runs the ONNX files of "
+            "'imgcls export'; for a .pt or .pt2 export use predict run=<run dir>"
+        )
+    info = read_export_info(path)
+    ort = require("onnxruntime", "predict model=<file.onnx>")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only: no provider warnings on the console
+    chosen = providers(device, list(ort.get_available_providers()))
+    try:
+        session = ort.InferenceSession(str(path), options, providers=chosen)
+    except Exception as error:  # onnxruntime's errors are its own classes
+        first = " ".join(str(error).split())[:300]
+        raise UserError(f"{path} is not a valid ONNX model ({first})") from error
+    channels = int(info["channels"])
+    height, width = (int(v) for v in info["image_size"])
+    expected = [channels, height, width]
+    shape = list(session.get_inputs()[0].shape)
+    if len(shape) != 4 or [v for v in shape[1:] if isinstance(v, int)] != expected:
+        raise UserError(
+            f"{path} takes inputs of shape {shape} but its {EXPORT_FILE} says "
+            f"{channels}x{height}x{width}: the two files do not belong together"
+        )
+    return OnnxModel(
+        path=path,
+        info=info,
+        session=session,
+        input_name=session.get_inputs()[0].name,
+        classes=[str(c) for c in info["classes"]],
+        channels=channels,
+        image_size=(height, width),
+        mean=np.asarray(info["mean"], dtype=np.float32).reshape(1, -1, 1, 1),
+        std=np.asarray(info["std"], dtype=np.float32).reshape(1, -1, 1, 1),
+    )
+
+
+def predict_onnx(
+    model: str | Path,
+    images: str,
+    topk: int = 5,
+    tta: str = "none",
+    out: str | Path | None = None,
+    device: str = "auto",
+) -> tuple[Path, list[dict[str, Any]], list[tuple[str, str]]]:
+    """Classify the images; returns (output folder, one record per image, skipped files).
+
+    The output folder defaults to ``<model folder>/predict/<date>_<time>/``."""
+    loaded = load_onnx(model, device)
+    names, arrays, skipped = read_images(images, loaded.channels, loaded.image_size)
+    probabilities = loaded.probabilities(arrays, tta)
+    records = top_k_records(names, probabilities, loaded.classes, topk)
+    out_dir = output_folder(out, loaded.path.parent)
+    source = loaded.info.get("source") or {}
+    write_predictions(
+        out_dir,
+        records,
+        skipped,
+        {
+            "model": str(loaded.path),
+            "run": source.get("run"),
+            "checkpoint": source.get("checkpoint_file"),
+            "classes": loaded.classes,
+        },
+    )
+    return out_dir, records, skipped

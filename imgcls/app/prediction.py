@@ -1,0 +1,147 @@
+"""Classifying image files, the part that needs no torch: finding and preparing the images,
+ranking the classes and writing ``predictions.csv`` and ``predictions.json``.
+
+``imgcls predict run=<dir>`` (a PyTorch model) and ``imgcls predict model=<file.onnx>``
+(ONNX Runtime, see :mod:`imgcls.app.onnx_predict`) share it, so both give an image the same
+preprocessing and write the same files. Nothing here imports torch, at any depth.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import io
+import json
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from imgcls.base.errors import UnreadableImageError, UserError
+from imgcls.base.folders import claim_dir, ensure_dir
+from imgcls.base.images import open_image
+from imgcls.base.runs import atomic_write
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+# How a file becomes the model's input: what export.json's "preprocessing" records.
+RESIZE = "bilinear"  # Pillow's resize to the training size (height x width), aspect not kept
+
+
+def find_images(pattern: str) -> list[Path]:
+    """Image files named by a file, a folder (recursively) or a glob pattern, sorted."""
+    path = Path(pattern).expanduser()
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        candidates = path.rglob("*")
+    else:
+        candidates = (Path(p) for p in glob.glob(str(path), recursive=True))
+    return sorted(p for p in candidates if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def load_image(path: Path, channels: int, size: Sequence[int]) -> np.ndarray:
+    """A file as a uint8 (C, H, W) array in the run's channels and size.
+
+    Raises :class:`UnreadableImageError` for anything Pillow refuses (decompression bombs
+    included)."""
+    from PIL import Image
+
+    if channels not in MODES:
+        raise UserError(f"cannot prepare images for a {channels}-channel model: use 1, 3 or 4")
+    converted = open_image(path, MODES[channels])
+    height, width = int(size[0]), int(size[1])
+    resized = converted.resize((width, height), Image.Resampling.BILINEAR)
+    array = np.asarray(resized, dtype=np.uint8)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    return np.ascontiguousarray(array.transpose(2, 0, 1))
+
+
+def read_images(
+    images: str, channels: int, size: Sequence[int]
+) -> tuple[list[str], np.ndarray, list[tuple[str, str]]]:
+    """The readable images at ``images`` prepared for the model (names and one uint8
+    (N, C, H, W) array), and the files skipped with the reason; none readable is a UserError."""
+    files = find_images(images)
+    if not files:
+        raise UserError(
+            f"no images found at images={images}: give a file, a folder or a glob of "
+            f"{', '.join(sorted(IMAGE_SUFFIXES))} files"
+        )
+    arrays, names, skipped = [], [], []
+    for file in files:
+        try:
+            arrays.append(load_image(file, int(channels), size))
+            names.append(str(file))
+        except UnreadableImageError as error:
+            cause = error.__cause__ or error
+            reason = " ".join(str(cause).split()) or type(cause).__name__
+            skipped.append((str(file), reason))
+    if not arrays:
+        first, reason = skipped[0]
+        raise UserError(
+            f"none of the {len(files)} files at images={images} could be read as an image "
+            f"(e.g. {first}: {reason})"
+        )
+    for file, reason in skipped:  # named, and the rest is still classified
+        print(f"imgcls: skipped {file}: cannot read it as an image ({reason})", file=sys.stderr)
+    return names, np.stack(arrays), skipped
+
+
+def top_k_records(
+    names: list[str], probabilities: np.ndarray, classes: list[str], topk: int
+) -> list[dict[str, Any]]:
+    """One record per image: the prediction, its probability and the ``topk`` classes."""
+    k = max(1, min(topk, len(classes)))
+    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+    return [
+        {
+            "file": name,
+            "prediction": classes[int(top[0])],
+            "probability": float(probs[top[0]]),
+            "top": [{"class": classes[int(c)], "probability": float(probs[c])} for c in top],
+        }
+        for name, probs, top in zip(names, probabilities, order, strict=True)
+    ]
+
+
+def output_folder(out: str | Path | None, beside: Path) -> Path:
+    """``out`` (created if missing), or a new ``<beside>/predict/<date>_<time>/``."""
+    if out is not None:
+        return ensure_dir(out, "output folder")
+    base = beside / "predict" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    return Path(claim_dir(str(base)))
+
+
+def write_predictions(
+    out_dir: Path,
+    records: list[dict[str, Any]],
+    skipped: list[tuple[str, str]],
+    source: dict[str, Any],
+) -> None:
+    """predictions.csv (one row per image, top-k columns) and predictions.json (``source``:
+    what classified the images, then the classes, the records and the skipped files),
+    each written atomically."""
+    k = len(records[0]["top"]) if records else 0
+    header = ["file", "prediction", "probability"]
+    for i in range(1, k + 1):
+        header += [f"top{i}_class", f"top{i}_probability"]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    for record in records:
+        row: list[Any] = [record["file"], record["prediction"], record["probability"]]
+        for entry in record["top"]:
+            row += [entry["class"], entry["probability"]]
+        writer.writerow(row)
+    atomic_write(out_dir / "predictions.csv", lambda f: f.write(buffer.getvalue()))
+    document = {
+        **source,
+        "predictions": records,
+        "skipped": [{"file": f, "error": e} for f, e in skipped],
+    }
+    atomic_write(out_dir / "predictions.json", lambda f: json.dump(document, f, indent=2))
