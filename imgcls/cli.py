@@ -18,7 +18,7 @@ COMMANDS: dict[str, str] = {
     "train": "train a model: imgcls train [group=option ...] [key=value ...] [-m]",
     "eval": "evaluate a run or an ensemble: imgcls eval run=<dir>|[<dir>,...] [split=test|val]",
     "predict": "classify image files: imgcls predict run=<dir> images=<file|folder|glob>",
-    "report": "leaderboard of runs and sweeps: imgcls report <dir> [<dir> ...] [--plot]",
+    "report": "leaderboard or HTML report: imgcls report [--html] <dir> [<dir> ...] [--plot] [--out P]",
     "list": "list config groups and their options: imgcls list [group] [pattern] [--input CxHxW]",
     "preview": "a PNG grid of augmented training images: imgcls preview dataset=... augment=...",
 }
@@ -40,6 +40,7 @@ examples:
   imgcls eval run=outputs/<date>/<run>           metrics, confusion matrix, predictions
   imgcls predict run=outputs/<date>/<run> images=pics/   classify image files
   imgcls report outputs/multirun/<date>/<time>   the leaderboard of a sweep
+  imgcls report --html outputs/<date>/<run>      a self-contained report.html (run or sweep)
 
 Runs are written to outputs/<date>/<time>_<model>_<dataset>/. Set IMGCLS_DEBUG=1 to see
 tracebacks.
