@@ -44,8 +44,8 @@ class Chart:
     title: str
     x_label: str
     y_label: str
-    width: int = 420
-    height: int = 260
+    width: int = 360
+    height: int = 250
     left: int = 58
     right: int = 12
     top: int = 26
@@ -134,8 +134,8 @@ def line_chart(
     legend: Sequence[tuple[str, str, bool]] | None = None,
     log_y: bool = False,
     integer_x: bool = False,
-    width: int = 420,
-    height: int = 260,
+    width: int = 360,
+    height: int = 250,
 ) -> Chart:
     """Lines ``(label, xs, ys)`` on shared axes; NaN points are left out."""
     chart = Chart(title, x_label, y_label, width=width, height=height)

@@ -187,6 +187,10 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def _seconds(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else _text(value)
+
+
 def _sort_key(value: Any) -> str:
     """data-value of a cell: the number a column sorts by ('' sorts last)."""
     if isinstance(value, bool) or value is None:
@@ -284,7 +288,7 @@ def _run_environment(summary: dict[str, Any]) -> dict[str, Any]:
     return {
         "facts": [(k, _text(v)) for k, v in facts if v is not None],
         "versions": [(str(k), _text(v)) for k, v in versions.items()],
-        "timings": [(str(k), _text(v)) for k, v in timings.items() if v is not None],
+        "timings": [(str(k), _seconds(v)) for k, v in timings.items() if v is not None],
         "hyperparameters": json.dumps(hyper, indent=2, default=str) if hyper else "",
     }
 
@@ -398,9 +402,11 @@ def _run_test(run_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
             f"(imgcls eval run={run_dir} computes them)"
         )
     table = _classes_table(details) if details else {"per_class": [], "classes": [], "matrix": []}
-    source = ", ".join(
-        f"{details[k]} {k}" for k in ("split", "checkpoint", "tta") if details.get(k)
-    )
+    source = ", ".join(f"{details[k]} {k}" for k in ("split", "checkpoint") if details.get(k))
+    if details.get("tta") not in (None, "", "none"):
+        source += f", test-time augmentation {details['tta']}"
+    elif details:
+        source += ", without test-time augmentation"
     return {
         "summary": [(str(k), _text(v)) for k, v in test.items() if not isinstance(v, dict)],
         "source": source,
@@ -457,40 +463,62 @@ def run_page(run_dir: Path) -> str:
 # --- several runs (a sweep) ----------------------------------------------------------------
 
 
-def _sweep_info(dirs: Sequence[Path]) -> dict[str, Any]:
-    """What launched the sweep (multirun.yaml) and an Optuna search's result, when present."""
-    info: dict[str, Any] = {"sweeper": "", "command": "", "best": [], "direction": ""}
+def _sweep_info(dirs: Sequence[Path], runs: Sequence[RunInfo]) -> dict[str, Any]:
+    """What launched the sweep: the sweeper and its search space (a job's .hydra/hydra.yaml),
+    the command (multirun.yaml, which the basic sweeper writes) and an Optuna search's best
+    trial (optimization_results.yaml), for whichever of these files exist."""
+    info: dict[str, Any] = {"sweeper": "", "command": "", "best": [], "space": []}
+    hydra: dict[str, Any] = {}
     for folder in dirs:
-        try:
+        if (folder / "multirun.yaml").is_file():
             multirun = _yaml(folder / "multirun.yaml")
-        except Absent:
-            continue
-        hydra = multirun.get("hydra", {}) if isinstance(multirun, dict) else {}
-        target = str((hydra.get("sweeper") or {}).get("_target_", ""))
-        info["sweeper"] = "optuna" if "optuna" in target.lower() else target.rsplit(".", 1)[-1]
-        direction = (hydra.get("sweeper") or {}).get("direction")
-        info["direction"] = _text(direction) if direction else ""
-        task = (hydra.get("overrides") or {}).get("task") or []
-        info["command"] = _command([str(t) for t in task], multirun=True)
-        try:
+            hydra = (multirun.get("hydra") or {}) if isinstance(multirun, dict) else {}
+            task = (hydra.get("overrides") or {}).get("task") or []
+            info["command"] = _command([str(t) for t in task], multirun=True)
+            break
+    if not hydra:
+        for run in runs:
+            if (run.run_dir / ".hydra" / "hydra.yaml").is_file():
+                job = _yaml(run.run_dir / ".hydra" / "hydra.yaml")
+                hydra = (job.get("hydra") or {}) if isinstance(job, dict) else {}
+                break
+    sweeper = hydra.get("sweeper") or {}
+    if isinstance(sweeper, dict):
+        target = str(sweeper.get("_target_", ""))
+        info["sweeper"] = "Optuna" if "optuna" in target.lower() else target.rsplit(".", 1)[-1]
+        settings = [(k, sweeper.get(k)) for k in ("direction", "n_trials", "study_name")]
+        info["space"] = [(k, _text(v)) for k, v in settings if v is not None]
+        params = sweeper.get("params")
+        if isinstance(params, dict):
+            info["space"] += [(str(k), _text(v)) for k, v in params.items()]
+    for folder in dirs:
+        if (folder / "optimization_results.yaml").is_file():
             result = _yaml(folder / "optimization_results.yaml")
-        except Absent:
-            result = None
-        if isinstance(result, dict):
-            params = result.get("best_params") or {}
-            info["best"] = [(str(k), _text(v)) for k, v in params.items()]
-            info["best"].append(("best value", _text(result.get("best_value"))))
-        break
+            if isinstance(result, dict):
+                params = result.get("best_params") or {}
+                info["best"] = [(str(k), _text(v)) for k, v in params.items()]
+                info["best"].append(("best value", _text(result.get("best_value"))))
+            break
     return info
 
 
+def _short(value: Any) -> str:
+    """An override value for display: long numbers (an Optuna trial's 0.037861878865426045)
+    to 4 significant digits; anything else as it is."""
+    text = str(value)
+    number = _number_or_none(text)
+    if number is None or len(text) <= 8:
+        return text
+    return f"{number:.4g}"
+
+
 def _row_label(board: Leaderboard, row: dict[str, Any]) -> str:
-    text = " ".join(f"{c}={row[c]}" for c in board.columns if c != "config")
+    text = " ".join(f"{c}={_short(row[c])}" for c in board.columns if c != "config")
     return text or str(row.get("config", ""))
 
 
 def _sweep_overview(dirs: Sequence[Path], runs: Sequence[RunInfo], board: Leaderboard):
-    info = _sweep_info(dirs)
+    info = _sweep_info(dirs, runs)
     statuses: dict[str, int] = {}
     for run in runs:
         statuses[run.status] = statuses.get(run.status, 0) + 1
@@ -520,7 +548,18 @@ def _leaderboard(board: Leaderboard, page: Path) -> dict[str, Any]:
             (f"seed {m.summary.get('seed', '?')}", _report_link(m.run_dir, page), m.run_dir.name)
             for m in members
         ]
-        rows.append({"cells": list(zip(text, keys, strict=True)), "links": links})
+        titles = ["", *(str(row.get(c, "")) for c in board.columns)]
+        titles += [""] * (len(text) - len(titles))
+        shown = [
+            text[0],
+            *(_short(row.get(c, "")) for c in board.columns),
+            *text[1 + len(board.columns) :],
+        ]
+        cells = [
+            (shown_text, key, title if title != shown_text else "")
+            for shown_text, key, title in zip(shown, keys, titles, strict=True)
+        ]
+        rows.append({"cells": cells, "links": links})
     return {"header": header, "rows": rows, "metric": board.metric, "mode": board.mode}
 
 
@@ -560,8 +599,19 @@ def _differences(runs: Sequence[RunInfo], board: Leaderboard) -> dict[str, Any]:
     varying, common = [], []
     for key in keys:
         values = list(dict.fromkeys(s.get(key, "(not set)") for s in settings))
-        (varying if len(values) > 1 else common).append((key, values))
-    return {"varying": varying, "common": [(k, v[0]) for k, v in common]}
+        if len(values) == 1:
+            common.append((key, values[0]))
+            continue
+        numbers = [_number_or_none(v) for v in values]
+        if len(values) > 5 and all(n is not None for n in numbers):
+            low, high = (
+                min(n for n in numbers if n is not None),
+                max(n for n in numbers if n is not None),
+            )
+            varying.append((key, [f"{len(values)} values from {low:.4g} to {high:.4g}"]))
+        else:
+            varying.append((key, [_short(v) for v in values]))
+    return {"varying": varying, "common": common}
 
 
 def _group_colors(board: Leaderboard) -> dict[Path, tuple[str, str]]:
@@ -602,7 +652,7 @@ def _validation_curves(board: Leaderboard) -> dict[str, Any]:
             key,
             lines,
             colors=run_colors,
-            legend=list(legend.values()),
+            legend=[],
             integer_x=True,
             width=520,
             height=300,
@@ -610,7 +660,7 @@ def _validation_curves(board: Leaderboard) -> dict[str, Any]:
         for key, lines in series.items()
         if any(len(ys) for _, _, ys in lines)
     ]
-    return {"charts": found, "runs": len(run_colors)}
+    return {"charts": found, "runs": len(run_colors), "legend": list(legend.values())}
 
 
 def _objective_charts(board: Leaderboard) -> dict[str, Any]:
