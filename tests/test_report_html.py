@@ -41,6 +41,19 @@ def test_run_report_shows_every_part_and_escapes_what_comes_from_files(tmp_path)
     assert html.count('id="epochs"') == 1 and html.count('<tr><td class="num"') == 3
 
 
+def test_eval_results_are_shown(tmp_path):
+    run = fake_run(tmp_path / "run", ["model=simplecnn"])
+    record = json.loads((run / "test_metrics.json").read_text())
+    record.update(split="val", dataset="synthetic", tta="flip", checkpoints=["best.pt"])
+    (run / "eval" / "val_best_tta-flip").mkdir(parents=True)
+    (run / "eval" / "val_best_tta-flip" / "metrics.json").write_text(json.dumps(record))
+    html = write_report([run]).read_text()
+    assert "Missing:" not in html
+    part = html[html.index('id="part-evaluations"') :]
+    assert "eval/val_best_tta-flip" in part and "flip" in part and "synthetic" in part
+    assert part.count('<table class="matrix">') == 1 and "&lt;script&gt;alert(1)" in part
+
+
 def test_a_missing_or_damaged_part_is_shown_as_missing(tmp_path):
     run = fake_run(tmp_path / "run", ["model=simplecnn"])
     (run / "plots" / "predictions.png").unlink()

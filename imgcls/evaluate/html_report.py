@@ -431,7 +431,7 @@ def _run_eval(run_dir: Path) -> dict[str, Any]:
             table = _classes_table(metrics)
             setting = [
                 (k, _text(metrics.get(k)))
-                for k in ("split", "checkpoints", "tta", "mode", "samples")
+                for k in ("split", "dataset", "checkpoints", "tta", "mode", "samples")
                 if metrics.get(k) not in (None, "", [])
             ]
             results.append({"name": path.parent.name, "error": "", "setting": setting, **table})
