@@ -19,7 +19,7 @@ COMMANDS: dict[str, str] = {
     "eval": "evaluate a run or an ensemble: imgcls eval run=<dir>|[<dir>,...] [split=test|val]",
     "predict": "classify image files: imgcls predict run=<dir>|model=<file.onnx> images=<path>",
     "export": "export a run's model: imgcls export run=<dir> [format=onnx|torchscript|pt2]",
-    "report": "leaderboard of runs and sweeps: imgcls report <dir> [<dir> ...] [--plot]",
+    "report": "leaderboard or HTML report: imgcls report [--html] <dir> [<dir> ...] [--plot] [--out P]",
     "list": "list config groups and their options: imgcls list [group] [pattern] [--input CxHxW]",
     "preview": "a PNG grid of augmented training images: imgcls preview dataset=... augment=...",
 }
@@ -43,6 +43,7 @@ examples:
   imgcls export run=outputs/<date>/<run>         ONNX model + export.json, parity-checked
   imgcls predict model=<run>/export/onnx_best/model.onnx images=pics/   without PyTorch
   imgcls report outputs/multirun/<date>/<time>   the leaderboard of a sweep
+  imgcls report --html outputs/<date>/<run>      a self-contained report.html (run or sweep)
 
 Runs are written to outputs/<date>/<time>_<model>_<dataset>/. Set IMGCLS_DEBUG=1 to see
 tracebacks.

@@ -68,6 +68,17 @@ def test_sweep_leaderboard_merges_seeds(sweep):
 
 
 @pytest.mark.slow
+def test_sweep_writes_report_html_into_the_sweep_and_every_run(sweep):
+    html = (sweep / "report.html").read_text()
+    board = html[html.index('id="leaderboard"') :].split("</table>")[0]
+    assert board.split("<tbody>")[1].count("<tr>") == 2  # simplecnn and resnet, seeds merged
+    runs = [p.parent for p in sweep.glob("*/summary.json")]
+    assert len(runs) == 6 and all((r / "report.html").is_file() for r in runs)
+    for run in runs:  # each linked from the leaderboard, relative to the sweep folder
+        assert f'href="./{run.name}/report.html"' in board
+
+
+@pytest.mark.slow
 def test_report_rebuilds_prints_and_plots(sweep, tmp_path, capsys):
     from PIL import Image
 

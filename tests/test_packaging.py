@@ -80,6 +80,11 @@ def test_wheel_contains_conf_and_installed_copy_finds_it(tmp_path):
     modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "imgcls").rglob("*.py")}
     assert modules, "no modules found"
     assert modules - names == set(), "modules missing from the wheel"
+    templates = {
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / "imgcls" / "evaluate" / "templates").iterdir()
+    }
+    assert len(templates) >= 6 and templates - names == set(), "report templates missing"
     for package in ("app", "base", "commands", "config"):  # the layers' packages, found alone
         assert f"imgcls/{package}/__init__.py" in names, package
     assert any(n.endswith("entry_points.txt") for n in names)
@@ -95,7 +100,9 @@ def test_wheel_contains_conf_and_installed_copy_finds_it(tmp_path):
             sys.executable,
             "-c",
             "from imgcls.config.files import config_dir; from imgcls.config.compose import compose; print(config_dir()); "
-            "print(compose(['model=simplecnn']).model.name)",
+            "print(compose(['model=simplecnn']).model.name); "
+            "from imgcls.evaluate.html_report import _environment; "
+            "print(_environment().get_template('run.html.j2').filename)",
         ],
         capture_output=True,
         text=True,
@@ -106,3 +113,4 @@ def test_wheel_contains_conf_and_installed_copy_finds_it(tmp_path):
     lines = probe.stdout.split()
     assert lines[0] == str(target / "imgcls" / "conf")
     assert lines[1] == "simplecnn"
+    assert lines[2] == str(target / "imgcls" / "evaluate" / "templates" / "run.html.j2")

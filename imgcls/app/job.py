@@ -41,6 +41,7 @@ from imgcls.base.runs import (
 )
 from imgcls.base.versions import git_commit, library_versions
 from imgcls.config.values import hyperparameters
+from imgcls.evaluate.html_report import write_run_report
 from imgcls.loggers import Loggers, start_loggers
 from imgcls.models.facts import count_flops, count_parameters
 from imgcls.train.backends import backend_settings
@@ -106,7 +107,8 @@ def train(
         )
         _log_start(cfg, parts, run, summary, resume_state)
         try:
-            with run_status(run, summary, started, loggers):
+            report = bool(OmegaConf.select(cfg, "report.html", default=True))
+            with run_status(run, summary, started, loggers, report=report):
                 engine.on_epoch_end.append(loggers.log_epoch)
                 _fit_and_test(cfg, parts, engine, run, summary)
                 _draw_plots(parts, run, summary)
@@ -317,24 +319,30 @@ def _rounded(seconds: dict[str, float]) -> dict[str, float]:
 
 @contextmanager
 def run_status(
-    run: RunDirectory, summary: dict[str, Any], started: float, loggers: Loggers
+    run: RunDirectory,
+    summary: dict[str, Any],
+    started: float,
+    loggers: Loggers,
+    *,
+    report: bool = False,
 ) -> Iterator[None]:
     """Record how the run ended in summary.json: completed, failed or interrupted.
 
-    Whatever ends the block, the summary is written, the loggers are finished and train.log
-    is closed; the error goes on to the caller (Ctrl-C as :class:`TrainingInterrupted`).
+    Whatever ends the block, the summary is written, the loggers are finished, report.html is
+    written (with ``report``) and train.log is closed; the error goes on to the caller (Ctrl-C
+    as :class:`TrainingInterrupted`).
     """
     try:
         yield
     except (TrainingInterrupted, KeyboardInterrupt) as error:
-        _finish(run, summary, started, loggers, "interrupted", error)
+        _finish(run, summary, started, loggers, "interrupted", error, report)
         if isinstance(error, KeyboardInterrupt):
             raise TrainingInterrupted(f"interrupted; state kept in {run.path}") from error
         raise
     except BaseException as error:  # NonFiniteLossError and anything unexpected
-        _finish(run, summary, started, loggers, "failed", error)
+        _finish(run, summary, started, loggers, "failed", error, report)
         raise
-    _finish(run, summary, started, loggers, "completed")
+    _finish(run, summary, started, loggers, "completed", report=report)
 
 
 def _finish(
@@ -344,6 +352,7 @@ def _finish(
     loggers: Loggers,
     status: str,
     error: BaseException | None = None,
+    report: bool = False,
 ) -> None:
     summary["status"] = status
     summary["finished_at"] = _now()
@@ -353,8 +362,25 @@ def _finish(
         logger.error(summary["error"])
     run.write_summary(summary)
     loggers.finish(summary)
-    logger.info(f"summary: {run.summary_path}")
-    run.detach_log()
+    try:
+        if report and run.writable:
+            write_report_quietly(run.path)
+    finally:
+        logger.info(f"summary: {run.summary_path}")
+        run.detach_log()
+
+
+def write_report_quietly(run_dir: Path) -> Path | None:
+    """``<run>/report.html`` (the run's HTML report), logged with the time it took; a
+    problem is one warning line and never fails the run."""
+    started = time.perf_counter()
+    try:
+        path = write_run_report(run_dir)
+    except Exception as error:  # noqa: BLE001 - the run's results are already on disk
+        logger.warning(f"could not write report.html: {type(error).__name__}: {error}")
+        return None
+    logger.info(f"report: {path} ({time.perf_counter() - started:.2f}s)")
+    return path
 
 
 def _now() -> str:

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from imgcls.base.errors import UserError
 from imgcls.base.runs import read_summary
 from imgcls.config.values import comparable_config
+from imgcls.evaluate.html_report import write_runs_report
 from imgcls.evaluate.leaderboard import sweep_leaderboard
 
 logger = logging.getLogger("imgcls")
@@ -138,3 +140,18 @@ class SweepCallback(Callback):
         # jobs.json (every job: folder, status, error, overrides), leaderboard.csv and .md;
         # read back from the job folders, so a resumed sweep lists its earlier jobs too
         sweep_leaderboard(sweep_dir, jobs)
+        if OmegaConf.select(config, "report.html", default=True):
+            write_sweep_report_quietly(sweep_dir)
+
+
+def write_sweep_report_quietly(sweep_dir: Path) -> Path | None:
+    """The sweep's report.html (each job wrote its own; one that did not gets one now),
+    logged with the time it took; a problem is one warning line, never a failed sweep."""
+    started = time.perf_counter()
+    try:
+        path = write_runs_report([sweep_dir], run_reports="missing")
+    except Exception as error:  # noqa: BLE001 - the leaderboard is already written
+        logger.warning(f"could not write the sweep's report.html: {type(error).__name__}: {error}")
+        return None
+    logger.info(f"report: {path} ({time.perf_counter() - started:.2f}s)")
+    return path

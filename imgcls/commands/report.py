@@ -1,4 +1,5 @@
-"""``imgcls report <dir> [<dir> ...] [--plot] [--out DIR]``: rebuild and print a leaderboard."""
+"""``imgcls report <dir> [<dir> ...] [--plot] [--out DIR]``: rebuild and print a leaderboard;
+``imgcls report --html <dir> [<dir> ...] [--out PATH]``: write the self-contained report.html."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from imgcls.base.errors import UserError
 from imgcls.base.folders import claim_dir
+from imgcls.evaluate.html_report import write_report
 from imgcls.evaluate.leaderboard import (
     build_leaderboard,
     collect_runs,
@@ -18,31 +20,51 @@ from imgcls.evaluate.leaderboard import (
 from imgcls.evaluate.plots import plot_validation_curves
 
 USAGE = """usage: imgcls report <run or sweep dir> [<dir> ...] [--plot] [--out DIR]
+       imgcls report --html <run or sweep dir> [<dir> ...] [--out PATH]
 
 Writes leaderboard.csv and leaderboard.md (into the directory when one is given, else into
 --out, default outputs/reports/<date>_<time>) and prints the table. --plot also writes
-val_curves.png: the validation curves of every row, averaged over seeds."""
+val_curves.png: the validation curves of every row, averaged over seeds.
+
+--html writes one self-contained report.html instead (it opens offline in any browser): for
+one run folder, that run's report; for a sweep folder or several folders, the leaderboard
+(sortable), the overrides that differ, every run's validation curves, each parameter against
+the objective, with links to each run's own report.html (written into each run folder too).
+--out is a file name ending in .html or a folder for report.html; by default the report goes
+into the first folder given."""
+
+OPTIONS = "--html, --plot, --out PATH"
 
 
-def parse(args: Sequence[str]) -> tuple[list[str], bool, str | None]:
+def parse(args: Sequence[str]) -> tuple[list[str], bool, str | None, bool]:
     dirs: list[str] = []
-    plot, out = False, None
+    plot, out, html = False, None, False
     items = list(args)
     while items:
         arg = items.pop(0)
         if arg == "--plot":
             plot = True
+        elif arg == "--html":
+            html = True
         elif arg == "--out" or arg.startswith("--out="):
             out = arg.split("=", 1)[1] if "=" in arg else (items.pop(0) if items else None)
             if not out:
-                raise UserError("--out needs a folder: imgcls report <dir> --out reports/")
+                raise UserError(
+                    "--out needs a path: imgcls report <dir> --out reports/ "
+                    "(with --html also a file: --out report.html)"
+                )
         elif arg.startswith("-"):
-            raise UserError(f"unknown report option '{arg}'; available: --plot, --out DIR")
+            raise UserError(f"unknown report option '{arg}'; available: {OPTIONS}")
         else:
             dirs.append(arg)
     if not dirs:
         raise UserError("imgcls report needs at least one run or sweep directory")
-    return dirs, plot, out
+    if html and plot:
+        raise UserError(
+            "--plot draws val_curves.png for the leaderboard; the --html report has its own "
+            "charts: use one of them"
+        )
+    return dirs, plot, out, html
 
 
 def run_report(args: Sequence[str]) -> int:
@@ -50,7 +72,11 @@ def run_report(args: Sequence[str]) -> int:
         print(USAGE)
         return 0
 
-    dirs, plot, out = parse(args)
+    dirs, plot, out, html = parse(args)
+    if html:
+        path = write_report(dirs, out)
+        print(f"report: {path} ({path.stat().st_size / 1024:.0f} KB)")
+        return 0
     runs = collect_runs(dirs)
     board = build_leaderboard(runs)
     if out is not None:

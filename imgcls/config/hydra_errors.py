@@ -52,6 +52,14 @@ def translate_compose_error(
             f"{key}={value.group(1) if value else '?'} has the wrong type: expected {kind}"
         )
 
+    not_bool = re.search(r"Value '([^']*)' is not a valid bool", cause_text)
+    merging = re.search(r"Error merging override ([^=\s]+)=", text)
+    if not_bool and merging:  # report.html=maybe, trainer.channels_last=maybe
+        return UserError(
+            f"{merging.group(1)}={not_bool.group(1)} has the wrong type: expected a boolean "
+            "(true or false)"
+        )
+
     if "Ambiguous value for argument" in text:
         arg = re.search(r"argument '([^']+)'", text)
         return UserError(

@@ -99,11 +99,19 @@ class SweepConfig:
 
 
 @dataclass
+class ReportConfig:
+    # Write report.html into the run folder (and the sweep folder) at the end: the HTML
+    # report of imgcls.evaluate.html_report. report.html=false skips it.
+    html: bool = True
+
+
+@dataclass
 class TrainConfig:
     """The whole ``imgcls train`` config (conf/train.yaml): one node per config group
     (checked against the registries by :func:`imgcls.app.validation.validate`, since their
     keys depend on the option chosen), the typed trainer and data settings, and the keys
-    that say where a run goes (``output_root``) or how it continues (``resume``, ``sweep``)."""
+    that say where a run goes (``output_root``) or how it continues (``resume``, ``sweep``), and
+    what it writes at the end besides its results (``report``)."""
 
     model: Any = MISSING
     dataset: Any = MISSING
@@ -125,3 +133,4 @@ class TrainConfig:
     recipe: Optional[str] = None  # noqa: UP045  (OmegaConf needs typing.Optional)
     resume: str | None = None
     sweep: SweepConfig = field(default_factory=SweepConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)

@@ -12,8 +12,9 @@ from imgcls.base.errors import UserError, unknown_choice
 from imgcls.config.files import LIST_GROUPS, group_options
 from imgcls.config.schemas import PRECISIONS
 
-# Keys that say where or how a run is launched or continued, not what it computes.
-LAUNCH_KEYS = ("resume", "sweep", "output_root", "hydra")
+# Keys that say where or how a run is launched or continued (or what it writes beside its
+# results: report.html), not what it computes.
+LAUNCH_KEYS = ("resume", "sweep", "output_root", "hydra", "report")
 
 
 def comparable_config(config: DictConfig | dict[str, Any]) -> dict[str, Any]:

@@ -279,14 +279,14 @@ def table_rows(board: Leaderboard) -> tuple[list[str], list[list[str]]]:
                 mean_std(row, "test_accuracy"),
                 mean_std(row, "test_loss"),
                 f"{row.get('train_seconds_mean', float('nan')):.1f}",
-                _count(row.get("params")),
-                _count(row.get("flops")),
+                count_text(row.get("params")),
+                count_text(row.get("flops")),
             ]
         )
     return header, cells
 
 
-def _count(value: Any) -> str:
+def count_text(value: Any) -> str:
     """A parameter or FLOP count for people: 75.0k, 11.2M, 1.11G."""
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return ""

@@ -1,0 +1,794 @@
+"""``report.html``: one self-contained page for a run, or for a sweep or any set of runs.
+
+The page is rendered with Jinja2 (``templates/``, autoescaped: class names, overrides and
+paths from the files are text, never markup) and needs nothing but itself: the CSS and the
+small table-sorting script are inline, the charts are inline SVG drawn from metrics.csv, and
+the prediction grid is the run's own PNG as a data URI. A Content-Security-Policy in the page
+forbids every fetch (``default-src 'none'``), and only the script whose hash it names runs.
+
+Each part of a page is built and rendered on its own: a part whose files are missing or
+damaged is shown as missing with the reason, and the rest of the page is still written.
+Only files are read (no torch), so ``imgcls report --html`` answers at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import json
+import logging
+import math
+import os
+import shlex
+import urllib.parse
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from imgcls.base.errors import UserError
+from imgcls.base.folders import ensure_dir
+from imgcls.base.runs import atomic_write, read_summary
+from imgcls.evaluate import charts
+from imgcls.evaluate.leaderboard import (
+    Leaderboard,
+    RunInfo,
+    build_leaderboard,
+    collect_runs,
+    count_text,
+    table_rows,
+)
+from imgcls.evaluate.plots import read_metrics
+
+logger = logging.getLogger("imgcls")
+
+REPORT_FILE = "report.html"
+# Written by every training run next to summary.json (imgcls.app.run_plots): the test
+# split's per-class precision, recall, F1 and the confusion matrix, for this report.
+TEST_METRICS_FILE = "test_metrics.json"
+TEMPLATES = Path(__file__).resolve().with_name("templates")
+MAX_EPOCH_ROWS = 1000  # a per-epoch table longer than this shows its first and last rows
+
+
+class Absent(Exception):
+    """A part of the page whose files are not there (shown as missing, with this reason)."""
+
+
+@functools.lru_cache(maxsize=1)
+def _environment():
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _script() -> tuple[str, str]:
+    """The page's one script and its CSP hash (so that no other script can run)."""
+    text = (TEMPLATES / "sort.js").read_text(encoding="utf-8")
+    digest = base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
+    return text, f"sha256-{digest}"
+
+
+def _module(name: str):
+    return _environment().get_template(name).module
+
+
+def _part(name: str, title: str, build: Callable[[], dict[str, Any]], macros: Any) -> dict:
+    """Render one part; what fails (a missing or damaged file, anything) is shown as missing."""
+    try:
+        html = getattr(macros, name)(**build())
+    except Absent as reason:
+        html = _module("tables.html.j2").missing(str(reason))
+    except Exception as error:  # noqa: BLE001 - a broken part never breaks the page
+        logger.debug("report part %s failed", name, exc_info=True)
+        detail = " ".join(str(error).split())
+        html = _module("tables.html.j2").missing(
+            f"could not be read: {type(error).__name__}: {detail}"
+        )
+    return {"id": name, "title": title, "html": html}
+
+
+def _page(title: str, subtitle: str, parts: Sequence[dict]) -> str:
+    script, script_hash = _script()
+    return (
+        _environment()
+        .get_template("page.html.j2")
+        .render(
+            title=title,
+            subtitle=subtitle,
+            parts=parts,
+            style=_style(),
+            script=script,
+            script_hash=script_hash,
+            generated=datetime.now().isoformat(timespec="seconds"),
+        )
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _style() -> str:
+    return (TEMPLATES / "style.css").read_text(encoding="utf-8")
+
+
+# --- reading files -----------------------------------------------------------------------
+
+
+def _yaml(path: Path) -> Any:
+    if not path.is_file():
+        raise Absent(f"no {path.parent.name}/{path.name}")
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def _json_object(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise Absent(f"no {path.name}")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"{path.name} is not a JSON object")
+    return data
+
+
+def _summary(run_dir: Path) -> dict[str, Any]:
+    try:
+        return read_summary(run_dir / "summary.json")
+    except UserError:
+        return {}
+
+
+def _overrides(run_dir: Path) -> list[str]:
+    values = _yaml(run_dir / ".hydra" / "overrides.yaml")
+    return [str(v) for v in values] if isinstance(values, list) else []
+
+
+def _metrics(run_dir: Path) -> dict[str, list[float]]:
+    path = run_dir / "metrics.csv"
+    if not path.is_file():
+        raise Absent("no metrics.csv (the run finished no epoch)")
+    columns = read_metrics(path)
+    if not columns.get("epoch"):
+        raise Absent("metrics.csv has no rows")
+    return columns
+
+
+def _image(path: Path) -> str:
+    """A PNG file as a data URI."""
+    if not path.is_file():
+        raise Absent(f"no {path.parent.name}/{path.name}")
+    data = path.read_bytes()
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        raise ValueError(f"{path.name} is not a PNG image")
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _text(value: Any) -> str:
+    """A value for a table cell: metrics in [0, 1] with 4 decimals, other numbers with 5
+    significant digits, None as an empty cell."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        if abs(value) <= 1 and (value == 0 or abs(value) >= 1e-3):
+            return f"{value:.4f}"
+        return f"{value:.5g}"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def _seconds(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else _text(value)
+
+
+def _sort_key(value: Any) -> str:
+    """data-value of a cell: the number a column sorts by ('' sorts last)."""
+    if isinstance(value, bool) or value is None:
+        return ""
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return repr(float(value))
+    return ""
+
+
+def _command(overrides: Sequence[str], multirun: bool = False) -> str:
+    words = ["imgcls", "train", *(["-m"] if multirun else []), *overrides]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def _link(target: Path, page: Path) -> str:
+    """A relative link from ``page`` to ``target``: ./-prefixed and percent-encoded, so a
+    folder named ``javascript:...`` or holding '#' or '?' is still a path."""
+    try:
+        relative = os.path.relpath(target.resolve(), page.resolve().parent)
+    except ValueError:  # another drive (Windows)
+        relative = str(target.resolve())
+    quoted = urllib.parse.quote(Path(relative).as_posix())
+    return quoted if quoted.startswith(("../", "/")) else f"./{quoted}"
+
+
+# --- one run -----------------------------------------------------------------------------
+
+
+def _run_overview(run_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
+    if not summary:
+        raise Absent("no readable summary.json")
+    best = summary.get("best") if isinstance(summary.get("best"), dict) else {}
+    test = summary.get("test") if isinstance(summary.get("test"), dict) else {}
+    what = [
+        ("model", summary.get("model")),
+        ("dataset", summary.get("dataset")),
+        ("method", summary.get("method")),
+        ("seed", summary.get("seed")),
+        ("started", summary.get("started_at")),
+        ("finished", summary.get("finished_at")),
+    ]
+    results = [
+        ("epochs", summary.get("epochs_completed")),
+        ("best epoch", best.get("epoch")),
+        (f"best {best.get('metric', 'value')}", best.get("value")),
+        ("test accuracy", test.get("accuracy")),
+        ("test loss", test.get("loss")),
+        ("stopped early", summary.get("stopped_early")),
+        ("training seconds", summary.get("train_seconds")),
+        ("wall seconds", summary.get("wall_seconds")),
+    ]
+    return {
+        "status": str(summary.get("status", "unknown")),
+        "error": str(summary.get("error") or ""),
+        "what": [(k, _text(v)) for k, v in what if v is not None],
+        "results": [(k, _text(v)) for k, v in results if v is not None],
+        "path": str(run_dir.resolve()),
+    }
+
+
+def _run_command(run_dir: Path) -> dict[str, Any]:
+    overrides = _overrides(run_dir)
+    config_path = run_dir / ".hydra" / "config.yaml"
+    if not config_path.is_file():
+        raise Absent("no .hydra/config.yaml")
+    return {
+        "command": _command(overrides),
+        "overrides": overrides,
+        "config": config_path.read_text(encoding="utf-8"),
+    }
+
+
+def _run_environment(summary: dict[str, Any]) -> dict[str, Any]:
+    if not summary:
+        raise Absent("no readable summary.json")
+    throughput = summary.get("throughput") if isinstance(summary.get("throughput"), dict) else {}
+    params, flops = summary.get("params"), summary.get("flops")
+    facts = [
+        ("device", summary.get("device")),
+        ("precision", summary.get("precision")),
+        ("git commit", summary.get("git_commit")),
+        ("config hash", summary.get("config_hash")),
+        ("parameters", f"{count_text(params)} ({params:,})" if isinstance(params, int) else None),
+        (
+            "FLOPs per image (forward)",
+            f"{count_text(flops)} ({flops:,})" if isinstance(flops, int) else None,
+        ),
+        ("training images/s", throughput.get("images_per_second")),
+        ("TFLOP/s", throughput.get("tflops")),
+        ("MFU", throughput.get("mfu")),
+    ]
+    versions = summary.get("versions") if isinstance(summary.get("versions"), dict) else {}
+    timings = summary.get("timings") if isinstance(summary.get("timings"), dict) else {}
+    hyper = summary.get("hyperparameters")
+    return {
+        "facts": [(k, _text(v)) for k, v in facts if v is not None],
+        "versions": [(str(k), _text(v)) for k, v in versions.items()],
+        "timings": [(str(k), _seconds(v)) for k, v in timings.items() if v is not None],
+        "hyperparameters": json.dumps(hyper, indent=2, default=str) if hyper else "",
+    }
+
+
+def _run_curves(run_dir: Path) -> dict[str, Any]:
+    columns = _metrics(run_dir)
+    epochs = columns["epoch"]
+    found = []
+    for kind in ("loss", "accuracy"):
+        lines = [
+            (f"{split} {kind}", epochs, columns[f"{split}_{kind}"])
+            for split in ("train", "val")
+            if f"{split}_{kind}" in columns
+        ]
+        if kind == "accuracy" and "val_top5_accuracy" in columns:
+            lines.append(("val top-5 accuracy", epochs, columns["val_top5_accuracy"]))
+        if lines:
+            found.append(
+                charts.line_chart(
+                    kind, "epoch", kind, lines, dashed=[i == 2 for i in range(3)], integer_x=True
+                )
+            )
+    if "lr" in columns:
+        found.append(
+            charts.line_chart(
+                "learning rate (first step of each epoch)",
+                "epoch",
+                "learning rate",
+                [("lr", epochs, columns["lr"])],
+                colors=[charts.PALETTE[2]],
+                integer_x=True,
+            )
+        )
+    if not found:
+        raise Absent("metrics.csv has no loss, accuracy or lr column")
+    return {"charts": found}
+
+
+def _run_epochs(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "metrics.csv"
+    if not path.is_file():
+        raise Absent("no metrics.csv (the run finished no epoch)")
+    import csv
+
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    if len(rows) < 2:
+        raise Absent("metrics.csv has no rows")
+    header, body = rows[0], rows[1:]
+    skipped = 0
+    if len(body) > MAX_EPOCH_ROWS:
+        skipped = len(body) - MAX_EPOCH_ROWS
+        body = body[: MAX_EPOCH_ROWS // 2] + body[-MAX_EPOCH_ROWS // 2 :]
+    return {"header": header, "rows": [_csv_cells(row) for row in body], "skipped": skipped}
+
+
+def _csv_cells(row: Sequence[str]) -> list[tuple[str, str]]:
+    cells = []
+    for value in row:
+        try:
+            number = float(value)
+        except ValueError:
+            cells.append((value, ""))
+            continue
+        cells.append(
+            (f"{number:.5g}" if "." in value or "e" in value else value, _sort_key(number))
+        )
+    return cells
+
+
+def _classes_table(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Per-class rows and the confusion matrix (counts, shaded by the row's share)."""
+    per_class = metrics.get("per_class") if isinstance(metrics.get("per_class"), list) else []
+    rows = [
+        (
+            str(r.get("class", "")),
+            [(_text(r.get(k)), _sort_key(r.get(k))) for k in ("precision", "recall", "f1")],
+            (_text(r.get("support")), _sort_key(r.get("support"))),
+        )
+        for r in per_class
+        if isinstance(r, dict)
+    ]
+    classes = [str(c) for c in metrics.get("classes") or [r[0] for r in rows]]
+    matrix = metrics.get("confusion_matrix")
+    cells: list[tuple[str, list[tuple[int, float]]]] = []
+    if isinstance(matrix, list) and len(matrix) == len(classes):
+        for name, counts in zip(classes, matrix, strict=True):
+            counts = [int(c) for c in counts]
+            total = sum(counts) or 1
+            cells.append((name, [(c, c / total) for c in counts]))
+    scalars = [
+        (k, _text(v))
+        for k, v in metrics.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    ]
+    return {"per_class": rows, "classes": classes, "matrix": cells, "scalars": scalars}
+
+
+def _run_test(run_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
+    test = summary.get("test") if isinstance(summary.get("test"), dict) else {}
+    path = run_dir / TEST_METRICS_FILE
+    details: dict[str, Any] = {}
+    note = ""
+    if path.is_file():
+        details = _json_object(path)
+    elif not test:
+        raise Absent("no test metrics (the run did not finish its test)")
+    else:
+        note = (
+            f"no {TEST_METRICS_FILE}, so no per-class figures or confusion matrix "
+            f"(imgcls eval run={run_dir} computes them)"
+        )
+    table = _classes_table(details) if details else {"per_class": [], "classes": [], "matrix": []}
+    source = ", ".join(f"{details[k]} {k}" for k in ("split", "checkpoint") if details.get(k))
+    if details.get("tta") not in (None, "", "none"):
+        source += f", test-time augmentation {details['tta']}"
+    elif details:
+        source += ", without test-time augmentation"
+    return {
+        "summary": [(str(k), _text(v)) for k, v in test.items() if not isinstance(v, dict)],
+        "source": source,
+        "note": note,
+        **table,
+    }
+
+
+def _run_predictions(run_dir: Path) -> dict[str, Any]:
+    return {"image": _image(run_dir / "plots" / "predictions.png")}
+
+
+def _run_eval(run_dir: Path) -> dict[str, Any]:
+    folder = run_dir / "eval"
+    found = sorted(folder.glob("*/metrics.json")) if folder.is_dir() else []
+    if not found:
+        raise Absent("no eval/ results (imgcls eval run=<this run> writes them)")
+    results = []
+    for path in found:
+        try:
+            metrics = _json_object(path)
+            table = _classes_table(metrics)
+            setting = [
+                (k, _text(metrics.get(k)))
+                for k in ("split", "dataset", "checkpoints", "tta", "mode", "samples")
+                if metrics.get(k) not in (None, "", [])
+            ]
+            results.append({"name": path.parent.name, "error": "", "setting": setting, **table})
+        except Exception as error:  # noqa: BLE001 - one damaged eval folder is listed as such
+            results.append({"name": path.parent.name, "error": f"{type(error).__name__}: {error}"})
+    return {"results": results}
+
+
+def run_page(run_dir: Path) -> str:
+    """The HTML of one run's report."""
+    run_dir = Path(run_dir)
+    summary = _summary(run_dir)
+    macros = _module("run.html.j2")
+    parts = [
+        _part("overview", "Run", lambda: _run_overview(run_dir, summary), macros),
+        _part("command", "Command and configuration", lambda: _run_command(run_dir), macros),
+        _part("environment", "Environment", lambda: _run_environment(summary), macros),
+        _part("curves", "Curves", lambda: _run_curves(run_dir), macros),
+        _part("epochs", "Per-epoch metrics", lambda: _run_epochs(run_dir), macros),
+        _part("test", "Test metrics", lambda: _run_test(run_dir, summary), macros),
+        _part("predictions", "Predictions", lambda: _run_predictions(run_dir), macros),
+        _part("evaluations", "Evaluations (eval/)", lambda: _run_eval(run_dir), macros),
+    ]
+    name = run_dir.resolve().name
+    what = " · ".join(str(summary[k]) for k in ("model", "dataset") if summary.get(k))
+    return _page(f"imgcls run {name}", what, parts)
+
+
+# --- several runs (a sweep) ----------------------------------------------------------------
+
+
+def _sweep_info(dirs: Sequence[Path], runs: Sequence[RunInfo]) -> dict[str, Any]:
+    """What launched the sweep: the sweeper and its search space (a job's .hydra/hydra.yaml),
+    the command (multirun.yaml, which the basic sweeper writes) and an Optuna search's best
+    trial (optimization_results.yaml), for whichever of these files exist."""
+    info: dict[str, Any] = {"sweeper": "", "command": "", "best": [], "space": []}
+    hydra: dict[str, Any] = {}
+    for folder in dirs:
+        if (folder / "multirun.yaml").is_file():
+            multirun = _yaml(folder / "multirun.yaml")
+            hydra = (multirun.get("hydra") or {}) if isinstance(multirun, dict) else {}
+            task = (hydra.get("overrides") or {}).get("task") or []
+            info["command"] = _command([str(t) for t in task], multirun=True)
+            break
+    if not hydra:
+        for run in runs:
+            if (run.run_dir / ".hydra" / "hydra.yaml").is_file():
+                job = _yaml(run.run_dir / ".hydra" / "hydra.yaml")
+                hydra = (job.get("hydra") or {}) if isinstance(job, dict) else {}
+                break
+    sweeper = hydra.get("sweeper") or {}
+    if isinstance(sweeper, dict):
+        target = str(sweeper.get("_target_", ""))
+        info["sweeper"] = "Optuna" if "optuna" in target.lower() else target.rsplit(".", 1)[-1]
+        settings = [(k, sweeper.get(k)) for k in ("direction", "n_trials", "study_name")]
+        info["space"] = [(k, _text(v)) for k, v in settings if v is not None]
+        params = sweeper.get("params")
+        if isinstance(params, dict):
+            info["space"] += [(str(k), _text(v)) for k, v in params.items()]
+    for folder in dirs:
+        if (folder / "optimization_results.yaml").is_file():
+            result = _yaml(folder / "optimization_results.yaml")
+            if isinstance(result, dict):
+                params = result.get("best_params") or {}
+                info["best"] = [(str(k), _text(v)) for k, v in params.items()]
+                info["best"].append(("best value", _text(result.get("best_value"))))
+            break
+    return info
+
+
+def _short(value: Any) -> str:
+    """An override value for display: long numbers (an Optuna trial's 0.037861878865426045)
+    to 4 significant digits; anything else as it is."""
+    text = str(value)
+    number = _number_or_none(text)
+    if number is None or len(text) <= 8:
+        return text
+    return f"{number:.4g}"
+
+
+def _row_label(board: Leaderboard, row: dict[str, Any]) -> str:
+    text = " ".join(f"{c}={_short(row[c])}" for c in board.columns if c != "config")
+    return text or str(row.get("config", ""))
+
+
+def _sweep_overview(dirs: Sequence[Path], runs: Sequence[RunInfo], board: Leaderboard):
+    info = _sweep_info(dirs, runs)
+    statuses: dict[str, int] = {}
+    for run in runs:
+        statuses[run.status] = statuses.get(run.status, 0) + 1
+    return {
+        "folders": [str(d.resolve()) for d in dirs],
+        "runs": len(runs),
+        "configurations": len(board.rows),
+        "statuses": sorted(statuses.items()),
+        "metric": f"{board.metric} ({board.mode})",
+        **info,
+    }
+
+
+def _leaderboard(board: Leaderboard, page: Path) -> dict[str, Any]:
+    if not board.rows:
+        raise Absent("no completed run")
+    header, cells = table_rows(board)
+    stats = [board.metric, "test_accuracy", "test_loss", "train_seconds"]
+    rows = []
+    for row, text, members in zip(board.rows, cells, board.groups, strict=True):
+        keys: list[str] = [_sort_key(row["rank"])]
+        keys += [_sort_key(_number_or_none(row.get(c))) for c in board.columns]
+        keys += [_sort_key(row["n"])]
+        keys += [_sort_key(row.get(f"{name}_mean")) for name in stats]
+        keys += [_sort_key(row.get("params")), _sort_key(row.get("flops"))]
+        links = [
+            (f"seed {m.summary.get('seed', '?')}", _report_link(m.run_dir, page), m.run_dir.name)
+            for m in members
+        ]
+        titles = ["", *(str(row.get(c, "")) for c in board.columns)]
+        titles += [""] * (len(text) - len(titles))
+        shown = [
+            text[0],
+            *(_short(row.get(c, "")) for c in board.columns),
+            *text[1 + len(board.columns) :],
+        ]
+        cells = [
+            (shown_text, key, title if title != shown_text else "")
+            for shown_text, key, title in zip(shown, keys, titles, strict=True)
+        ]
+        rows.append({"cells": cells, "links": links})
+    return {"header": header, "rows": rows, "metric": board.metric, "mode": board.mode}
+
+
+def _number_or_none(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _report_link(run_dir: Path, page: Path) -> str:
+    report = run_dir / REPORT_FILE
+    return _link(report, page) if report.is_file() else ""
+
+
+def _failed(board: Leaderboard, page: Path) -> dict[str, Any]:
+    return {
+        "runs": [
+            {
+                "status": r.status,
+                "overrides": " ".join(r.overrides) or "(defaults)",
+                "folder": str(r.run_dir),
+                "error": r.error,
+                "link": _report_link(r.run_dir, page),
+            }
+            for r in board.failed
+        ]
+    }
+
+
+def _differences(runs: Sequence[RunInfo], board: Leaderboard) -> dict[str, Any]:
+    settings = [dict(o.lstrip("+~").split("=", 1) for o in r.overrides if "=" in o) for r in runs]
+    if not settings:
+        raise Absent("no runs")
+    keys = sorted({k for s in settings for k in s})
+    varying, common = [], []
+    for key in keys:
+        values = list(dict.fromkeys(s.get(key, "(not set)") for s in settings))
+        if len(values) == 1:
+            common.append((key, values[0]))
+            continue
+        numbers = [_number_or_none(v) for v in values]
+        if len(values) > 5 and all(n is not None for n in numbers):
+            low, high = (
+                min(n for n in numbers if n is not None),
+                max(n for n in numbers if n is not None),
+            )
+            varying.append((key, [f"{len(values)} values from {low:.4g} to {high:.4g}"]))
+        else:
+            varying.append((key, [_short(v) for v in values]))
+    return {"varying": varying, "common": common}
+
+
+def _group_colors(board: Leaderboard) -> dict[Path, tuple[str, str]]:
+    """Each run's colour and label: the colour of its leaderboard row (seeds share one)."""
+    found = {}
+    for index, (row, members) in enumerate(zip(board.rows, board.groups, strict=True)):
+        color = charts.PALETTE[index % len(charts.PALETTE)]
+        label = f"{row['rank']}. {_row_label(board, row)} (n={row['n']})"
+        for member in members:
+            found[member.run_dir] = (color, label)
+    return found
+
+
+def _validation_curves(board: Leaderboard) -> dict[str, Any]:
+    colors = _group_colors(board)
+    series: dict[str, list[tuple[str, list[float], list[float]]]] = {}
+    run_colors: list[str] = []
+    legend: dict[str, tuple[str, str, bool]] = {}
+    for members in board.groups:
+        for member in members:
+            try:
+                columns = _metrics(member.run_dir)
+            except (Absent, OSError, ValueError):
+                continue
+            color, label = colors[member.run_dir]
+            run_colors.append(color)
+            legend[label] = (label, color, False)
+            for key in dict.fromkeys((board.metric, "val_accuracy", "val_loss")):
+                series.setdefault(key, []).append(
+                    (member.run_dir.name, columns["epoch"], columns.get(key, []))
+                )
+    if not run_colors:
+        raise Absent("no metrics.csv in any completed run")
+    found = [
+        charts.line_chart(
+            key,
+            "epoch",
+            key,
+            lines,
+            colors=run_colors,
+            legend=[],
+            integer_x=True,
+            width=520,
+            height=300,
+        )
+        for key, lines in series.items()
+        if any(len(ys) for _, _, ys in lines)
+    ]
+    return {"charts": found, "runs": len(run_colors), "legend": list(legend.values())}
+
+
+def _objective_charts(board: Leaderboard) -> dict[str, Any]:
+    columns = [c for c in board.columns if c != "config"]
+    if not columns or len(board.rows) < 2:
+        raise Absent("no parameter differs between the runs")
+    colors = _group_colors(board)
+    found = []
+    for column in columns:
+        points = []
+        for members in board.groups:
+            for member in members:
+                value = dict(
+                    o.lstrip("+~").split("=", 1) for o in member.config_overrides if "=" in o
+                ).get(column, "(not set)")
+                best = member.summary.get("best") or {}
+                objective = best.get("value")
+                if isinstance(objective, (int, float)) and not isinstance(objective, bool):
+                    points.append((value, float(objective), colors[member.run_dir][0]))
+        found.append(charts.scatter_chart(column, column, board.metric, points))
+    return {"charts": found, "metric": board.metric, "mode": board.mode}
+
+
+def _all_runs(runs: Sequence[RunInfo], page: Path) -> dict[str, Any]:
+    rows = []
+    for run in runs:
+        best = run.summary.get("best") or {}
+        rows.append(
+            {
+                "name": run.run_dir.name,
+                "status": run.status,
+                "overrides": " ".join(run.overrides) or "(defaults)",
+                "objective": (_text(best.get("value")), _sort_key(best.get("value"))),
+                "link": _report_link(run.run_dir, page),
+                "folder": str(run.run_dir),
+            }
+        )
+    return {"rows": rows}
+
+
+def runs_page(dirs: Sequence[Path], page: Path) -> str:
+    """The HTML of the report of a sweep or of any set of runs (links relative to ``page``)."""
+    runs = collect_runs(dirs)
+    board = build_leaderboard(runs)
+    macros = _module("runs.html.j2")
+    parts = [
+        _part("overview", "Runs", lambda: _sweep_overview(dirs, runs, board), macros),
+        _part("leaderboard", "Leaderboard", lambda: _leaderboard(board, page), macros),
+        _part("failed", "Failed or unfinished runs", lambda: _failed(board, page), macros),
+        _part("differences", "Overrides", lambda: _differences(runs, board), macros),
+        _part("curves", "Validation curves", lambda: _validation_curves(board), macros),
+        _part(
+            "objective",
+            "Parameters against the objective",
+            lambda: _objective_charts(board),
+            macros,
+        ),
+        _part("runs", "Every run", lambda: _all_runs(runs, page), macros),
+    ]
+    name = " + ".join(d.resolve().name for d in dirs)
+    subtitle = f"{len(board.rows)} configurations, {len(runs)} runs"
+    return _page(f"imgcls report {name}", subtitle, parts)
+
+
+# --- writing -----------------------------------------------------------------------------
+
+
+def is_run(folder: Path) -> bool:
+    return (Path(folder) / "summary.json").is_file()
+
+
+def output_path(dirs: Sequence[str | Path], out: str | Path | None) -> Path:
+    """``--out``: a file ending in .html, or a folder to hold report.html; by default the
+    first folder given."""
+    if out is None:
+        return Path(dirs[0]) / REPORT_FILE
+    target = Path(out)
+    if target.suffix.lower() in (".html", ".htm"):
+        return target
+    return target / REPORT_FILE
+
+
+def _write(path: Path, html: str) -> Path:
+    ensure_dir(path.parent, "report folder")
+    try:
+        atomic_write(path, lambda f: f.write(html.encode("utf-8")), binary=True)
+    except OSError as error:
+        raise UserError(f"cannot write {path}: {error.strerror or error}") from error
+    return path
+
+
+def write_run_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Write one run's report (``<run>/report.html`` unless ``out`` is given)."""
+    run_dir = Path(run_dir)
+    return _write(Path(out) if out else run_dir / REPORT_FILE, run_page(run_dir))
+
+
+def write_runs_report(
+    dirs: Sequence[str | Path], out: str | Path | None = None, run_reports: str = "all"
+) -> Path:
+    """Write the report of a sweep or of several runs; each run's own report is written too
+    (``run_reports``: ``all`` rewrites them, ``missing`` only adds absent ones, ``none``)
+    so that the page can link to them. A run folder that cannot be written is linked to
+    nothing, never an error."""
+    folders = [Path(d) for d in dirs]
+    page = output_path(folders, out)
+    if run_reports != "none":
+        for run in collect_runs(folders):
+            if not is_run(run.run_dir):
+                continue
+            if run_reports == "missing" and (run.run_dir / REPORT_FILE).is_file():
+                continue
+            try:
+                write_run_report(run.run_dir)
+            except (OSError, UserError) as error:
+                logger.warning(f"could not write {run.run_dir / REPORT_FILE}: {error}")
+    return _write(page, runs_page(folders, page))
+
+
+def write_report(
+    dirs: Sequence[str | Path], out: str | Path | None = None, run_reports: str = "all"
+) -> Path:
+    """``imgcls report --html``: a run's report for one run folder, else a sweep report."""
+    if not dirs:
+        raise UserError("imgcls report --html needs at least one run or sweep directory")
+    for folder in dirs:
+        if not Path(folder).is_dir():
+            raise UserError(f"not a directory: {folder}; give run or sweep directories")
+    if len(dirs) == 1 and is_run(Path(dirs[0])):
+        return write_run_report(dirs[0], output_path(dirs, out))
+    return write_runs_report(dirs, out, run_reports)
