@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import sys
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import metadata
@@ -191,7 +192,27 @@ def check_parity(
 # exporter) and about tracing; those warnings are silenced: the parity check is the test.
 
 
+@contextlib.contextmanager
+def _quiet_exporter_logs() -> Iterator[None]:
+    """The dynamo exporter and onnxscript log progress at INFO (``No unused functions to
+    remove``); a run's INFO logging would print it, so those loggers are held at WARNING."""
+    loggers = [logging.getLogger(name) for name in ("onnxscript", "torch.onnx", "onnx_ir")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
 def export_onnx_dynamo(model: nn.Module, example: torch.Tensor, path: Path) -> None:
+    with _quiet_exporter_logs():
+        _export_onnx_dynamo(model, example, path)
+
+
+def _export_onnx_dynamo(model: nn.Module, example: torch.Tensor, path: Path) -> None:
     program = torch.onnx.export(
         model,
         (example,),
