@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 # Matplotlib's tab10: distinguishable, and the same colours as the PNG figures.
 PALETTE = (
@@ -163,9 +164,10 @@ def line_chart(
     return chart
 
 
-def _number(text: str) -> float | None:
+def finite_number(value: Any) -> float | None:
+    """``value`` as a float, or None when it is not a finite number (text, None, NaN, inf)."""
     try:
-        value = float(text)
+        value = float(value)
     except (TypeError, ValueError):
         return None
     return value if math.isfinite(value) else None
@@ -190,7 +192,7 @@ def scatter_chart(
     if not kept:
         chart.note = "no finished runs"
         return chart
-    numbers = [_number(x) for x, _, _ in kept]
+    numbers = [finite_number(x) for x, _, _ in kept]
     y_scale = _Scale([y for _, y, _ in kept], chart.plot_bottom, chart.top, log=False)
     chart.y_ticks = [(y_scale(t), tick_label(t)) for t in y_scale.ticks]
     if all(n is not None for n in numbers):

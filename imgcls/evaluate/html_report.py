@@ -506,7 +506,7 @@ def _short(value: Any) -> str:
     """An override value for display: long numbers (an Optuna trial's 0.037861878865426045)
     to 4 significant digits; anything else as it is."""
     text = str(value)
-    number = _number_or_none(text)
+    number = charts.finite_number(text)
     if number is None or len(text) <= 8:
         return text
     return f"{number:.4g}"
@@ -540,7 +540,7 @@ def _leaderboard(board: Leaderboard, page: Path) -> dict[str, Any]:
     rows = []
     for row, text, members in zip(board.rows, cells, board.groups, strict=True):
         keys: list[str] = [_sort_key(row["rank"])]
-        keys += [_sort_key(_number_or_none(row.get(c))) for c in board.columns]
+        keys += [_sort_key(charts.finite_number(row.get(c))) for c in board.columns]
         keys += [_sort_key(row["n"])]
         keys += [_sort_key(row.get(f"{name}_mean")) for name in stats]
         keys += [_sort_key(row.get("params")), _sort_key(row.get("flops"))]
@@ -561,14 +561,6 @@ def _leaderboard(board: Leaderboard, page: Path) -> dict[str, Any]:
         ]
         rows.append({"cells": cells, "links": links})
     return {"header": header, "rows": rows, "metric": board.metric, "mode": board.mode}
-
-
-def _number_or_none(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _report_link(run_dir: Path, page: Path) -> str:
@@ -602,7 +594,7 @@ def _differences(runs: Sequence[RunInfo], board: Leaderboard) -> dict[str, Any]:
         if len(values) == 1:
             common.append((key, values[0]))
             continue
-        numbers = [_number_or_none(v) for v in values]
+        numbers = [charts.finite_number(v) for v in values]
         if len(values) > 5 and all(n is not None for n in numbers):
             low, high = (
                 min(n for n in numbers if n is not None),
