@@ -1,249 +1,157 @@
 """The one generic registry: components are looked up by name, not by import path.
 
-Each config group (model, dataset, ...) has one :class:`Registry` instance. A builder is
-registered under a key; :meth:`Registry.build` checks the keyword arguments against the
-builder's signature so that a typo fails with a did-you-mean before any work starts.
+Each config group (model, dataset, ...) has one :class:`Registry`. A component is registered
+under its name with its builder and its options dataclass (``imgcls/config/options/``). The
+options class is the component's schema: Hydra checks every key and type against it while
+composing, and its ``__post_init__`` holds the component's rules once, raising
+:class:`~imgcls.base.errors.OptionError`; :func:`make_options` adds the config key in front.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
-import types
-import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from imgcls.base.errors import UserError, did_you_mean, unknown_choice
+from imgcls.base.errors import OptionError, UserError, did_you_mean, unknown_choice
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One registered component: its name and builder (a class or a function). What it does
-    is described where users look: the first comment line of its ``conf/<group>/`` file."""
+    """One registered component: its name, its builder (a class or a function called as
+    ``builder(options, **runtime)``) and its options dataclass. What it does is described
+    where users look: the first comment line of its ``conf/<group>/`` file."""
 
     name: str
     builder: Callable[..., Any]
-
-
-@dataclass(frozen=True)
-class Range:
-    """The numbers a keyword accepts: ``Range(0, 1, high_open=True)`` is [0, 1)."""
-
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-
-    def admits(self, value: float) -> bool:
-        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
-            return False
-        return not (
-            self.high is not None and (value >= self.high if self.high_open else value > self.high)
-        )
-
-    def __str__(self) -> str:
-        if self.high is None:
-            return f"{'>' if self.low_open else '>='} {self.low:g}"
-        left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
-        return f"{left}{self.low:g}, {self.high:g}{right}"
+    options: type
 
 
 class Registry:
-    """Name -> builder mapping for one config group, with validation and did-you-mean.
+    """Name -> (builder, options class) for one config group, with did-you-mean."""
 
-    ``ranges`` holds the numbers a keyword accepts wherever it appears in the group (every
-    model's ``dropout`` is a probability), checked with the types before anything is built.
-    """
-
-    def __init__(
-        self,
-        group: str,
-        runtime: frozenset[str] = frozenset(),
-        ranges: Mapping[str, Range] | None = None,
-    ) -> None:
+    def __init__(self, group: str) -> None:
         self.group = group
-        # Arguments imgcls supplies itself (``num_classes`` from the dataset), never the user.
-        self.runtime = runtime
-        self.ranges = dict(ranges or {})
         self._entries: dict[str, Entry] = {}
 
-    def register(self, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Decorator: register ``builder`` under ``name`` (a class or a function)."""
+    def register(
+        self, name: str, options: type | None = None
+    ) -> Callable[[Callable[..., Any]], Any]:
+        """Decorator: register ``builder`` under ``name`` with its ``options`` dataclass."""
+        if options is not None and not dataclasses.is_dataclass(options):
+            raise TypeError(f"{self.group} '{name}': options must be a dataclass, not {options}")
 
         def decorator(builder: Callable[..., Any]) -> Callable[..., Any]:
             if name in self._entries:
                 raise ValueError(f"{self.group} '{name}' is registered twice")
-            self._entries[name] = Entry(name, builder)
+            self._entries[name] = Entry(name, builder, options)
             return builder
 
         return decorator
 
     def names(self) -> list[str]:
+        """The registered names, sorted."""
         return sorted(self._entries)
 
     def entries(self) -> list[Entry]:
+        """The registered entries, sorted by name."""
         return [self._entries[n] for n in self.names()]
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
 
     def get(self, name: str) -> Entry:
+        """The entry for ``name``; an unknown name is a UserError with a did-you-mean."""
         if name not in self._entries:
             raise unknown_choice(self.group, name, self._entries)
         return self._entries[name]
 
-    def check(self, name: str, options: Mapping[str, Any], prefix: str | None = None) -> None:
-        """Validate user ``options`` against the builder's signature without building anything."""
-        prefix = prefix or self.group
-        builder = self.get(name).builder
-        params = _parameters(builder)
-        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-        hints = _type_hints(builder)
-        for key, value in options.items():
-            if key in self.runtime:
-                raise UserError(
-                    f"'{prefix}.{key}' is set by imgcls itself (from the dataset or the run); "
-                    f"remove it from the config"
-                )
-            if key not in params:
-                if takes_any:
-                    continue
-                valid = sorted(
-                    k
-                    for k, p in params.items()
-                    if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and k not in self.runtime
-                )
-                raise UserError(
-                    f"unknown key '{prefix}.{key}' for {self.group} '{name}'"
-                    f"{did_you_mean(key, valid)} valid keys: {', '.join(valid) or '(none)'}"
-                )
-            if key in hints and not _matches(value, hints[key]):
-                raise UserError(
-                    f"{prefix}.{key}={value!r} has the wrong type: expected {_type_name(hints[key])}"
-                )
-            self._check_range(key, value, prefix)
+    def options(self, name: str, values: Any = None, prefix: str | None = None) -> Any:
+        """``name``'s options object from ``values`` (a mapping of its fields, or already
+        the options object), its rules checked: a bad value names ``<prefix>.<key>``."""
+        entry = self.get(name)
+        if entry.options is None:  # not yet migrated: plain keywords
+            return dict(values or {})
+        if isinstance(values, entry.options):
+            return values
+        fields = dict(values or {})
+        fields.setdefault("name", name)
+        return make_options(entry.options, fields, prefix or self.group)
 
-    def _check_range(self, key: str, value: Any, prefix: str) -> None:
-        allowed = self.ranges.get(key)
-        numbers = value if isinstance(value, (list, tuple)) else [value]
-        numbers = [v for v in numbers if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        if allowed is not None and not all(allowed.admits(v) for v in numbers):
-            raise UserError(f"{prefix}.{key}={value} is invalid: use {allowed}")
-
-    def build(
-        self,
-        name: str,
-        options: Mapping[str, Any] | None = None,
-        *,
-        prefix: str | None = None,
-        **runtime: Any,
-    ) -> Any:
-        """Check the user's ``options``, then call the builder with them and ``runtime`` values.
+    def build(self, name: str, options: Any = None, *, prefix: str | None = None, **runtime: Any):
+        """Build ``name`` from its options (see :meth:`options`) and ``runtime`` values.
 
         ``runtime`` holds what imgcls supplies itself (``num_classes`` from the dataset, the
-        model's parameters for an optimizer); only arguments the builder accepts are passed.
+        model's parameters for an optimizer); only the keywords the builder takes are passed.
         """
-        options = dict(options or {})
-        self.check(name, options, prefix)
-        builder = self.get(name).builder
-        params = _parameters(builder)
-        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-        supplied = {k: v for k, v in runtime.items() if takes_any or k in params}
-        return builder(**options, **supplied)
+        entry = self.get(name)
+        made = self.options(name, options, prefix)
+        accepted = _keywords(entry.builder)
+        supplied = {k: v for k, v in runtime.items() if accepted is None or k in accepted}
+        if entry.options is None:
+            return entry.builder(**made, **supplied)
+        return entry.builder(made, **supplied)
 
 
-def _parameters(builder: Callable[..., Any]) -> dict[str, inspect.Parameter]:
-    target = builder.__init__ if inspect.isclass(builder) else builder
-    params = dict(inspect.signature(target).parameters)
-    params.pop("self", None)
-    return params
+def make_options(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
+    """An instance of the options dataclass ``cls`` from plain ``values``; nested dataclass
+    fields are made first with their own key, so that every error names the full key.
 
-
-def _type_hints(builder: Callable[..., Any]) -> dict[str, Any]:
-    target = builder.__init__ if inspect.isclass(builder) else builder
+    Unknown keys are refused here too (Hydra already refuses them while composing; this
+    covers options given from Python)."""
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        valid = sorted(known)
+        hint = did_you_mean(unknown[0], valid).replace("'", f"'{prefix}.", 1) or ";"
+        raise UserError(
+            f"unknown config key '{prefix}.{unknown[0]}'{hint} valid keys under {prefix}: "
+            f"{', '.join(valid)}"
+        )
+    made: dict[str, Any] = {}
+    for key, value in values.items():
+        kind = known[key].type
+        nested = _dataclass_type(cls, key, kind)
+        if nested is not None and isinstance(value, Mapping):
+            value = make_options(nested, value, f"{prefix}.{key}")
+        made[key] = value
     try:
-        return typing.get_type_hints(target)
-    except Exception:  # unresolvable forward references: skip type checks
-        return {}
+        return cls(**made)
+    except OptionError as error:
+        raise UserError(f"{prefix}.{error}") from error
 
 
-def _matches(value: Any, hint: Any) -> bool:
-    """Lenient runtime type check: ints pass for floats, lists for sequences, None for Optional."""
-    if hint is Any:
-        return True
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_matches(value, arg) for arg in typing.get_args(hint))
-    if hint is type(None):
-        return value is None
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is str:
-        return isinstance(value, str)
-    if origin in (list, tuple, Sequence, typing.Sequence) or hint in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            return False
-        args = [a for a in typing.get_args(hint) if a is not Ellipsis]
-        return not args or all(_matches(v, args[0]) for v in value)
-    if origin in (dict, Mapping) or hint is dict:
-        return isinstance(value, Mapping)
-    if isinstance(hint, type):
-        return isinstance(value, hint)
-    return True
+def _dataclass_type(cls: type, key: str, kind: Any) -> type | None:
+    """The dataclass a field holds, if any (annotations may be strings)."""
+    if isinstance(kind, str):
+        import typing
+
+        kind = typing.get_type_hints(cls).get(key)
+    return kind if isinstance(kind, type) and dataclasses.is_dataclass(kind) else None
 
 
-def _type_name(hint: Any) -> str:
-    names = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
-    if hint in names:
-        return names[hint]
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(hint) if a is not type(None))
-    if typing.get_origin(hint) in (list, tuple, Sequence) or hint in (list, tuple):
-        return "a list"
-    return getattr(hint, "__name__", str(hint))
+def _keywords(builder: Callable[..., Any]) -> set[str] | None:
+    """The keyword arguments ``builder`` takes after its options, or None for ``**kwargs``."""
+    target = builder.__init__ if inspect.isclass(builder) else builder
+    params = list(inspect.signature(target).parameters.values())
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params if p.name != "self"}
 
 
-MODELS = Registry(
-    "model",
-    runtime=frozenset({"num_classes", "in_channels", "image_size"}),
-    ranges={
-        "dropout": Range(0, 1, high_open=True),
-        **{key: Range(1) for key in ("widths", "hidden", "growth_rate", "depth")},
-    },
-)
+MODELS = Registry("model")
 DATASETS = Registry("dataset")
 AUGMENTS = Registry("augment")
-SCHEDULERS = Registry(
-    "scheduler", runtime=frozenset({"optimizer", "steps_per_epoch", "epochs", "monitor_mode"})
-)
+SCHEDULERS = Registry("scheduler")
 REGULARIZERS = Registry("regularizer")
-OPTIMIZERS = Registry("optimizer", runtime=frozenset({"params"}))
-LOGGERS = Registry("logger", runtime=frozenset({"run_dir", "config", "output_root"}))
-# Training methods (imgcls.transfer): what they need of the run is supplied by imgcls.
-METHODS = Registry(
-    "method",
-    runtime=frozenset(
-        {
-            "model",
-            "data",
-            "device",
-            "epochs",
-            "steps_per_epoch",
-            "batch_size",
-            "eval_batch_size",
-            "label_smoothing",
-            "seed",
-            "precision",
-        }
-    ),
-)
+OPTIMIZERS = Registry("optimizer")
+LOGGERS = Registry("logger")
+METHODS = Registry("method")  # training methods (imgcls.transfer)
 
 REGISTRIES: dict[str, Registry] = {
     r.group: r
     for r in (MODELS, DATASETS, AUGMENTS, SCHEDULERS, REGULARIZERS, OPTIMIZERS, LOGGERS, METHODS)
 }
+"""Every registry by its config group."""

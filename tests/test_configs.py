@@ -105,7 +105,7 @@ def test_composition_errors_are_one_clear_line(overrides, message):
         (["trainer.device=gpu"], r"trainer.device='gpu' is invalid"),
         (
             ["+optimizer.lrr=1"],
-            r"unknown key 'optimizer.lrr' for optimizer 'sgd' — did you mean 'lr'",
+            r"unknown config key 'optimizer.lrr' — did you mean 'optimizer.lr'",
         ),
         (
             ["model.widths=3", "model=simplecnn"],

@@ -28,7 +28,7 @@ def validate(cfg: DictConfig) -> None:
             registry = REGISTRIES[group]
             if name not in registry:
                 raise unknown_choice(group, name, registry.names())
-            registry.check(name, options, prefix)
+            registry.options(name, options, prefix)
     check_trainer(cfg)
     lookahead = cfg.trainer.lookahead
     check_lookahead(lookahead.every, lookahead.decay, lookahead.power)

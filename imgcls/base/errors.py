@@ -15,6 +15,12 @@ class UserError(Exception):
     exit_code = 2
 
 
+class OptionError(ValueError):
+    """A component option outside its rules, raised by an options dataclass's
+    ``__post_init__`` as ``"<key>=<value> is invalid: <rule>"``; the registry puts the config
+    path in front (``optimizer.lr=...``) and raises it as a :class:`UserError`."""
+
+
 class UnreadableImageError(UserError):
     """An image file that Pillow refuses: corrupt, truncated, not an image, or a
     decompression bomb (more pixels than Pillow's limit). ``predict`` skips it by name;

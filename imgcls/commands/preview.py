@@ -49,7 +49,7 @@ def compose_preview(overrides: Sequence[str]) -> DictConfig:
     check_finite(cfg)
     for group, registry in (("dataset", DATASETS), ("augment", AUGMENTS)):
         name, prefix, options = component_options(cfg, group)[0]
-        registry.check(name, options, prefix)
+        registry.options(name, options, prefix)
     for key in ("images", "columns"):
         if cfg[key] < 1:
             raise UserError(f"{key}={cfg[key]} is invalid: it must be at least 1")

@@ -9,33 +9,13 @@ decaying them only fights the normalisation.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 
-from imgcls.base.errors import UserError
+from imgcls.config.options.optimizers import AdamOptions, AdamWOptions, RmspropOptions, SgdOptions
 from imgcls.registry import OPTIMIZERS
-
-
-def _check(
-    lr: float,
-    weight_decay: float,
-    momentum: float = 0.0,
-    betas: Sequence[float] = (0.9, 0.999),
-    eps: float = 1e-8,
-) -> None:
-    """The ranges every optimizer shares; :func:`imgcls.app.validation.validate` runs them too."""
-    if not lr > 0:
-        raise UserError(f"optimizer.lr={lr} is invalid: the learning rate must be positive")
-    if not weight_decay >= 0:
-        raise UserError(f"optimizer.weight_decay={weight_decay} is invalid: it must be >= 0")
-    if not 0 <= momentum < 1:
-        raise UserError(f"optimizer.momentum={momentum} is invalid: use [0, 1)")
-    if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
-        raise UserError(f"optimizer.betas={list(betas)} is invalid: use two values in [0, 1)")
-    if not eps > 0:
-        raise UserError(f"optimizer.eps={eps} is invalid: it must be positive")
 
 
 def param_groups(
@@ -64,63 +44,36 @@ def fused_if_cuda(optimizer: type[torch.optim.Optimizer], groups: list[dict[str,
     return {}
 
 
-@OPTIMIZERS.register("sgd")
-def sgd(
-    params: Iterable,
-    lr: float = 0.05,
-    momentum: float = 0.9,
-    nesterov: bool = False,
-    weight_decay: float = 0.0,
-    decay_norm_and_bias: bool = False,
-) -> torch.optim.Optimizer:
-    _check(lr, weight_decay, momentum=momentum)
-    if nesterov and momentum <= 0:
-        raise UserError("optimizer.nesterov=true needs optimizer.momentum > 0")
-    groups = param_groups(params, weight_decay, decay_norm_and_bias)
+@OPTIMIZERS.register("sgd", SgdOptions)
+def sgd(options: SgdOptions, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    """SGD with (Nesterov) momentum."""
+    groups = param_groups(params, options.weight_decay, options.decay_norm_and_bias)
     fast = fused_if_cuda(torch.optim.SGD, groups)
-    return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov, **fast)
+    return torch.optim.SGD(
+        groups, lr=options.lr, momentum=options.momentum, nesterov=options.nesterov, **fast
+    )
 
 
-@OPTIMIZERS.register("adam")
-def adam(
-    params: Iterable,
-    lr: float = 1e-3,
-    betas: Sequence[float] = (0.9, 0.999),
-    weight_decay: float = 0.0,
-    decay_norm_and_bias: bool = False,
-) -> torch.optim.Optimizer:
-    _check(lr, weight_decay, betas=betas)
-    groups = param_groups(params, weight_decay, decay_norm_and_bias)
+@OPTIMIZERS.register("adam", AdamOptions)
+def adam(options: AdamOptions, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    """Adam."""
+    groups = param_groups(params, options.weight_decay, options.decay_norm_and_bias)
     fast = fused_if_cuda(torch.optim.Adam, groups)
-    return torch.optim.Adam(groups, lr=lr, betas=tuple(betas), **fast)
+    return torch.optim.Adam(groups, lr=options.lr, betas=tuple(options.betas), **fast)
 
 
-@OPTIMIZERS.register("adamw")
-def adamw(
-    params: Iterable,
-    lr: float = 1e-3,
-    betas: Sequence[float] = (0.9, 0.999),
-    weight_decay: float = 0.05,
-    decay_norm_and_bias: bool = False,
-) -> torch.optim.Optimizer:
-    _check(lr, weight_decay, betas=betas)
-    groups = param_groups(params, weight_decay, decay_norm_and_bias)
+@OPTIMIZERS.register("adamw", AdamWOptions)
+def adamw(options: AdamWOptions, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    """AdamW."""
+    groups = param_groups(params, options.weight_decay, options.decay_norm_and_bias)
     fast = fused_if_cuda(torch.optim.AdamW, groups)
-    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), **fast)
+    return torch.optim.AdamW(groups, lr=options.lr, betas=tuple(options.betas), **fast)
 
 
-@OPTIMIZERS.register("rmsprop")
-def rmsprop(
-    params: Iterable,
-    lr: float = 1e-3,
-    alpha: float = 0.99,
-    momentum: float = 0.0,
-    eps: float = 1e-8,
-    weight_decay: float = 0.0,
-    decay_norm_and_bias: bool = False,
-) -> torch.optim.Optimizer:
-    _check(lr, weight_decay, momentum=momentum, eps=eps)
-    if not 0 < alpha < 1:
-        raise UserError(f"optimizer.alpha={alpha} is invalid: use (0, 1)")
-    groups = param_groups(params, weight_decay, decay_norm_and_bias)
-    return torch.optim.RMSprop(groups, lr=lr, alpha=alpha, momentum=momentum, eps=eps)
+@OPTIMIZERS.register("rmsprop", RmspropOptions)
+def rmsprop(options: RmspropOptions, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    """RMSprop."""
+    groups = param_groups(params, options.weight_decay, options.decay_norm_and_bias)
+    return torch.optim.RMSprop(
+        groups, lr=options.lr, alpha=options.alpha, momentum=options.momentum, eps=options.eps
+    )

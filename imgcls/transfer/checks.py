@@ -48,4 +48,4 @@ def _check_target(options: dict[str, Any]) -> None:
         raise UserError("method=dann needs method.target_dataset.name (e.g. digits_shifted)")
     if name not in DATASETS:
         raise unknown_choice("method.target_dataset", str(name), DATASETS.names())
-    DATASETS.check(str(name), options, "method.target_dataset")
+    DATASETS.options(str(name), options, "method.target_dataset")
