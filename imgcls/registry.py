@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from imgcls.base.errors import OptionError, UserError, did_you_mean, unknown_choice
@@ -113,9 +115,11 @@ def make_options(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
     made: dict[str, Any] = {}
     for key, value in values.items():
         kind = known[key].type
-        nested = _dataclass_type(cls, key, kind)
-        if nested is not None and isinstance(value, Mapping):
-            value = make_options(nested, value, f"{prefix}.{key}")
+        kind = _field_type(cls, key, kind)
+        if _is_dataclass_type(kind) and isinstance(value, Mapping):
+            value = make_options(kind, value, f"{prefix}.{key}")
+        elif isinstance(kind, type) and issubclass(kind, Enum) and not isinstance(value, kind):
+            value = _enum_member(kind, value, f"{prefix}.{key}")
         made[key] = value
     try:
         return cls(**made)
@@ -123,13 +127,21 @@ def make_options(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
         raise UserError(f"{prefix}.{error}") from error
 
 
-def _dataclass_type(cls: type, key: str, kind: Any) -> type | None:
-    """The dataclass a field holds, if any (annotations may be strings)."""
-    if isinstance(kind, str):
-        import typing
+def _field_type(cls: type, key: str, kind: Any) -> Any:
+    """A field's type, resolving string annotations (``from __future__ import annotations``)."""
+    return typing.get_type_hints(cls).get(key) if isinstance(kind, str) else kind
 
-        kind = typing.get_type_hints(cls).get(key)
-    return kind if isinstance(kind, type) and dataclasses.is_dataclass(kind) else None
+
+def _is_dataclass_type(kind: Any) -> bool:
+    return isinstance(kind, type) and dataclasses.is_dataclass(kind)
+
+
+def _enum_member(kind: type[Enum], value: Any, key: str) -> Enum:
+    """``value`` (a member's name or value, as Python callers write it) as a member of ``kind``."""
+    for member in kind:
+        if value in (member.name, member.value):
+            return member
+    raise unknown_choice(key, str(value), [str(m.value) for m in kind])
 
 
 def _keywords(builder: Callable[..., Any]) -> set[str] | None:

@@ -1,44 +1,84 @@
-"""The generic registry: lookup, did-you-mean, keyword and type checks."""
+"""The generic registry: lookup, did-you-mean, options objects with their rules, runtime values."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import List, Optional  # noqa: UP035
 
 import pytest
 
-from imgcls.base.errors import UserError
+from imgcls.base.errors import OptionError, UserError
+from imgcls.config.options.base import Options, at_least, positive
 from imgcls.registry import Registry
 
 
+class Finish(str, Enum):
+    matte = "matte"
+    gloss = "gloss"
+
+
+@dataclass
+class Border:
+    width: int = 1
+
+    def __post_init__(self) -> None:
+        at_least("width", self.width, 1)
+
+
+@dataclass
+class SquareOptions(Options):
+    side: float = 1.0
+    sizes: List[int] = field(default_factory=lambda: [1, 2])  # noqa: UP006
+    flag: bool = False
+    finish: Finish = Finish.matte
+    border: Border = field(default_factory=Border)
+
+    def __post_init__(self) -> None:
+        positive("side", self.side)
+
+
+@dataclass
+class CircleOptions(Options):
+    radius: Optional[int] = None  # noqa: UP045
+
+    def __post_init__(self) -> None:
+        if self.radius is not None and self.radius > 10:
+            raise OptionError("radius is invalid: at most 10")
+
+
 def make_registry() -> Registry:
-    registry = Registry("widget", runtime=frozenset({"num_classes"}))
+    registry = Registry("widget")
 
-    @registry.register("square")
-    def square(
-        num_classes: int, side: float = 1.0, sizes: Sequence[int] = (1, 2), flag: bool = False
-    ):
-        return ("square", num_classes, side, tuple(sizes), flag)
+    @registry.register("square", SquareOptions)
+    def square(options: SquareOptions, num_classes: int):
+        return ("square", num_classes, options.side, tuple(options.sizes), options.flag)
 
-    @registry.register("circle")
+    @registry.register("circle", CircleOptions)
     class Circle:
         """A round widget."""
 
-        def __init__(self, radius: int | None = None) -> None:
-            self.radius = radius
+        def __init__(self, options: CircleOptions) -> None:
+            self.radius = options.radius
 
     return registry
 
 
-def test_build_passes_options_and_runtime_values():
+def test_build_passes_options_and_only_the_runtime_values_a_builder_takes():
     registry = make_registry()
     assert registry.build("square", {"side": 2}, num_classes=3) == ("square", 3, 2, (1, 2), False)
     assert registry.build("circle", {"radius": 4}, num_classes=3).radius == 4
 
 
+def test_build_takes_an_options_object_as_it_is():
+    options = SquareOptions(name="square", side=5.0)
+    assert make_registry().build("square", options, num_classes=1)[2] == 5.0
+
+
 def test_names_and_entries():
     registry = make_registry()
     assert registry.names() == ["circle", "square"]
-    assert registry.get("circle").name == "circle"
+    assert registry.get("circle").options is CircleOptions
     assert [entry.name for entry in registry.entries()] == ["circle", "square"]
 
 
@@ -55,40 +95,44 @@ def test_unknown_name_without_close_match_lists_choices():
         make_registry().get("zzz")
 
 
-def test_unknown_keyword_suggests_closest():
+def test_unknown_key_suggests_closest_with_its_full_key():
     with pytest.raises(
         UserError,
-        match=r"unknown key 'widget.sid'.*did you mean 'side'.*valid keys: flag, side, sizes",
+        match=r"unknown config key 'widget.sid' — did you mean 'widget.side'\?.*valid keys",
     ):
         make_registry().build("square", {"sid": 1}, num_classes=2)
 
 
-@pytest.mark.parametrize(
-    ("options", "expected"),
-    [
-        ({"side": "big"}, "a number"),
-        ({"flag": 1}, "true or false"),
-        ({"sizes": 3}, "a list"),
-        ({"sizes": ["a"]}, "a list"),
-    ],
-)
-def test_wrong_types_are_rejected(options, expected):
-    with pytest.raises(UserError, match=expected):
-        make_registry().build("square", options, num_classes=2)
+def test_a_rule_names_the_full_key_with_the_prefix_the_caller_gives():
+    with pytest.raises(UserError, match=r"^shape.side=-1 is invalid: it must be positive$"):
+        make_registry().options("square", {"side": -1.0}, "shape")
+    with pytest.raises(UserError, match=r"^widget.radius is invalid: at most 10$"):
+        make_registry().options("circle", {"radius": 11})
 
 
-def test_optional_and_int_for_float_are_accepted():
-    registry = make_registry()
-    assert registry.build("circle", {"radius": None}).radius is None
-    assert registry.build("square", {"side": 3}, num_classes=2)[2] == 3
+def test_nested_options_name_their_own_key():
+    with pytest.raises(
+        UserError, match=r"^widget.border.width=0 is invalid: it must be at least 1"
+    ):
+        make_registry().options("square", {"border": {"width": 0}})
+    made = make_registry().options("square", {"border": {"width": 3}})
+    assert made.border == Border(3)
 
 
-def test_runtime_argument_cannot_be_set_by_user():
-    with pytest.raises(UserError, match="'widget.num_classes' is set by imgcls itself"):
-        make_registry().build("square", {"num_classes": 5}, num_classes=2)
+def test_enum_fields_take_a_name_or_value_and_refuse_others():
+    assert make_registry().options("square", {"finish": "gloss"}).finish is Finish.gloss
+    with pytest.raises(UserError, match=r"unknown widget.finish 'shiny'.*available: gloss, matte"):
+        make_registry().options("square", {"finish": "shiny"})
 
 
-def test_duplicate_registration_is_a_bug():
+def test_defaults_fill_what_is_not_given_and_name_is_the_entry():
+    made = make_registry().options("circle")
+    assert made == CircleOptions(name="circle", radius=None)
+
+
+def test_options_must_be_a_dataclass_and_names_unique():
     registry = make_registry()
     with pytest.raises(ValueError, match="registered twice"):
-        registry.register("square")(lambda: None)
+        registry.register("square", SquareOptions)(lambda options: None)
+    with pytest.raises(TypeError, match="must be a dataclass"):
+        registry.register("triangle", dict)

@@ -17,6 +17,7 @@ from imgcls.base.checkpoint import inference_state, load_checkpoint
 from imgcls.base.errors import UserError
 from imgcls.base.runs import RunDirectory
 from imgcls.config.compose import compose
+from imgcls.config.options.regularizers import DropoutOptions, L1Options
 from imgcls.data.loader import DeviceLoader
 from imgcls.data.splits import ImageSet
 from imgcls.train import engine as engine_module
@@ -149,7 +150,9 @@ def test_l1_and_label_smoothing_losses_match_a_hand_computation(tmp_path):
     model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
     start = [p.detach().clone() for p in model.parameters()]
     alpha, strength = 0.2, 0.01
-    engine = _tiny_engine(tmp_path, model, label_smoothing=alpha, regularizers=[L1(strength)])
+    engine = _tiny_engine(
+        tmp_path, model, label_smoothing=alpha, regularizers=[L1(L1Options(strength=strength))]
+    )
     x = engine.train_loader.data.images.float() / 255
     y = engine.train_loader.data.labels
 
@@ -176,7 +179,7 @@ def test_dropout_regularizer_sets_every_dropout_layer():
     layers = [m for m in model.modules() if isinstance(m, nn.Dropout)]
     assert layers and all(m.p == 0.2 for m in layers)
     with pytest.raises(UserError, match="has no dropout layer"):
-        Dropout(0.2).configure(nn.Linear(2, 2), "linear")
+        Dropout(DropoutOptions(rate=0.2)).configure(nn.Linear(2, 2), "linear")
 
 
 def test_weight_decay_skips_norm_and_bias_unless_asked():

@@ -76,7 +76,10 @@ def build_optimizer(
     decays = [r.weight_decay for r in regularizers if r.weight_decay is not None]
     if decays:  # regularizer=l2 sets the weight decay, whatever the optimizer file says
         options["weight_decay"] = decays[-1]
-    return OPTIMIZERS.build(name, options, prefix=prefix, params=params)
+    try:
+        return OPTIMIZERS.build(name, options, prefix=prefix, params=params)
+    except ValueError as error:  # torch's own checks, for what the options do not cover
+        raise UserError(f"optimizer={name}: {error}") from error
 
 
 def build_scheduler(
@@ -97,32 +100,6 @@ def build_scheduler(
         epochs=epochs,
         monitor_mode=monitor_mode,
     )
-
-
-def check_training_values(cfg: DictConfig) -> None:
-    """Build the regularizers, the optimizer and the schedule once, on a dummy parameter.
-
-    Their builders hold the range checks (a positive rate, momentum in [0, 1), ...); running
-    them here makes a bad value fail while the config is validated, before any run folder,
-    dataset or model exists. Cheap: no data, no model. Their log lines are held back, since
-    the real build logs them again.
-    """
-    logger = logging.getLogger("imgcls")
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        regularizers = build_regularizers(cfg)
-        params = [nn.Parameter(torch.zeros(2, 2)), nn.Parameter(torch.zeros(2))]
-        try:
-            optimizer = build_optimizer(cfg, params, regularizers)
-        except ValueError as error:  # torch's own checks, for what ours do not cover
-            raise UserError(f"optimizer={cfg.optimizer.name}: {error}") from error
-        mode = cfg.trainer.monitor_mode
-        build_scheduler(
-            cfg, optimizer, 1, int(cfg.trainer.epochs), str(getattr(mode, "value", mode))
-        )
-    finally:
-        logger.setLevel(level)
 
 
 @dataclass

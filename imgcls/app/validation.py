@@ -1,8 +1,9 @@
 """Checking a composed config before anything is built or written.
 
-Every mistake fails here with one clear line: registry names, keyword arguments and their
-types and ranges, the trainer's numbers, transfer settings, and the optimizer, schedule and
-regularizers built once on a dummy parameter so that their own checks run too.
+Composition already refused unknown keys and wrong types (every component's options
+dataclass is its schema). Here every mistake left fails with one clear line: the components'
+own rules (their options' ``__post_init__``), the trainer's, the transfer settings, and the
+rules that span components (a schedule's floor against the optimizer's rate).
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from __future__ import annotations
 from omegaconf import DictConfig, OmegaConf
 
 import imgcls.app.components  # noqa: F401  (registers every component)
-from imgcls.app.build import check_training_values
-from imgcls.base.errors import UserError, unknown_choice
+from imgcls.base.errors import UserError
 from imgcls.config.files import COMPONENT_GROUPS
+from imgcls.config.options.optimizers import OptimizerOptions
 from imgcls.config.values import check_finite, check_trainer, component_options
 from imgcls.registry import REGISTRIES
 from imgcls.train.lookahead import check as check_lookahead
@@ -23,12 +24,13 @@ from imgcls.transfer.checks import validate_transfer
 def validate(cfg: DictConfig) -> None:
     """Check a composed config; raise :class:`UserError` naming the first bad value."""
     check_finite(cfg)
-    for group in COMPONENT_GROUPS:
-        for name, prefix, options in component_options(cfg, group):
-            registry = REGISTRIES[group]
-            if name not in registry:
-                raise unknown_choice(group, name, registry.names())
-            registry.options(name, options, prefix)
+    chosen = {
+        group: [
+            REGISTRIES[group].options(name, options, prefix)
+            for name, prefix, options in component_options(cfg, group)
+        ]
+        for group in COMPONENT_GROUPS
+    }
     check_trainer(cfg)
     lookahead = cfg.trainer.lookahead
     check_lookahead(lookahead.every, lookahead.decay, lookahead.power)
@@ -36,4 +38,13 @@ def validate(cfg: DictConfig) -> None:
     if OmegaConf.select(cfg, "data.memory_mb", default=0) < 0:
         raise UserError(f"data.memory_mb={cfg.data.memory_mb} is invalid: it must be >= 0")
     validate_transfer(cfg)
-    check_training_values(cfg)
+    check_schedule_floor(chosen["scheduler"][0], chosen["optimizer"][0])
+
+
+def check_schedule_floor(schedule: object, optimizer: OptimizerOptions) -> None:
+    """A schedule's ``lr_min`` is at most the optimizer's rate (it is the rate's floor)."""
+    lr_min = getattr(schedule, "lr_min", 0.0)
+    if not 0 <= lr_min <= optimizer.lr:
+        raise UserError(
+            f"scheduler.lr_min={lr_min} is invalid: it must be in [0, optimizer.lr={optimizer.lr}]"
+        )

@@ -10,6 +10,13 @@ import torch
 from torch import nn
 
 from imgcls.base.errors import UserError
+from imgcls.config.options.regularizers import (
+    DropoutOptions,
+    L1Options,
+    L2Options,
+    LabelSmoothingOptions,
+    NoRegularizerOptions,
+)
 from imgcls.registry import REGULARIZERS
 
 
@@ -28,59 +35,56 @@ class Regularizer:
         """Change the built model before training (nothing by default)."""
 
 
-@REGULARIZERS.register("none")
+@REGULARIZERS.register("none", NoRegularizerOptions)
 class NoRegularizer(Regularizer):
-    pass
+    """Changes nothing (``regularizer=none``)."""
+
+    def __init__(self, options: NoRegularizerOptions | None = None) -> None:
+        pass
 
 
-@REGULARIZERS.register("l2")
+@REGULARIZERS.register("l2", L2Options)
 class L2(Regularizer):
+    """Weight decay on the optimizer."""
+
     name = "l2"
 
-    def __init__(self, weight_decay: float = 5e-4) -> None:
-        if weight_decay < 0:
-            raise UserError(
-                f"regularizer.l2.weight_decay={weight_decay} is invalid: it must be >= 0"
-            )
-        self.weight_decay = weight_decay
+    def __init__(self, options: L2Options) -> None:
+        self.weight_decay = options.weight_decay
 
 
-@REGULARIZERS.register("label_smoothing")
+@REGULARIZERS.register("label_smoothing", LabelSmoothingOptions)
 class LabelSmoothing(Regularizer):
+    """Smoothed targets in the loss."""
+
     name = "label_smoothing"
 
-    def __init__(self, alpha: float = 0.1) -> None:
-        if not 0.0 <= alpha < 1.0:
-            raise UserError(f"regularizer.label_smoothing.alpha={alpha} is invalid: use [0, 1)")
-        self.label_smoothing = alpha
+    def __init__(self, options: LabelSmoothingOptions) -> None:
+        self.label_smoothing = options.alpha
 
 
-@REGULARIZERS.register("l1")
+@REGULARIZERS.register("l1", L1Options)
 class L1(Regularizer):
     """``strength * sum(|w|)`` over every trainable parameter, added to each batch's loss."""
 
     name = "l1"
 
-    def __init__(self, strength: float = 1e-5) -> None:
-        if strength < 0:
-            raise UserError(f"regularizer.l1.strength={strength} is invalid: it must be >= 0")
-        self.strength = strength
+    def __init__(self, options: L1Options) -> None:
+        self.strength = options.strength
 
     def penalty(self, model: nn.Module) -> torch.Tensor:
         params = [p for p in model.parameters() if p.requires_grad]
         return self.strength * torch.stack([p.abs().sum() for p in params]).sum()
 
 
-@REGULARIZERS.register("dropout")
+@REGULARIZERS.register("dropout", DropoutOptions)
 class Dropout(Regularizer):
     """Sets ``p`` of every ``nn.Dropout*`` module; a model without one is a config mistake."""
 
     name = "dropout"
 
-    def __init__(self, rate: float = 0.5) -> None:
-        if not 0.0 <= rate < 1.0:
-            raise UserError(f"regularizer.dropout.rate={rate} is invalid: use [0, 1)")
-        self.rate = rate
+    def __init__(self, options: DropoutOptions) -> None:
+        self.rate = options.rate
 
     def configure(self, model: nn.Module, model_name: str = "model") -> None:
         layers = [m for m in model.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]

@@ -11,16 +11,24 @@ rate down when the monitored metric stops improving (decided once per epoch).
 
 from __future__ import annotations
 
-import functools
-import inspect
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from imgcls.base.errors import UserError, unknown_choice
+from imgcls.config.options.schedulers import (
+    Anneal,
+    ConstantOptions,
+    CosineOptions,
+    ExponentialOptions,
+    MultiStepOptions,
+    OneCycleOptions,
+    PlateauOptions,
+    ScheduleOptions,
+    StepOptions,
+)
 from imgcls.registry import SCHEDULERS
 
 Factor = Callable[[float], float]
@@ -130,61 +138,32 @@ def _base_lr(optimizer: torch.optim.Optimizer) -> float:
     return float(optimizer.param_groups[0].get("initial_lr", optimizer.param_groups[0]["lr"]))
 
 
-def schedule(name: str):
-    """Register ``make(lr0, T, **options) -> f(t)`` as a scheduler with warmup options.
-
-    The registered builder's signature lists the schedule's own options plus
-    ``warmup_epochs`` and ``warmup_start_factor``, so unknown keys are still caught.
-    """
+def schedule(name: str, options_class: type) -> Callable[[Callable[..., Any]], Any]:
+    """Register ``make(options, lr0, T, monitor_mode) -> f(t)`` (or ``(f, Plateau)``) as the
+    scheduler ``name``: the warmup comes first, and the schedule's own clock starts after it."""
 
     def decorator(make: Callable[..., Factor | tuple[Factor, Plateau]]):
-        own = [p for p in inspect.signature(make).parameters.values() if p.name not in ("lr0", "T")]
-
-        @functools.wraps(make)
         def build(
+            options: ScheduleOptions,
             optimizer: torch.optim.Optimizer,
             steps_per_epoch: int,
             epochs: int,
-            warmup_epochs: float = 0.0,
-            warmup_start_factor: float = 0.1,
             monitor_mode: str = "max",
-            **options: Any,
         ) -> EpochSchedule:
-            if warmup_epochs < 0:
-                raise UserError(
-                    f"scheduler.warmup_epochs={warmup_epochs} is invalid: use a value >= 0"
-                )
-            warmup_epochs = fit_warmup(warmup_epochs, epochs)
-            if not 0 <= warmup_start_factor <= 1:
-                raise UserError(
-                    f"scheduler.warmup_start_factor={warmup_start_factor} is invalid: use [0, 1]"
-                )
-            extra = {"monitor_mode": monitor_mode} if "monitor_mode" in _names(own) else {}
-            made = make(_base_lr(optimizer), epochs - warmup_epochs, **options, **extra)
+            warmup_epochs = fit_warmup(options.warmup_epochs, epochs)
+            made = make(options, _base_lr(optimizer), epochs - warmup_epochs, monitor_mode)
             factor, plateau = made if isinstance(made, tuple) else (made, None)
             return EpochSchedule(
-                optimizer, steps_per_epoch, factor, warmup_epochs, warmup_start_factor, plateau
+                optimizer,
+                steps_per_epoch,
+                factor,
+                warmup_epochs,
+                options.warmup_start_factor,
+                plateau,
             )
 
-        head = [
-            inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=a)
-            for n, a in (("optimizer", Any), ("steps_per_epoch", int), ("epochs", int))
-        ]
-        warmup = [
-            inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=float)
-            for n, d in (("warmup_epochs", 0.0), ("warmup_start_factor", 0.1))
-        ]
-        keyword_own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
-        if "monitor_mode" not in _names(own):
-            keyword_own.append(
-                inspect.Parameter(
-                    "monitor_mode", inspect.Parameter.KEYWORD_ONLY, default="max", annotation=str
-                )
-            )
-        build.__signature__ = inspect.Signature([*head, *keyword_own, *warmup])
-        hints = {p.name: p.annotation for p in [*keyword_own, *warmup]}
-        build.__annotations__ = {k: v for k, v in hints.items() if not isinstance(v, str)}
-        SCHEDULERS.register(name)(build)
+        build.__doc__ = make.__doc__
+        SCHEDULERS.register(name, options_class)(build)
         return make
 
     return decorator
@@ -204,40 +183,30 @@ def fit_warmup(warmup_epochs: float, epochs: int) -> float:
     return fitted
 
 
-def _names(params: Sequence[inspect.Parameter]) -> set[str]:
-    return {p.name for p in params}
-
-
-@schedule("constant")
-def constant(lr0: float, T: float) -> Factor:
+@schedule("constant", ConstantOptions)
+def constant(options: ConstantOptions, lr0: float, T: float, mode: str) -> Factor:
+    """The rate stays at lr0."""
     return lambda t: 1.0
 
 
-@schedule("step")
-def step(lr0: float, T: float, step_size: int = 10, gamma: float = 0.1) -> Factor:
-    if step_size < 1:
-        raise UserError(f"scheduler.step_size={step_size} is invalid: it must be at least 1")
-    if not gamma > 0:
-        raise UserError(f"scheduler.gamma={gamma} is invalid: it must be positive")
+@schedule("step", StepOptions)
+def step(options: StepOptions, lr0: float, T: float, mode: str) -> Factor:
+    """lr0 * gamma^floor(t / step_size)."""
+    gamma, step_size = options.gamma, options.step_size
     return lambda t: gamma ** math.floor(t / step_size + 1e-9)
 
 
-@schedule("multistep")
-def multistep(lr0: float, T: float, milestones: Sequence[int] = (30, 60), gamma: float = 0.1):
-    if not gamma > 0:
-        raise UserError(f"scheduler.gamma={gamma} is invalid: it must be positive")
-    marks = sorted(milestones)
-    if any(m < 0 for m in marks):
-        raise UserError(f"scheduler.milestones={list(milestones)} is invalid: use epochs >= 0")
+@schedule("multistep", MultiStepOptions)
+def multistep(options: MultiStepOptions, lr0: float, T: float, mode: str) -> Factor:
+    """lr0 * gamma^(number of milestones <= t)."""
+    gamma, marks = options.gamma, sorted(options.milestones)
     return lambda t: gamma ** sum(1 for m in marks if t + 1e-9 >= m)
 
 
-@schedule("cosine")
-def cosine(lr0: float, T: float, lr_min: float = 0.0) -> Factor:
-    if not 0 <= lr_min <= lr0:
-        raise UserError(
-            f"scheduler.lr_min={lr_min} is invalid: it must be in [0, optimizer.lr={lr0}]"
-        )
+@schedule("cosine", CosineOptions)
+def cosine(options: CosineOptions, lr0: float, T: float, mode: str) -> Factor:
+    """lr_min + (lr0 - lr_min) * (1 + cos(pi * t / T)) / 2."""
+    lr_min = options.lr_min
 
     def factor(t: float) -> float:
         progress = min(t / T, 1.0)
@@ -246,32 +215,23 @@ def cosine(lr0: float, T: float, lr_min: float = 0.0) -> Factor:
     return factor
 
 
-@schedule("exponential")
-def exponential(lr0: float, T: float, gamma: float = 0.9) -> Factor:
-    if not 0 < gamma <= 1:
-        raise UserError(f"scheduler.gamma={gamma} is invalid: it must be in (0, 1]")
+@schedule("exponential", ExponentialOptions)
+def exponential(options: ExponentialOptions, lr0: float, T: float, mode: str) -> Factor:
+    """lr0 * gamma^t."""
+    gamma = options.gamma
     return lambda t: gamma**t
 
 
-@schedule("onecycle")
-def onecycle(
-    lr0: float,
-    T: float,
-    pct_start: float = 0.3,
-    div_factor: float = 25.0,
-    final_div_factor: float = 1e4,
-    anneal: str = "cos",
-) -> Factor:
-    if not 0 < pct_start < 1:
-        raise UserError(f"scheduler.pct_start={pct_start} is invalid: use (0, 1)")
-    if div_factor < 1 or final_div_factor < 1:
-        raise UserError("scheduler.div_factor and scheduler.final_div_factor must be >= 1")
-    if anneal not in ("cos", "linear"):
-        raise unknown_choice("scheduler.anneal", anneal, ["cos", "linear"])
-    start, end = 1 / div_factor, 1 / (div_factor * final_div_factor)
+@schedule("onecycle", OneCycleOptions)
+def onecycle(options: OneCycleOptions, lr0: float, T: float, mode: str) -> Factor:
+    """Up from lr0/div_factor to lr0 over pct_start of the run, then down to
+    lr0/(div_factor*final_div_factor); cosine or linear ramps."""
+    pct_start, linear = options.pct_start, options.anneal is Anneal.linear
+    start = 1 / options.div_factor
+    end = 1 / (options.div_factor * options.final_div_factor)
 
     def ramp(x: float) -> float:  # 0 -> 1 over x in [0, 1]
-        return x if anneal == "linear" else (1 - math.cos(math.pi * x)) / 2
+        return x if linear else (1 - math.cos(math.pi * x)) / 2
 
     def factor(t: float) -> float:
         p = min(t / T, 1.0)
@@ -283,21 +243,10 @@ def onecycle(
     return factor
 
 
-@schedule("plateau")
-def plateau(
-    lr0: float,
-    T: float,
-    factor: float = 0.1,
-    patience: int = 5,
-    threshold: float = 1e-4,
-    lr_min: float = 0.0,
-    monitor_mode: str = "max",
-) -> tuple[Factor, Plateau]:
-    if not 0 < factor < 1:
-        raise UserError(f"scheduler.factor={factor} is invalid: use (0, 1)")
-    if patience < 0:
-        raise UserError(f"scheduler.patience={patience} is invalid: it must be >= 0")
-    if not 0 <= lr_min <= lr0:
-        raise UserError(f"scheduler.lr_min={lr_min} is invalid: use [0, optimizer.lr={lr0}]")
-    tracker = Plateau(str(monitor_mode), factor, patience, threshold, lr_min / lr0)
+@schedule("plateau", PlateauOptions)
+def plateau(options: PlateauOptions, lr0: float, T: float, mode: str) -> tuple[Factor, Plateau]:
+    """A constant rate, scaled down by the plateau tracker when the monitor stalls."""
+    tracker = Plateau(
+        str(mode), options.factor, options.patience, options.threshold, options.lr_min / lr0
+    )
     return (lambda t: 1.0), tracker

@@ -11,19 +11,20 @@ import torch
 from torch import nn
 
 from imgcls.base.errors import UserError
+from imgcls.config.options.regularizers import L2SPOptions
 from imgcls.registry import REGULARIZERS
 from imgcls.train.regularizers import Regularizer
 from imgcls.transfer.finetune import LOADED_ATTRIBUTE
 
 
-@REGULARIZERS.register("l2sp")
+@REGULARIZERS.register("l2sp", L2SPOptions)
 class L2SP(Regularizer):
+    """A penalty pulling the loaded weights back towards their pre-trained values."""
+
     name = "l2sp"
 
-    def __init__(self, alpha: float = 0.01) -> None:
-        if alpha < 0:
-            raise UserError(f"regularizer.l2sp.alpha={alpha} is invalid: it must be >= 0")
-        self.alpha = alpha
+    def __init__(self, options: L2SPOptions) -> None:
+        self.alpha = options.alpha
         self.names: list[str] = []
         self.reference: list[torch.Tensor] = []
 
