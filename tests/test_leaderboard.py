@@ -111,7 +111,7 @@ def test_sweep_with_a_failing_job_finishes_and_lists_it(tmp_path):
     assert "a classifier needs at least 2" in rows[1]["error"]
     markdown = (sweep_dir / "leaderboard.md").read_text()
     assert "## Failed or unfinished runs" in markdown and "dataset.num_classes=1" in markdown
-    jobs = json.loads((sweep_dir / "jobs.json").read_text())  # as the README lists it
+    jobs = json.loads((sweep_dir / "jobs.json").read_text())  # as docs/guide/sweeps.md lists it
     assert [(Path(j["run_dir"]).name, j["status"]) for j in jobs] == [
         ("0_simplecnn_synthetic", "failed"),
         ("1_simplecnn_synthetic", "completed"),

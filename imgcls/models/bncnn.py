@@ -4,7 +4,7 @@ Built for 28x28 and 32x32 images on a CPU budget: stages of 3x3 conv + batch nor
 a 2x2 max-pool between stages (skipped once the map is under 2 pixels, so 8x8 inputs work),
 then global average pooling and one linear layer, so nearly every parameter is in the convs
 and the classifier costs almost nothing. ``imgcls train experiment=fmnist_bncnn`` is its
-Fashion-MNIST recipe (README, "Fashion-MNIST benchmark").
+Fashion-MNIST recipe (docs/results/fashion-mnist.md).
 """
 
 from __future__ import annotations
