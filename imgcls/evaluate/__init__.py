@@ -1,4 +1,6 @@
-"""Reading results: metrics, inference from a run, plots, ensembles, leaderboards, trackers.
+"""Reading results: metrics, plots, charts, leaderboards and the HTML report.
 
-Modules here import torch lazily where they can, so ``imgcls --help`` stays torch-free.
+Inference from a run and ensembles live in :mod:`imgcls.app.inference`; trackers in
+:mod:`imgcls.loggers`. Modules here import torch lazily where they can, so that ``imgcls report``
+stays fast.
 """
