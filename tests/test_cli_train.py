@@ -65,7 +65,7 @@ BAD_INPUT = [
         "unknown model 'nope'; available: airbench, alexnet, bncnn, densenet, efficientnet, lenet, resnet, seed_resnet, simplecnn, vgg",
     ),
     (["optimizer.lrr=0.1"], "unknown config key 'optimizer.lrr' — did you mean 'optimizer.lr'?"),
-    (["trainer.epochs=abc"], "trainer.epochs=abc has the wrong type: expected integer"),
+    (["trainer.epochs=abc"], "trainer.epochs=abc has the wrong type: expected an integer"),
     (["trainer.batch_size=0"], "trainer.batch_size=0 is invalid: it must be at least 1"),
     (["dataset=synthetic", "dataset.num_classes=1"], "dataset.num_classes=1 is invalid"),
 ]

@@ -39,11 +39,16 @@ def _public_without_docstring(path: Path) -> list[str]:
 
 def _exempt(node: ast.AST, inside_class: bool) -> bool:
     """Enum members and overrides of a documented protocol need no docstring of their own."""
-    return inside_class and isinstance(node, ast.FunctionDef) and node.name in {
-        "state_dict",
-        "load_state_dict",
-        "forward",
-    }
+    return (
+        inside_class
+        and isinstance(node, ast.FunctionDef)
+        and node.name
+        in {
+            "state_dict",
+            "load_state_dict",
+            "forward",
+        }
+    )
 
 
 @pytest.mark.parametrize("path", DOCUMENTED, ids=lambda p: str(p.relative_to(ROOT)))
