@@ -1,8 +1,9 @@
 """``imgcls <command> [overrides]``: dispatch, error printing and exit codes.
 
 Nothing here imports torch at module level: ``imgcls --help`` and ``imgcls list`` stay fast.
-User mistakes print one line on stderr and exit 2; an unexpected error (a bug) prints one line
-and exits 1 (set IMGCLS_DEBUG=1 for the traceback of either).
+Every error becomes one line on stderr through :func:`imgcls.base.errors.error_line`: a user
+mistake exits 2, an interruption 130, an unexpected error (a bug) 1 (set IMGCLS_DEBUG=1 for
+the traceback of either).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from imgcls import __version__
-from imgcls.base.errors import TrainingInterrupted, UserError, unknown_choice
+from imgcls.base.errors import TrainingInterrupted, error_line, unknown_choice
 
 COMMANDS: dict[str, str] = {
     "train": "train a model: imgcls train [group=option ...] [key=value ...] [-m]",
@@ -51,6 +52,7 @@ tracebacks.
 
 
 def usage() -> str:
+    """The text of ``imgcls --help``: the commands, examples and where runs go."""
     width = max(len(c) for c in COMMANDS)
     lines = "\n".join(f"  {name:<{width}}  {text}" for name, text in COMMANDS.items())
     return USAGE.format(commands=lines)
@@ -107,28 +109,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = _command(args[0])(args[1:])
         sys.stdout.flush()  # a reader gone away shows here, in the handler below
         return code
-    except UserError as error:
-        if _debug():
-            raise
-        print(f"imgcls: error: {error}", file=sys.stderr)
-        return error.exit_code
-    except (KeyboardInterrupt, TrainingInterrupted) as error:
-        print(f"imgcls: {error or 'interrupted'}", file=sys.stderr)
-        return getattr(error, "exit_code", TrainingInterrupted.exit_code)
     except BrokenPipeError:  # `imgcls list | head`: the reader has all it wants; no error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # silence the final flush
         return 141  # 128 + SIGPIPE, as a shell tool would
-    except Exception as error:  # not a user mistake but a bug: still one line, exit 1
-        if _debug():
+    except (Exception, KeyboardInterrupt) as error:
+        interrupted = isinstance(error, (KeyboardInterrupt, TrainingInterrupted))
+        if _debug() and not interrupted:
             raise
-        lines = str(error).strip().splitlines()
-        detail = f": {lines[0]}" if lines else ""
-        print(
-            f"imgcls: internal error: {type(error).__name__}{detail} "
-            "(set IMGCLS_DEBUG=1 to see the traceback, and please report it)",
-            file=sys.stderr,
-        )
-        return 1
+        line, code = error_line(error)
+        print(line, file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

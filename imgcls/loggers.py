@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from imgcls.base.errors import UserError
+from imgcls.base.errors import UserError, one_line
 from imgcls.config.values import component_options
 from imgcls.registry import LOGGERS
 
@@ -178,7 +178,7 @@ class Loggers:
             try:
                 run_logger.log_epoch(row)
             except Exception as error:
-                logger.warning(f"{type(run_logger).__name__} stopped logging: {_one_line(error)}")
+                logger.warning(f"{type(run_logger).__name__} stopped logging: {_brief(error)}")
                 self.loggers.remove(run_logger)
 
     def finish(self, summary: Mapping[str, Any]) -> None:
@@ -186,7 +186,7 @@ class Loggers:
             try:
                 run_logger.finish(summary)
             except Exception as error:  # the run's own files are complete; say so and go on
-                logger.warning(f"{type(run_logger).__name__} could not finish: {error}")
+                logger.warning(f"{type(run_logger).__name__} could not finish: {_brief(error)}")
 
 
 def start_loggers(cfg: Any, run_dir: Path, config: Mapping[str, Any]) -> Loggers:
@@ -208,12 +208,10 @@ def start_loggers(cfg: Any, run_dir: Path, config: Mapping[str, Any]) -> Loggers
             raise
         except Exception as error:  # an unreachable server, a read-only store, ...
             Loggers(loggers).finish({"status": "failed"})
-            raise UserError(f"logger={name} could not start: {_one_line(error)}") from error
+            raise UserError(f"logger={name} could not start: {_brief(error)}") from error
     return Loggers(loggers)
 
 
-def _one_line(error: BaseException) -> str:
+def _brief(error: BaseException) -> str:
     """The first line of an error (MLflow's carry a traceback of the server's response)."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    text = lines[0] if lines else type(error).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
+    return one_line(error, first_line=True, limit=300)

@@ -5,14 +5,57 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT, cli_env, run_cli
 
 from imgcls import cli
+from imgcls.base.errors import UserError
 
 
 def test_importing_cli_does_not_import_torch():
     code = "import sys, imgcls.cli, imgcls.commands.listing; sys.exit(1 if 'torch' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_the_key_value_commands_import_no_torch_at_module_level():
+    """``imgcls export --help`` and ``imgcls predict model=...`` parse without torch."""
+    modules = "imgcls.commands.export, imgcls.commands.predict, imgcls.config.arguments"
+    code = f"import sys, {modules}; sys.exit(1 if 'torch' in sys.modules else 0)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def _raising(error: BaseException):
+    def command(args):
+        raise error
+
+    return lambda name: command
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "line"),
+    [
+        (UserError("a bad\nvalue"), 2, "imgcls: error: a bad value\n"),
+        (KeyboardInterrupt(), 130, "imgcls: interrupted\n"),
+        (
+            RuntimeError("boom\n  in a frame"),
+            1,
+            "imgcls: internal error: RuntimeError: boom (set IMGCLS_DEBUG=1 to see the "
+            "traceback, and please report it)\n",
+        ),
+        (ValueError(), 1, "imgcls: internal error: ValueError (set IMGCLS_DEBUG=1"),
+    ],
+)
+def test_every_error_is_one_line_with_its_exit_code(error, code, line, monkeypatch, capsys):
+    monkeypatch.delenv("IMGCLS_DEBUG", raising=False)
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    monkeypatch.setattr(cli, "_command", _raising(error))
+    assert cli.main(["list"]) == code
+    err = capsys.readouterr().err
+    assert err.startswith(line) and err.count("\n") == 1, err
+    if code != 130:  # IMGCLS_DEBUG=1: the traceback instead of the line
+        monkeypatch.setenv("IMGCLS_DEBUG", "1")
+        with pytest.raises(type(error)):
+            cli.main(["list"])
 
 
 def test_help_lists_commands(capsys):

@@ -133,7 +133,7 @@ def test_ensemble_probabilities_are_the_mean_of_the_members(runs, tmp_path):
 
 
 def test_vote_ensemble_predicts_the_majority():
-    from imgcls.commands.evaluate import combine
+    from imgcls.app.evaluation import combine
 
     a = np.array([[0.6, 0.4], [0.2, 0.8]])
     b = np.array([[0.7, 0.3], [0.45, 0.55]])
@@ -188,7 +188,9 @@ def test_predict_a_glob(runs, tmp_path):
     folder.mkdir()
     for i in range(3):
         Image.fromarray(np.full((8, 8), 40 * i, dtype=np.uint8)).save(folder / f"{i}.png")
-    code = cli.main(["predict", f"run={runs[0]}", f"images={folder}/[01].png", f"out={tmp_path}/o"])
+    # brackets are Hydra's list syntax: a glob that holds them is quoted, as for imgcls train
+    images = f"images='{folder}/[01].png'"
+    code = cli.main(["predict", f"run={runs[0]}", images, f"out={tmp_path}/o"])
     assert code == 0
     assert len(json.loads((tmp_path / "o" / "predictions.json").read_text())["predictions"]) == 2
 

@@ -46,7 +46,7 @@ from torch import nn
 from imgcls.app.build import build_dataset
 from imgcls.app.inference import LoadedRun, load_run
 from imgcls.app.prediction import MODES, RESIZE
-from imgcls.base.errors import UserError, unknown_choice
+from imgcls.base.errors import UserError, one_line, unknown_choice
 from imgcls.base.extras import require
 from imgcls.base.folders import ensure_dir, holds_run
 from imgcls.base.runs import write_json
@@ -78,10 +78,9 @@ class ExportResult:
     info: dict[str, Any]
 
 
-def first_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    text = lines[0] if lines else type(error).__name__
-    return f"{type(error).__name__}: {text[:300]}"
+def _reason(error: BaseException) -> str:
+    """Why an exporter failed: torch's texts go on for pages after their first line."""
+    return one_line(error, typed=True, first_line=True, limit=300)
 
 
 def default_out_dir(loaded: LoadedRun, checkpoint: str, fmt: str) -> Path:
@@ -127,7 +126,7 @@ def parity_images(loaded: LoadedRun, count: int) -> tuple[torch.Tensor, dict[str
             images = data.test.subset(np.arange(n)).materialize().images.cpu()
             return images, {"source": "test set", "dataset": data.name}
     except (UserError, OSError) as error:  # files missing or unreadable: not here
-        reason = " ".join(str(error).split()) or type(error).__name__
+        reason = one_line(error)
     generator = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (count, channels, height, width), generator=generator)
     name = component_options(loaded.config, "dataset")[0][0]
@@ -258,7 +257,7 @@ def export_onnx(
                 warnings.simplefilter("ignore")
                 ONNX_EXPORTERS[name](model, example, path)
         except Exception as error:  # an exporter's failure, of any kind: try the next one
-            failures.append((name, first_line(error)))
+            failures.append((name, _reason(error)))
             path.unlink(missing_ok=True)
             continue
         if not failures:
@@ -282,9 +281,7 @@ def export_torchscript(model: nn.Module, example: torch.Tensor, path: Path) -> s
             traced = torch.jit.trace(model, (example,), check_trace=False)
             torch.jit.save(traced, str(path))
     except Exception as error:
-        raise UserError(
-            f"cannot trace the model with torch.jit.trace: {first_line(error)}"
-        ) from error
+        raise UserError(f"cannot trace the model with torch.jit.trace: {_reason(error)}") from error
     return "torch.jit.trace"
 
 
@@ -298,7 +295,7 @@ def export_pt2(model: nn.Module, example: torch.Tensor, path: Path) -> str:
             torch.export.save(program, str(path))
     except Exception as error:
         raise UserError(
-            f"cannot export the model with torch.export: {first_line(error)} "
+            f"cannot export the model with torch.export: {_reason(error)} "
             "(format=onnx falls back to the TorchScript-based exporter)"
         ) from error
     return "torch.export.export"
@@ -333,7 +330,7 @@ def onnx_opset(path: Path) -> int | None:
 
 # -- the command ----------------------------------------------------------------------------
 def export_run(
-    run: str | Path,
+    run: str | Path | None,
     checkpoint: str = "best",
     fmt: str = "onnx",
     out: str | Path | None = None,
@@ -342,7 +339,12 @@ def export_run(
     tolerance: float = TOLERANCE,
     max_images: int = PARITY_IMAGES,
 ) -> ExportResult:
-    """Export a run's model and write ``<out>/model.<ext>`` and ``<out>/export.json``."""
+    """Export a run's model and write ``<out>/model.<ext>`` and ``<out>/export.json``.
+
+    The arguments are checked before any work: ``run`` is required, ``fmt`` and ``exporter``
+    are choices, ``exporter`` applies to ONNX only."""
+    if run is None:
+        raise UserError("imgcls export needs run=<run dir>: e.g. imgcls export run=outputs/...")
     if fmt not in FORMATS:
         raise unknown_choice("format", fmt, FORMATS)
     if exporter not in EXPORTERS:

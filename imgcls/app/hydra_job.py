@@ -18,7 +18,7 @@ from imgcls.app.job import train
 from imgcls.app.resume import continue_run
 from imgcls.app.run_folders import Claim
 from imgcls.app.sweeps import JobResult, config_hash, find_job, read_job, share_cores
-from imgcls.base.errors import TrainingInterrupted, UserError
+from imgcls.base.errors import TrainingInterrupted, UserError, one_line
 from imgcls.base.runs import remove_unstarted, write_json
 
 logger = logging.getLogger("imgcls")
@@ -64,17 +64,15 @@ def run_job(cfg, multirun: bool, state: LaunchState) -> float | None:
             state.error = error
         else:
             record_failure(run_dir, cfg, error)
-            logger.error(f"job failed: {error}")
+            logger.error(f"job failed: {one_line(error)}")
     except Exception as error:
         if not multirun:  # an unexpected error: the CLI reports it; no half-made folder stays
             remove_unstarted_run(run_dir, state)
             state.error = error
             return None
-        logger.exception(f"job failed: {error}")
+        logger.exception(f"job failed: {one_line(error, typed=True)}")
         record_failure(run_dir, cfg, error)
-        state.jobs.append(
-            JobRecord(str(run_dir), "failed", f"{type(error).__name__}: {error}", overrides)
-        )
+        state.jobs.append(JobRecord(str(run_dir), "failed", one_line(error, typed=True), overrides))
     return None
 
 

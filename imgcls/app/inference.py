@@ -19,7 +19,7 @@ from torch import nn
 
 import imgcls.app.components  # noqa: F401  (registers the models a checkpoint names)
 from imgcls.base.checkpoint import inference_state, load_checkpoint
-from imgcls.base.errors import UserError
+from imgcls.base.errors import UserError, one_line
 from imgcls.config.values import component_options
 from imgcls.registry import MODELS
 from imgcls.train.devices import select_device
@@ -110,7 +110,7 @@ def load_run(run: str | Path, checkpoint: str = "best", device: str = "auto") ->
     try:
         model.load_state_dict(weights)
     except RuntimeError as error:
-        first = str(error).strip().splitlines()[0]
+        first = one_line(error, first_line=True)
         raise UserError(f"{file} does not match its model config ({first})") from error
     model.to(target).eval()
     epoch = state.get("epoch")

@@ -31,7 +31,7 @@ from imgcls.app.run_plots import write_run_plots
 from imgcls.app.sweeps import config_hash
 from imgcls.app.validation import validate
 from imgcls.base.checkpoint import inference_state, load_checkpoint
-from imgcls.base.errors import TrainingInterrupted, UserError
+from imgcls.base.errors import TrainingInterrupted, UserError, one_line
 from imgcls.base.runs import (
     RunDirectory,
     new_run_dir,
@@ -377,7 +377,7 @@ def write_report_quietly(run_dir: Path) -> Path | None:
     try:
         path = write_run_report(run_dir)
     except Exception as error:  # noqa: BLE001 - the run's results are already on disk
-        logger.warning(f"could not write report.html: {type(error).__name__}: {error}")
+        logger.warning(f"could not write report.html: {one_line(error, typed=True)}")
         return None
     logger.info(f"report: {path} ({time.perf_counter() - started:.2f}s)")
     return path

@@ -19,12 +19,13 @@ import numpy as np
 from imgcls.app.prediction import (
     MODES,
     RESIZE,
+    Predictions,
     output_folder,
     read_images,
     top_k_records,
     write_predictions,
 )
-from imgcls.base.errors import UserError
+from imgcls.base.errors import UserError, one_line
 from imgcls.base.extras import require
 
 EXPORT_FILE = "export.json"
@@ -79,9 +80,7 @@ def read_export_info(model: Path) -> dict[str, Any]:
     try:
         info = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise UserError(
-            f"{file} is unreadable or not JSON ({' '.join(str(error).split())})"
-        ) from error
+        raise UserError(f"{file} is unreadable or not JSON ({one_line(error)})") from error
     required = ("classes", "channels", "image_size", "mean", "std", "resize")
     missing = [k for k in required if not isinstance(info, dict) or k not in info]
     if missing:
@@ -139,8 +138,8 @@ def load_onnx(model: str | Path, device: str = "auto") -> OnnxModel:
     try:
         session = ort.InferenceSession(str(path), options, providers=chosen)
     except Exception as error:  # onnxruntime's errors are its own classes
-        first = " ".join(str(error).split())[:300]
-        raise UserError(f"{path} is not a valid ONNX model ({first})") from error
+        reason = one_line(error, limit=300)
+        raise UserError(f"{path} is not a valid ONNX model ({reason})") from error
     channels = int(info["channels"])
     height, width = (int(v) for v in info["image_size"])
     expected = [channels, height, width]
@@ -170,7 +169,7 @@ def predict_onnx(
     tta: str = "none",
     out: str | Path | None = None,
     device: str = "auto",
-) -> tuple[Path, list[dict[str, Any]], list[tuple[str, str]]]:
+) -> Predictions:
     """Classify the images; returns (output folder, one record per image, skipped files).
 
     The output folder defaults to ``<model folder>/predict/<date>_<time>/``."""
@@ -191,4 +190,4 @@ def predict_onnx(
             "classes": loaded.classes,
         },
     )
-    return out_dir, records, skipped
+    return Predictions(out_dir, records, skipped)

@@ -16,11 +16,11 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from imgcls.base.errors import UnreadableImageError, UserError
+from imgcls.base.errors import UnreadableImageError, UserError, one_line
 from imgcls.base.folders import claim_dir, ensure_dir
 from imgcls.base.images import open_image
 from imgcls.base.runs import atomic_write
@@ -29,6 +29,15 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 # How a file becomes the model's input: what export.json's "preprocessing" records.
 RESIZE = "bilinear"  # Pillow's resize to the training size (height x width), aspect not kept
+
+
+class Predictions(NamedTuple):
+    """What ``imgcls predict`` wrote: the output folder, one record per classified image, and
+    the files skipped as unreadable, each with the reason."""
+
+    out_dir: Path
+    records: list[dict[str, Any]]
+    skipped: list[tuple[str, str]]
 
 
 def find_images(pattern: str) -> list[Path]:
@@ -79,7 +88,7 @@ def read_images(
             names.append(str(file))
         except UnreadableImageError as error:
             cause = error.__cause__ or error
-            reason = " ".join(str(cause).split()) or type(cause).__name__
+            reason = one_line(cause)
             skipped.append((str(file), reason))
     if not arrays:
         first, reason = skipped[0]

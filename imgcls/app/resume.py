@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from imgcls.app.job import RunResult, train
 from imgcls.app.validation import validate
 from imgcls.base.checkpoint import load_checkpoint
-from imgcls.base.errors import UserError
+from imgcls.base.errors import UserError, one_line
 from imgcls.config.compose import compose, register_configs
 from imgcls.config.files import HYDRA_KEYS
 from imgcls.config.schemas import TrainConfig
@@ -42,7 +42,7 @@ def saved_config(run_dir: Path) -> DictConfig:
     except Exception as error:
         raise UserError(
             f"{run_dir / '.hydra' / 'config.yaml'} is not a valid imgcls config "
-            f"({' '.join(str(error).split())[:200]})"
+            f"({one_line(error, limit=200)})"
         ) from error
     cfg.resume = None
     return cfg

@@ -16,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 from imgcls.base import distributed
-from imgcls.base.errors import UserError
+from imgcls.base.errors import UserError, one_line
 from imgcls.base.folders import claim_run_folder, ensure_dir
 from imgcls.config.compose import compose
 from imgcls.config.files import HYDRA_KEYS
@@ -96,7 +96,7 @@ def resolve_output_dir(overrides: Sequence[str], key: str) -> str:
             cause = cause.__cause__ or cause.__context__
         if cause is not None:
             raise cause from None
-        raise UserError(f"cannot resolve {key}: {' '.join(str(error).split())}") from error
+        raise UserError(f"cannot resolve {key}: {one_line(error)}") from error
 
 
 def _quoted(path: Path) -> str:

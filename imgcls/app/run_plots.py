@@ -11,6 +11,7 @@ import numpy as np
 from torch import nn
 
 from imgcls.app.inference import predict_probabilities
+from imgcls.base.errors import one_line
 from imgcls.base.runs import write_json
 from imgcls.data.splits import ImageSet
 from imgcls.evaluate import plots
@@ -56,7 +57,7 @@ def write_run_plots(
             )
         )
     except Exception as error:  # noqa: BLE001 - figures are a convenience, the run is complete
-        logger.warning(f"could not write the plots: {type(error).__name__}: {error}")
+        logger.warning(f"could not write the plots: {one_line(error, typed=True)}")
         return written
     logger.info(f"plots: {folder} ({time.perf_counter() - started:.1f}s)")
     return written
@@ -71,4 +72,4 @@ def _write_test_metrics(
         record = {"split": "test", "checkpoint": "best", "tta": "none", "classes": classes}
         write_json(run_dir / TEST_METRICS_FILE, {**record, **metrics})
     except Exception as error:  # noqa: BLE001 - the report shows them as missing
-        logger.warning(f"could not write {TEST_METRICS_FILE}: {type(error).__name__}: {error}")
+        logger.warning(f"could not write {TEST_METRICS_FILE}: {one_line(error, typed=True)}")

@@ -22,7 +22,7 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from imgcls.base.errors import UserError
+from imgcls.base.errors import UserError, one_line
 from imgcls.base.runs import read_summary
 from imgcls.config.values import comparable_config
 from imgcls.evaluate.html_report import write_runs_report
@@ -151,7 +151,7 @@ def write_sweep_report_quietly(sweep_dir: Path) -> Path | None:
     try:
         path = write_runs_report([sweep_dir], run_reports="missing")
     except Exception as error:  # noqa: BLE001 - the leaderboard is already written
-        logger.warning(f"could not write the sweep's report.html: {type(error).__name__}: {error}")
+        logger.warning(f"could not write the sweep's report.html: {one_line(error, typed=True)}")
         return None
     logger.info(f"report: {path} ({time.perf_counter() - started:.2f}s)")
     return path

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 class UserError(Exception):
     """A mistake in what the user asked for: unknown name, bad value, missing or corrupt file.
 
-    The CLI prints ``str(error)`` as one line and exits with :attr:`exit_code`.
+    The CLI prints :func:`error_line` of it and exits with :attr:`exit_code`.
     """
 
     exit_code = 2
@@ -48,3 +48,44 @@ def unknown_choice(kind: str, value: str, choices: Iterable[str]) -> UserError:
     options = sorted(choices)
     hint = did_you_mean(value, options) or ";"
     return UserError(f"unknown {kind} '{value}'{hint} available: {', '.join(options)}")
+
+
+def one_line(
+    error: BaseException, *, typed: bool = False, first_line: bool = False, limit: int | None = None
+) -> str:
+    """An exception's text on one line, for an error message or a log line.
+
+    Every run of whitespace (newlines included) becomes one space; with ``first_line`` only
+    the first non-empty line is kept (for texts that go on with a traceback or a dump, as
+    MLflow's, torch's and the ONNX exporters' do); the text is cut at ``limit`` characters.
+    An exception without text is named by its type; ``typed`` puts the type's name first
+    (``ValueError: ...``), for errors that are not the user's mistakes.
+    """
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    text = " ".join(" ".join(lines[:1] if first_line else lines).split())
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 3].rstrip() + "..."
+    name = type(error).__name__
+    if not text:
+        return name
+    return f"{name}: {text}" if typed else text
+
+
+def error_line(error: BaseException) -> tuple[str, int]:
+    """The one line the CLI prints for ``error`` on stderr, and the exit code.
+
+    A user mistake (:class:`UserError`) is its own message and exits 2; an interruption
+    (Ctrl-C, SIGTERM) says so and exits with its code (130 for Ctrl-C); anything else is a
+    bug: the type and message, a hint to report it, and exit 1.
+    """
+    if isinstance(error, UserError):
+        return f"imgcls: error: {one_line(error)}", error.exit_code
+    if isinstance(error, (KeyboardInterrupt, TrainingInterrupted)):
+        code = getattr(error, "exit_code", TrainingInterrupted.exit_code)
+        text = one_line(error) if str(error).strip() else "interrupted"
+        return f"imgcls: {text}", code
+    return (
+        f"imgcls: internal error: {one_line(error, typed=True, first_line=True)} "
+        "(set IMGCLS_DEBUG=1 to see the traceback, and please report it)",
+        1,
+    )

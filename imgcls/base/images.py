@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from imgcls.base.errors import UnreadableImageError
+from imgcls.base.errors import UnreadableImageError, one_line
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -29,5 +29,4 @@ def open_image(path: str | Path, mode: str) -> Image.Image:
             image.load()
             return image.convert(mode)
     except Exception as error:
-        reason = " ".join(str(error).split()) or type(error).__name__
-        raise UnreadableImageError(f"cannot read image file {path}: {reason}") from error
+        raise UnreadableImageError(f"cannot read image file {path}: {one_line(error)}") from error

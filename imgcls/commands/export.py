@@ -10,43 +10,39 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from imgcls.base.errors import UserError
-from imgcls.commands.args import parse_arguments, usage_lines
+from imgcls.config.arguments import Grammar, Key, wants_help
 
-EXPORT_KEYS = {
-    "run": "a run directory (or a checkpoint file)",
-    "checkpoint": "best (default), last or a checkpoint file",
-    "format": "onnx (default), torchscript (.pt, torch.jit.trace) or pt2 (torch.export)",
-    "exporter": "onnx only: auto (default: dynamo, falling back to torchscript), dynamo, torchscript",
-    "out": "output folder (default <run>/export/<format>_<checkpoint>/)",
-}
+EXPORT = Grammar(
+    "export",
+    {
+        "run": Key("a run directory (or a checkpoint file)"),
+        "checkpoint": Key("best (default), last or a checkpoint file"),
+        "format": Key("onnx (default), torchscript (.pt, torch.jit.trace) or pt2 (torch.export)"),
+        "exporter": Key(
+            "onnx only: auto (default: dynamo, falling back to torchscript), dynamo, torchscript"
+        ),
+        "out": Key("output folder (default <run>/export/<format>_<checkpoint>/)"),
+    },
+)
+USAGE = """usage: imgcls export run=<run dir> [key=value ...]
+
+Writes the model and export.json (classes, input shape, preprocessing, format,
+source run and checkpoint, and a parity record against the PyTorch model).
+Values follow imgcls train's grammar: quote what holds spaces or commas (out='my export/').
+
+keys:
+"""
 
 
 def run_export(args: Sequence[str]) -> int:
     """``imgcls export run=<dir> [checkpoint=] [format=] [exporter=] [out=]``."""
-    if not args or args[0] in ("-h", "--help"):
-        print(
-            "usage: imgcls export run=<run dir> [key=value ...]\n\n"
-            "Writes the model and export.json (classes, input shape, preprocessing, format,\n"
-            "source run and checkpoint, and a parity record against the PyTorch model).\n\n"
-            "keys:\n" + usage_lines(EXPORT_KEYS)
-        )
+    if wants_help(args):
+        print(USAGE + EXPORT.usage())
         return 0
-    options = parse_arguments(args, EXPORT_KEYS, "export")
-    for key, value in options.items():
-        if isinstance(value, list):
-            raise UserError(f"{key}={','.join(value)} is invalid: export takes one value per key")
-    if "run" not in options:
-        raise UserError("imgcls export needs run=<run dir>: e.g. imgcls export run=outputs/...")
+    options = EXPORT.parse(args)
     from imgcls.app.export import export_run  # torch: imported only when there is work
 
-    result = export_run(
-        str(options["run"]),
-        str(options.get("checkpoint", "best")),
-        str(options.get("format", "onnx")),
-        options.get("out"),  # type: ignore[arg-type]
-        str(options.get("exporter", "auto")),
-    )
+    result = export_run(options.pop("run", None), fmt=options.pop("format", "onnx"), **options)
     info, parity = result.info, result.info["parity"]
     source = info["source"]
     weights = "EMA weights" if source["ema"] else "weights"

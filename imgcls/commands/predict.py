@@ -5,9 +5,8 @@ RGB or RGBA), resized to its training size (bilinear), normalised with its mean 
 Unreadable files are reported by name and skipped; the rest are still classified.
 
 ``run=`` loads a run's checkpoint with PyTorch; ``model=`` runs a model written by
-``imgcls export format=onnx`` with ONNX Runtime and the preprocessing in its export.json,
-and imports neither torch nor torchvision: this module imports torch only inside
-:func:`predict_images`, through :mod:`imgcls.app.inference`.
+``imgcls export format=onnx`` with ONNX Runtime and imports no torch (see
+:mod:`imgcls.app.predict`).
 """
 
 from __future__ import annotations
@@ -16,116 +15,52 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from imgcls.app.prediction import output_folder, read_images, top_k_records, write_predictions
-from imgcls.base.errors import UserError
-from imgcls.commands.args import parse_arguments, usage_lines
+from imgcls.app.predict import predict
+from imgcls.config.arguments import Grammar, Key, Kind, wants_help
 
-PREDICT_KEYS = {
-    "run": "a run directory (or a checkpoint file)",
-    "model": "instead of run=: an ONNX file written by imgcls export (runs without PyTorch)",
-    "images": "an image file, a folder (searched recursively) or a glob such as 'pics/*.png'",
-    "checkpoint": "best (default), last or a checkpoint file (with run=)",
-    "topk": "how many classes to list per image (default 5, at most the class count)",
-    "tta": "none (default) or flip",
-    "out": "output folder (default <run>/predict/<date>_<time>/, or beside model=)",
-    "device": "auto (default), cpu, cuda, cuda:N or mps (model=: auto, cpu or cuda)",
-}
+PREDICT = Grammar(
+    "predict",
+    {
+        "run": Key("a run directory (or a checkpoint file)"),
+        "model": Key(
+            "instead of run=: an ONNX file written by imgcls export (runs without PyTorch)"
+        ),
+        "images": Key(
+            "an image file, a folder (searched recursively) or a glob such as 'pics/*.png'"
+        ),
+        "checkpoint": Key("best (default), last or a checkpoint file (with run=)"),
+        "topk": Key(
+            "how many classes to list per image (default 5, at most the class count)", Kind.INT
+        ),
+        "tta": Key("none (default) or flip"),
+        "out": Key("output folder (default <run>/predict/<date>_<time>/, or beside model=)"),
+        "device": Key("auto (default), cpu, cuda, cuda:N or mps (model=: auto, cpu or cuda)"),
+    },
+)
+USAGE = """usage: imgcls predict run=<run dir> images=<path> [key=value ...]
+       imgcls predict model=<file.onnx> images=<path> [key=value ...]
 
+Values follow imgcls train's grammar: quote what holds spaces, commas or brackets
+(images='my pics/', images='pics/[01].png').
 
-def predict_images(
-    run: str | Path,
-    images: str,
-    checkpoint: str = "best",
-    topk: int = 5,
-    tta: str = "none",
-    out: str | Path | None = None,
-    device: str = "auto",
-) -> tuple[Path, list[dict[str, Any]], list[tuple[str, str]]]:
-    """Classify the images with a run's PyTorch model; returns (output folder, one record
-    per image, skipped files)."""
-    from imgcls.app.inference import classify, load_run  # torch: only for run=
-
-    loaded = load_run(run, checkpoint, device)
-    names, arrays, skipped = read_images(
-        images, int(loaded.spec["channels"]), loaded.spec["image_size"]
-    )
-    probabilities = classify(loaded, arrays, tta)
-    records = top_k_records(names, probabilities, loaded.classes, topk)
-    out_dir = output_folder(out, loaded.run_dir or loaded.checkpoint.parent)
-    source = {
-        "run": str(loaded.run_dir or loaded.checkpoint),
-        "checkpoint": str(loaded.checkpoint),
-        "classes": loaded.classes,
-    }
-    write_predictions(out_dir, records, skipped, source)
-    return out_dir, records, skipped
+keys:
+"""
 
 
 def run_predict(args: Sequence[str]) -> int:
     """``imgcls predict run=<dir>|model=<file.onnx> images=<file|folder|glob> [topk=5]
     [tta=flip] [out=]``."""
-    if not args or args[0] in ("-h", "--help"):
-        print(
-            "usage: imgcls predict run=<run dir> images=<path> [key=value ...]\n"
-            "       imgcls predict model=<file.onnx> images=<path> [key=value ...]\n\nkeys:\n"
-            + usage_lines(PREDICT_KEYS)
-        )
+    if wants_help(args):
+        print(USAGE + PREDICT.usage())
         return 0
-    options = parse_arguments(args, PREDICT_KEYS, "predict")
-    if "run" in options and "model" in options:
-        raise UserError(
-            "imgcls predict takes run=<run dir> or model=<file.onnx>, not both: run= uses "
-            "PyTorch, model= an exported ONNX file"
-        )
-    source = "model" if "model" in options else "run"
-    for key in (source, "images"):
-        if key not in options or isinstance(options[key], list):
-            raise UserError(
-                f"imgcls predict needs {key}=<...>: e.g. run=outputs/... images=pics/ "
-                "(or model=<file.onnx> images=pics/)"
-            )
-    if source == "model" and "checkpoint" in options:
-        raise UserError(
-            "checkpoint= goes with run=: an exported model holds the weights of the checkpoint "
-            "it was exported from (see its export.json)"
-        )
-    try:
-        topk = int(str(options.get("topk", 5)))
-    except ValueError as error:
-        raise UserError(f"topk={options['topk']} is invalid: expected an integer") from error
-    if topk < 1:
-        raise UserError(f"topk={topk} is invalid: list at least 1 class per image")
-    tta = str(options.get("tta", "none"))
-    if tta not in ("none", "flip"):
-        raise UserError(f"unknown tta '{tta}'; available: flip, none")
-    out, device = options.get("out"), str(options.get("device", "auto"))
-    if source == "model":
-        from imgcls.app.onnx_predict import predict_onnx
-
-        out_dir, records, skipped = predict_onnx(
-            str(options["model"]),
-            str(options["images"]),
-            topk,
-            tta,
-            out,
-            device,  # type: ignore[arg-type]
-        )
-    else:
-        out_dir, records, skipped = predict_images(
-            str(options["run"]),
-            str(options["images"]),
-            str(options.get("checkpoint", "best")),
-            topk,
-            tta,
-            out,  # type: ignore[arg-type]
-            device,
-        )
+    out_dir, records, skipped = predict(**PREDICT.parse(args))
     print_records(records)
     print(f"{len(records)} images classified, {len(skipped)} skipped; results: {out_dir}")
     return 0
 
 
 def print_records(records: list[dict[str, Any]]) -> None:
+    """One table row per image: the file, the prediction, its probability, the next classes."""
     from rich.console import Console
     from rich.table import Table
 

@@ -1,28 +1,21 @@
 """``imgcls report <dir> [<dir> ...] [--plot] [--out DIR]``: rebuild and print a leaderboard;
-``imgcls report --html <dir> [<dir> ...] [--out PATH]``: write the self-contained report.html."""
+``imgcls report --html <dir> [<dir> ...] [--out PATH]``: write the self-contained report.html.
+
+The options are read by :mod:`argparse`, whose mistakes become the one-line error of every
+command (exit 2) instead of argparse's usage dump.
+"""
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
-from datetime import datetime
-from pathlib import Path
+from typing import NoReturn
 
-from imgcls.base.errors import UserError
-from imgcls.base.folders import claim_dir
-from imgcls.evaluate.html_report import write_report
-from imgcls.evaluate.leaderboard import (
-    build_leaderboard,
-    collect_runs,
-    mean_curves,
-    table_rows,
-    write_leaderboard,
-)
-from imgcls.evaluate.plots import plot_validation_curves
+from imgcls.app.report import ReportResult, report
+from imgcls.base.errors import UserError, did_you_mean
+from imgcls.evaluate.leaderboard import Leaderboard, table_rows
 
-USAGE = """usage: imgcls report <run or sweep dir> [<dir> ...] [--plot] [--out DIR]
-       imgcls report --html <run or sweep dir> [<dir> ...] [--out PATH]
-
-Writes leaderboard.csv and leaderboard.md (into the directory when one is given, else into
+DESCRIPTION = """Writes leaderboard.csv and leaderboard.md (into the directory when one is given, else into
 --out, default outputs/reports/<date>_<time>) and prints the table. --plot also writes
 val_curves.png: the validation curves of every row, averaged over seeds.
 
@@ -32,68 +25,79 @@ one run folder, that run's report; for a sweep folder or several folders, the le
 the objective, with links to each run's own report.html (written into each run folder too).
 --out is a file name ending in .html or a folder for report.html; by default the report goes
 into the first folder given."""
+OPTIONS = ("--html", "--out", "--plot")
 
-OPTIONS = "--html, --plot, --out PATH"
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose mistakes raise :class:`UserError` (one line, exit 2) rather
+    than printing the usage and exiting by itself."""
+
+    def error(self, message: str) -> NoReturn:
+        """Raise argparse's message as the one-line error of imgcls."""
+        raise UserError(f"imgcls report: {message} (see imgcls report --help)")
 
 
-def parse(args: Sequence[str]) -> tuple[list[str], bool, str | None, bool]:
-    dirs: list[str] = []
-    plot, out, html = False, None, False
-    items = list(args)
-    while items:
-        arg = items.pop(0)
-        if arg == "--plot":
-            plot = True
-        elif arg == "--html":
-            html = True
-        elif arg == "--out" or arg.startswith("--out="):
-            out = arg.split("=", 1)[1] if "=" in arg else (items.pop(0) if items else None)
-            if not out:
-                raise UserError(
-                    "--out needs a path: imgcls report <dir> --out reports/ "
-                    "(with --html also a file: --out report.html)"
-                )
-        elif arg.startswith("-"):
-            raise UserError(f"unknown report option '{arg}'; available: {OPTIONS}")
-        else:
-            dirs.append(arg)
-    if not dirs:
-        raise UserError("imgcls report needs at least one run or sweep directory")
-    if html and plot:
-        raise UserError(
-            "--plot draws val_curves.png for the leaderboard; the --html report has its own "
-            "charts: use one of them"
-        )
-    return dirs, plot, out, html
+def parser() -> OneLineParser:
+    """The arguments of ``imgcls report``; ``--help`` is answered by :func:`run_report`."""
+    parse = OneLineParser(
+        prog="imgcls report",
+        usage="imgcls report [--html] <run or sweep dir> [<dir> ...] [--plot] [--out PATH]",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        add_help=False,
+        allow_abbrev=False,  # --pl is no --plot: an option is spelled out or refused
+    )
+    parse.add_argument("dirs", nargs="*", metavar="DIR", help="run or sweep folders")
+    parse.add_argument("--html", action="store_true", help="write report.html instead")
+    parse.add_argument("--plot", action="store_true", help="also write val_curves.png")
+    parse.add_argument("--out", metavar="PATH", help="where the leaderboard or page goes")
+    parse.add_argument("-h", "--help", action="store_true", help="show this help")
+    return parse
+
+
+def parse_arguments(args: Sequence[str]) -> argparse.Namespace:
+    """The parsed options; an unknown option is one line with a did-you-mean."""
+    parse = parser()
+    options, unknown = parse.parse_known_intermixed_args(list(args))
+    if unknown:
+        option = unknown[0].split("=", 1)[0]
+        hint = did_you_mean(option, OPTIONS) or ";"
+        raise UserError(f"unknown report option '{option}'{hint} available: {', '.join(OPTIONS)}")
+    if options.out == "":
+        parse.error("--out needs a path (with --html also a file: --out report.html)")
+    return options
 
 
 def run_report(args: Sequence[str]) -> int:
-    if args and args[0] in ("-h", "--help"):
-        print(USAGE)
+    """``imgcls report``: parse, build the leaderboard or the page, print what was written."""
+    options = parse_arguments(args)
+    if options.help:
+        print(parser().format_help().rstrip())
         return 0
+    result = report(options.dirs, html=options.html, plot=options.plot, out=options.out)
+    print_result(result)
+    return 0
 
-    dirs, plot, out, html = parse(args)
-    if html:
-        path = write_report(dirs, out)
-        print(f"report: {path} ({path.stat().st_size / 1024:.0f} KB)")
-        return 0
-    runs = collect_runs(dirs)
-    board = build_leaderboard(runs)
-    if out is not None:
-        out_dir = Path(out)
-    elif len(dirs) == 1:
-        out_dir = Path(dirs[0])
-    else:
-        stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-        out_dir = Path(claim_dir(str(Path("outputs") / "reports" / stamp)))
-    csv_path, md_path = write_leaderboard(out_dir, board)
 
+def print_result(result: ReportResult) -> None:
+    """The page's path and size, or the leaderboard's table, its failed runs and its files."""
+    if result.html is not None:
+        print(f"report: {result.html} ({result.html.stat().st_size / 1024:.0f} KB)")
+    if result.board is not None:
+        print_leaderboard(result.board, result.runs)
+        print(f"leaderboard: {' '.join(str(p) for p in result.files)}")
+    if result.plot is not None:
+        print(f"plot: {result.plot}")
+
+
+def print_leaderboard(board: Leaderboard, runs: int) -> None:
+    """The leaderboard as a table, then one line per failed or unfinished run."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
     header, cells = table_rows(board)
-    table = Table(*header, title=f"{len(board.rows)} configurations, {len(runs)} runs", box=None)
+    table = Table(*header, title=f"{len(board.rows)} configurations, {runs} runs", box=None)
     for row in cells:
         table.add_row(*(escape(cell) for cell in row))  # `regularizer=[l2sp]` is not markup
     console = Console(width=160)
@@ -104,11 +108,3 @@ def run_report(args: Sequence[str]) -> int:
             markup=True,
             highlight=False,
         )
-    print(f"leaderboard: {csv_path} {md_path}")
-    if plot:
-        curves = mean_curves(board)
-        if not curves:
-            raise UserError("no metrics.csv found to plot: the runs have no per-epoch metrics")
-        path = plot_validation_curves(curves, out_dir / "val_curves.png", board.metric)
-        print(f"plot: {path}")
-    return 0

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import IntervalSweep
 
-from imgcls.base.errors import UserError
+from imgcls.config.arguments import parse_override
 from imgcls.config.files import HYDRA_KEYS
 
 # Hydra flags that take a value, and flags after which no job runs.
@@ -56,12 +55,9 @@ def split_arguments(args: Sequence[str]) -> tuple[list[str], list[str]]:
 def override_variants(overrides: Sequence[str], multirun: bool) -> list[list[str]]:
     """Override lists that together use every value of every sweep at least once."""
     config_overrides = [o for o in overrides if not o.startswith(HYDRA_KEYS)]
+    parsed = [parse_override(o) for o in config_overrides]  # a malformed one, by its name
     if not multirun:
         return [config_overrides]
-    try:
-        parsed = OverridesParser.create().parse_overrides(config_overrides)
-    except Exception as error:
-        raise UserError(f"cannot parse the overrides: {' '.join(str(error).split())}") from error
     choices: list[list[str]] = []
     for override in parsed:
         if override.is_sweep_override():

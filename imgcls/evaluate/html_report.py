@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from imgcls.base.errors import UserError
+from imgcls.base.errors import UserError, one_line
 from imgcls.base.folders import ensure_dir
 from imgcls.base.runs import atomic_write, read_summary
 from imgcls.evaluate import charts
@@ -90,9 +90,8 @@ def _part(name: str, title: str, build: Callable[[], dict[str, Any]], macros: An
         html = _module("tables.html.j2").missing(str(reason))
     except Exception as error:  # noqa: BLE001 - a broken part never breaks the page
         logger.debug("report part %s failed", name, exc_info=True)
-        detail = " ".join(str(error).split())
         html = _module("tables.html.j2").missing(
-            f"could not be read: {type(error).__name__}: {detail}"
+            f"could not be read: {one_line(error, typed=True)}"
         )
     return {"id": name, "title": title, "html": html}
 
@@ -436,7 +435,7 @@ def _run_eval(run_dir: Path) -> dict[str, Any]:
             ]
             results.append({"name": path.parent.name, "error": "", "setting": setting, **table})
         except Exception as error:  # noqa: BLE001 - one damaged eval folder is listed as such
-            results.append({"name": path.parent.name, "error": f"{type(error).__name__}: {error}"})
+            results.append({"name": path.parent.name, "error": one_line(error, typed=True)})
     return {"results": results}
 
 
@@ -768,7 +767,7 @@ def write_runs_report(
             try:
                 write_run_report(run.run_dir)
             except (OSError, UserError) as error:
-                logger.warning(f"could not write {run.run_dir / REPORT_FILE}: {error}")
+                logger.warning(f"could not write {run.run_dir / REPORT_FILE}: {one_line(error)}")
     return _write(page, runs_page(folders, page))
 
 

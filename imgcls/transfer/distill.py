@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from imgcls.base.checkpoint import inference_state
-from imgcls.base.errors import UserError
+from imgcls.base.errors import UserError, one_line
 from imgcls.data.splits import DataSplits
 from imgcls.registry import METHODS, MODELS
 from imgcls.transfer.methods import Method
@@ -89,7 +89,7 @@ def load_teacher(source: str, data: DataSplits, device: torch.device) -> nn.Modu
     try:
         teacher.load_state_dict(inference_state(state))
     except RuntimeError as error:
-        first = str(error).strip().splitlines()[0]
+        first = one_line(error, first_line=True)
         raise UserError(
             f"method.teacher={source}: its weights do not fit {name} on {data.name} ({first})"
         ) from error
