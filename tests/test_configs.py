@@ -87,7 +87,7 @@ def test_regularizers_combine():
             r"unknown config key 'optimizer.lrr' — did you mean 'optimizer.lr'\?",
         ),
         (["trainer.epochs=abc"], r"trainer.epochs=abc has the wrong type: expected integer"),
-        (["trainer.monitor_mode=up"], r"trainer.monitor_mode: invalid value 'up'"),
+        (["trainer.monitor_mode=up"], r"unknown trainer.monitor_mode 'up'; available: max, min"),
         (["model=simplecnn,resnet"], r"is a sweep: add -m"),
     ],
 )

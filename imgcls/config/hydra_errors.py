@@ -6,12 +6,17 @@ would be valid. The texts are matched with regular expressions, which tests pin 
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import re
+import typing
 from collections.abc import Callable
+from enum import Enum
 
 from imgcls.base.errors import UserError, did_you_mean, unknown_choice
 from imgcls.config.files import group_options
-from imgcls.config.schemas import MonitorMode
+from imgcls.config.options import SCHEMAS
+from imgcls.config.schemas import TrainConfig
 
 # (parent key, overrides, rejected key) -> the keys that exist at the parent key
 ValidKeys = Callable[[str, list[str], str], list[str]]
@@ -45,11 +50,26 @@ def translate_compose_error(
         value = re.search(r"Value '([^']*)'", cause_text + " " + text)
         key = full_key.group(1) if full_key else "?"
         expected = re.search(r"converted to (\w+)", cause_text + " " + text)
-        kind = expected.group(1).lower() if expected else "another type"
-        if "Enum" in kind or kind.endswith("mode"):
-            kind = "one of " + ", ".join(m.value for m in MonitorMode)
+        kind = expected.group(1) if expected else "another type"
         return UserError(
-            f"{key}={value.group(1) if value else '?'} has the wrong type: expected {kind}"
+            f"{key}={value.group(1) if value else '?'} has the wrong type: expected {_kind(kind)}"
+        )
+
+    choice = re.search(r"Invalid value '([^']*)', expected one of \[([^\]]*)\]", cause_text)
+    full_key = re.search(r"full_key: ([\w.\[\]]+)", cause_text)
+    if choice and full_key:  # an Enum: trainer.precision=8
+        return unknown_choice(full_key.group(1), choice.group(1), choice.group(2).split(", "))
+
+    merging = re.search(r"Error merging override ([^=\s]+)=(.*)$", text)
+    wrong = re.search(
+        r"Cannot convert '\w+' to (string)|is not a (ListConfig)|not a valid input for "
+        r"<enum '(\w+)'>|Cannot assign \w+ to (Dict)",
+        cause_text,
+    )
+    if merging and wrong:  # trainer.device=[1], trainer.test_tta=5, trainer.precision=[1]
+        kind = next(k for k in wrong.groups() if k)
+        return UserError(
+            f"{merging.group(1)}={merging.group(2)} has the wrong type: expected {_kind(kind)}"
         )
 
     not_bool = re.search(r"Value '([^']*)' is not a valid bool", cause_text)
@@ -74,6 +94,35 @@ def translate_compose_error(
         detail = cause_text.split(" full_key")[0].replace("Invalid value", "invalid value")
         return UserError(f"{full_key.group(1) if full_key else '?'}: {detail}")
     return UserError(text.split(" full_key")[0] or cause_text)
+
+
+def _kind(name: str) -> str:
+    """What a type named in OmegaConf's message means to a user (an Enum: its choices)."""
+    enum = _schema_enums().get(name)
+    if enum is not None:
+        return "one of " + ", ".join(enum.__members__)
+    words = {"ListConfig": "a list", "Dict": "a mapping", "string": "a string"}
+    return words.get(name, name.lower())
+
+
+@functools.cache
+def _schema_enums() -> dict[str, type[Enum]]:
+    """Every Enum a schema field uses, by class name (the name OmegaConf's messages give)."""
+    found: dict[str, type[Enum]] = {}
+    pending: list[type] = [TrainConfig, *SCHEMAS.values()]
+    seen: set[type] = set()
+    while pending:
+        cls = pending.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        for hint in typing.get_type_hints(cls).values():
+            for kind in (hint, *typing.get_args(hint)):
+                if isinstance(kind, type) and issubclass(kind, Enum):
+                    found[kind.__name__] = kind
+                elif isinstance(kind, type) and dataclasses.is_dataclass(kind):
+                    pending.append(kind)
+    return found
 
 
 def unknown_key_error(full_key: str, overrides: list[str], valid_keys: ValidKeys) -> UserError:
