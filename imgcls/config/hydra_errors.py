@@ -55,22 +55,9 @@ def translate_compose_error(
             f"{key}={value.group(1) if value else '?'} has the wrong type: expected {_kind(kind)}"
         )
 
-    choice = re.search(r"Invalid value '([^']*)', expected one of \[([^\]]*)\]", cause_text)
-    full_key = re.search(r"full_key: ([\w.\[\]]+)", cause_text)
-    if choice and full_key:  # an Enum: trainer.precision=8
-        return unknown_choice(full_key.group(1), choice.group(1), choice.group(2).split(", "))
-
-    merging = re.search(r"Error merging override ([^=\s]+)=(.*)$", text)
-    wrong = re.search(
-        r"Cannot convert '\w+' to (string)|is not a (ListConfig)|not a valid input for "
-        r"<enum '(\w+)'>|Cannot assign \w+ to (Dict)",
-        cause_text,
-    )
-    if merging and wrong:  # trainer.device=[1], trainer.test_tta=5, trainer.precision=[1]
-        kind = next(k for k in wrong.groups() if k)
-        return UserError(
-            f"{merging.group(1)}={merging.group(2)} has the wrong type: expected {_kind(kind)}"
-        )
+    typed = _typed_value_error(text, cause_text)
+    if typed is not None:
+        return typed
 
     not_bool = re.search(r"Value '([^']*)' is not a valid bool", cause_text)
     merging = re.search(r"Error merging override ([^=\s]+)=", text)
@@ -94,6 +81,27 @@ def translate_compose_error(
         detail = cause_text.split(" full_key")[0].replace("Invalid value", "invalid value")
         return UserError(f"{full_key.group(1) if full_key else '?'}: {detail}")
     return UserError(text.split(" full_key")[0] or cause_text)
+
+
+def _typed_value_error(text: str, cause_text: str) -> UserError | None:
+    """An unknown Enum choice (``trainer.precision=8``), or a list or mapping where a value of
+    another type belongs (``trainer.device=[1]``, ``trainer.test_tta=5``)."""
+    choice = re.search(r"Invalid value '([^']*)', expected one of \[([^\]]*)\]", cause_text)
+    full_key = re.search(r"full_key: ([\w.\[\]]+)", cause_text)
+    if choice and full_key:
+        return unknown_choice(full_key.group(1), choice.group(1), choice.group(2).split(", "))
+    merging = re.search(r"Error merging override ([^=\s]+)=(.*)$", text)
+    wrong = re.search(
+        r"Cannot convert '\w+' to (string)|is not a (ListConfig)|not a valid input for "
+        r"<enum '(\w+)'>|Cannot assign \w+ to (Dict)",
+        cause_text,
+    )
+    if merging and wrong:
+        kind = next(k for k in wrong.groups() if k)
+        return UserError(
+            f"{merging.group(1)}={merging.group(2)} has the wrong type: expected {_kind(kind)}"
+        )
+    return None
 
 
 def _kind(name: str) -> str:

@@ -156,14 +156,7 @@ class Engine:
         decay = trainer.ema.decay
         self.ema = ModelEma(model, decay) if decay > 0 else None
         self.lookahead = make_lookahead(model, trainer, len(train_loader))  # None: off
-        stopping = trainer.early_stopping
-        self.early_stopping = (
-            EarlyStopping(
-                stopping.monitor.value, stopping.mode.value, stopping.patience, stopping.min_delta
-            )
-            if stopping.patience > 0
-            else None
-        )
+        self.early_stopping = make_early_stopping(trainer)  # None: off
         self.stop = StopRequest()
         self.start_epoch = 1
         self._resume: dict[str, Any] | None = None  # RNG and partial epoch of a resumed run
@@ -548,6 +541,16 @@ class Engine:
             f"val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f}  "
             f"{row['epoch_seconds']:.1f}s {row['images_per_second']:.0f} img/s{mark}"
         )
+
+
+def make_early_stopping(trainer: TrainerOptions) -> EarlyStopping | None:
+    """``trainer.early_stopping``, or None when its patience is 0 (off)."""
+    stopping = trainer.early_stopping
+    if stopping.patience <= 0:
+        return None
+    return EarlyStopping(
+        stopping.monitor.value, stopping.mode.value, stopping.patience, stopping.min_delta
+    )
 
 
 COLUMNS = ["epoch", "step", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy"]
