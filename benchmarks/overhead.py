@@ -27,9 +27,9 @@ from imgcls.app import build
 from imgcls.app.job import seed_everything
 from imgcls.base.runs import RunDirectory
 from imgcls.config.compose import compose
+from imgcls.config.options.trainer import TrainerOptions
 from imgcls.data.loader import DeviceLoader
 from imgcls.train.engine import Engine, evaluate
-from imgcls.train.settings import EngineSettings
 
 
 def build_all(cfg, model_state=None):
@@ -60,7 +60,7 @@ def run_engine(cfg, state) -> float:
             train_loader,
             val_loader,
             run,
-            EngineSettings(epochs=cfg.trainer.epochs, log_every=cfg.trainer.log_every),
+            TrainerOptions(epochs=cfg.trainer.epochs, log_every=cfg.trainer.log_every),
         )
         started = time.perf_counter()
         engine.fit()

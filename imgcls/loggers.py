@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from imgcls.base.errors import UserError, one_line
+from imgcls.config.options.loggers import CsvOptions, MlflowOptions, TensorBoardOptions
 from imgcls.config.values import component_options
 from imgcls.registry import LOGGERS
 
@@ -65,16 +66,20 @@ def final_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
     return values
 
 
-@LOGGERS.register("csv")
+@LOGGERS.register("csv", CsvOptions)
 class CsvLogger(RunLogger):
-    def __init__(self, *, run_dir: Path | None = None) -> None:
+    """Nothing beyond the run directory's own metrics.csv and summary.json."""
+
+    def __init__(self, options: CsvOptions, *, run_dir: Path | None = None) -> None:
         self.run_dir = run_dir
 
 
-@LOGGERS.register("tensorboard")
+@LOGGERS.register("tensorboard", TensorBoardOptions)
 class TensorBoardLogger(RunLogger):
+    """The config as text, each epoch's numbers and the final ones as TensorBoard scalars."""
+
     def __init__(
-        self, log_dir: str = "tensorboard", *, run_dir: Path, config: Mapping[str, Any]
+        self, options: TensorBoardOptions, *, run_dir: Path, config: Mapping[str, Any]
     ) -> None:
         try:
             from torch.utils.tensorboard import SummaryWriter
@@ -82,7 +87,7 @@ class TensorBoardLogger(RunLogger):
             raise UserError(
                 "logger=tensorboard needs the tensorboard package: pip install tensorboard"
             ) from error
-        self.path = Path(run_dir) / log_dir
+        self.path = Path(run_dir) / options.log_dir
         self.writer = SummaryWriter(log_dir=str(self.path))
         text = "\n".join(f"    {k}: {v}" for k, v in flatten(config).items())
         self.writer.add_text("config", text, 0)
@@ -100,7 +105,7 @@ class TensorBoardLogger(RunLogger):
         self.writer.close()
 
 
-@LOGGERS.register("mlflow")
+@LOGGERS.register("mlflow", MlflowOptions)
 class MlflowLogger(RunLogger):
     """One MLflow run per imgcls run: params (the flattened config), metrics per epoch, tags.
 
@@ -110,8 +115,7 @@ class MlflowLogger(RunLogger):
 
     def __init__(
         self,
-        tracking_uri: str | None = None,
-        experiment: str = "imgcls",
+        options: MlflowOptions,
         *,
         run_dir: Path,
         config: Mapping[str, Any],
@@ -123,13 +127,14 @@ class MlflowLogger(RunLogger):
             raise UserError(
                 "logger=mlflow needs the mlflow package: pip install mlflow-skinny"
             ) from error
-        uri = tracking_uri or Path(output_root, "mlruns").resolve().as_uri()
+        uri = options.tracking_uri or Path(output_root, "mlruns").resolve().as_uri()
         if uri.startswith("file:") or "://" not in uri:
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         self.uri = uri
         self.client = MlflowClient(tracking_uri=uri)
-        found = self.client.get_experiment_by_name(experiment)
-        experiment_id = found.experiment_id if found else self.client.create_experiment(experiment)
+        name = options.experiment
+        found = self.client.get_experiment_by_name(name)
+        experiment_id = found.experiment_id if found else self.client.create_experiment(name)
         run = self.client.create_run(
             experiment_id, run_name=Path(run_dir).name, tags={"imgcls.run_dir": str(run_dir)}
         )

@@ -87,10 +87,7 @@ def test_regularizers_combine():
             r"unknown config key 'optimizer.lrr' — did you mean 'optimizer.lr'\?",
         ),
         (["trainer.epochs=abc"], r"trainer.epochs=abc has the wrong type: expected an integer"),
-        (
-            ["trainer.monitor_mode=up"],
-            r"trainer.monitor_mode=up has the wrong type: expected one of max, min",
-        ),
+        (["trainer.monitor_mode=up"], r"unknown trainer.monitor_mode 'up'; available: max, min"),
         (["model=simplecnn,resnet"], r"is a sweep: add -m"),
     ],
 )

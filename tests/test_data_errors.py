@@ -88,7 +88,7 @@ def test_batch_size_larger_than_dataset(capsys, tmp_path):
         ("augment.crop.paddin=2", r"unknown config key 'augment.crop.paddin' — did you mean"),
         ("augment.color.p=2", r"augment.color.p=2.0 is invalid: it is a probability"),
         ("augment.autoaugment.policy=mnist", r"unknown augment.autoaugment.policy 'mnist'"),
-        ("data.loader=disk", r"data.loader: invalid value 'disk'"),
+        ("data.loader=disk", r"unknown data.loader 'disk'; available: auto, dataloader, memory"),
         ("augment.mix.mixup_alpha=-1", r"augment.mix.mixup_alpha=-1.0 is invalid"),
     ],
 )

@@ -12,14 +12,14 @@ import pytest
 import torch
 from conftest import ROOT, TINY, cli_env
 
+from imgcls.app.build import trainer_options
 from imgcls.app.job import train
 from imgcls.app.validation import validate
 from imgcls.base.errors import UserError
 from imgcls.config.compose import compose
-from imgcls.config.values import compile_mode
+from imgcls.config.options.trainer import TrainerOptions
 from imgcls.train import engine as engine_module
 from imgcls.train.devices import peak_tflops, throughput
-from imgcls.train.settings import EngineSettings
 
 
 @pytest.mark.parametrize(
@@ -35,14 +35,15 @@ from imgcls.train.settings import EngineSettings
 def test_compile_modes_compose_validate_and_reach_the_engine(value, mode):
     cfg = compose([*TINY, f"trainer.compile={value}"])
     validate(cfg)
-    assert EngineSettings.from_trainer(cfg.trainer, precision="32").compile == mode
+    assert trainer_options(cfg.trainer).compile_mode == mode
 
 
 def test_an_unknown_compile_mode_is_one_line_naming_the_valid_ones():
     with pytest.raises(UserError, match="reduce-overhead") as error:
         validate(compose([*TINY, "trainer.compile=fastest"]))
     assert "fastest" in str(error.value) and "\n" not in str(error.value)
-    assert compile_mode(False) is None and compile_mode(True) == "default"
+    assert TrainerOptions(compile=False).compile_mode is None
+    assert TrainerOptions(compile=True).compile_mode == "default"
 
 
 def test_summary_has_timings_and_throughput_with_no_utilisation_on_cpu(tmp_path):

@@ -18,6 +18,7 @@ from imgcls.base.errors import UserError
 from imgcls.base.runs import RunDirectory
 from imgcls.config.compose import compose
 from imgcls.config.options.regularizers import DropoutOptions, L1Options
+from imgcls.config.options.trainer import TrainerOptions
 from imgcls.data.loader import DeviceLoader
 from imgcls.data.splits import ImageSet
 from imgcls.train import engine as engine_module
@@ -25,7 +26,6 @@ from imgcls.train.early_stopping import EarlyStopping
 from imgcls.train.ema import ModelEma
 from imgcls.train.engine import Engine, evaluate
 from imgcls.train.regularizers import L1, Dropout
-from imgcls.train.settings import EngineSettings
 
 
 def rows(run_dir) -> list[dict[str, str]]:
@@ -141,7 +141,7 @@ def _tiny_engine(tmp_path, model, **kwargs) -> Engine:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     run = RunDirectory(tmp_path)
     return Engine(
-        model, optimizer, scheduler, loader, loader, run, EngineSettings(epochs=1), **kwargs
+        model, optimizer, scheduler, loader, loader, run, TrainerOptions(epochs=1), **kwargs
     )
 
 

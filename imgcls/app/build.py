@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 import imgcls.app.components  # noqa: F401  (registers every component)
@@ -21,16 +21,25 @@ from imgcls.base import distributed
 from imgcls.base.distributed import DistributedContext
 from imgcls.base.errors import UserError
 from imgcls.base.progress import is_terminal
+from imgcls.config.options.trainer import TrainerOptions
 from imgcls.config.values import component_options
 from imgcls.data.augment import Augment
 from imgcls.data.pipeline import Loaders, make_loaders
 from imgcls.data.splits import DataSplits
-from imgcls.registry import AUGMENTS, DATASETS, MODELS, OPTIMIZERS, REGULARIZERS, SCHEDULERS
+from imgcls.registry import (
+    AUGMENTS,
+    DATASETS,
+    MODELS,
+    OPTIMIZERS,
+    REGULARIZERS,
+    SCHEDULERS,
+    make_options,
+)
 from imgcls.train.data_init import initialize_from_data
 from imgcls.train.devices import resolve_precision, select_device
 from imgcls.train.lr_groups import apply_lr_multipliers
 from imgcls.train.regularizers import Regularizer
-from imgcls.train.settings import EngineSettings
+from imgcls.train.runtime import Runtime
 from imgcls.transfer import setup as transfer
 from imgcls.transfer.finetune import FineTune
 from imgcls.transfer.methods import Method
@@ -114,7 +123,8 @@ class Training:
     regularizers: list[Regularizer]
     method: Method
     tune: FineTune
-    settings: EngineSettings
+    trainer: TrainerOptions
+    runtime: Runtime
     place: Placement
     seconds: dict[str, float]  # data (dataset and loaders) and model (the rest of the build)
     init_seconds: float | None = None  # the model's initialisation from data (whitening)
@@ -133,10 +143,19 @@ class Placement:
     processes: DistributedContext
 
 
-def place(trainer: DictConfig) -> Placement:
+def trainer_options(trainer: DictConfig | TrainerOptions) -> TrainerOptions:
+    """The typed, checked trainer options of ``cfg.trainer``; a bad value names its full key
+    (``trainer.early_stopping.patience=-1 is invalid: ...``)."""
+    if isinstance(trainer, TrainerOptions):
+        return trainer
+    return make_options(TrainerOptions, OmegaConf.to_container(trainer, resolve=True), "trainer")
+
+
+def place(trainer: DictConfig | TrainerOptions) -> Placement:
     """The device and precision for ``trainer``; under torchrun with DDP, this process's GPU."""
-    device = select_device(str(trainer.device))
-    processes = distributed.setup(str(trainer.strategy), device.type)
+    trainer = trainer_options(trainer)
+    device = select_device(trainer.device)
+    processes = distributed.setup(trainer.strategy.name, device.type)
     if processes.enabled:
         if device.type == "cuda":
             device = torch.device("cuda", processes.local_rank)
@@ -147,12 +166,12 @@ def place(trainer: DictConfig) -> Placement:
             )
         if not processes.is_main:
             logging.getLogger("imgcls").setLevel(logging.WARNING)  # rank 0 alone reports
-    return Placement(device, resolve_precision(str(trainer.precision), device), processes)
+    return Placement(device, resolve_precision(trainer.precision.name, device), processes)
 
 
 def build_training(cfg: DictConfig, place: Placement) -> Training:
     """Data, model, loaders, optimizer, schedule and method for ``cfg``, in dependency order."""
-    trainer, device = cfg.trainer, place.device
+    trainer, device = trainer_options(cfg.trainer), place.device
     started = time.perf_counter()
     data = build_dataset(cfg)
     if trainer.batch_size > len(data.train):
@@ -174,21 +193,20 @@ def build_training(cfg: DictConfig, place: Placement) -> Training:
     loaders_started = time.perf_counter()
     loaders = _loaders(cfg, data, place)
     data_seconds += time.perf_counter() - loaders_started
-    settings = EngineSettings.from_trainer(
-        trainer,
+    runtime = Runtime(
         precision=place.precision,
         show_progress=is_terminal(),
         distributed=place.processes.enabled,
         is_main=place.processes.is_main,
     )
-    method = _method(cfg, model, loaders, settings, regularizers, place)
+    method = _method(cfg, model, loaders, trainer, regularizers, place)
     transfer.configure_optimizer(optimizer, model, tune, method)
     scheduler = build_scheduler(
         cfg,
         optimizer,
-        settings.optimizer_steps(len(loaders.train)),
-        settings.epochs,
-        settings.monitor_mode,
+        trainer.optimizer_steps(len(loaders.train)),
+        trainer.run_epochs,
+        trainer.monitor_mode.value,
     )
     seconds = {"data": data_seconds, "model": time.perf_counter() - started - data_seconds}
     if init_seconds is not None:  # whitening is timed apart from the rest of the model's build
@@ -203,7 +221,8 @@ def build_training(cfg: DictConfig, place: Placement) -> Training:
         regularizers,
         method,
         tune,
-        settings,
+        trainer,
+        runtime,
         place,
         seconds,
         init_seconds,
@@ -232,7 +251,7 @@ def _method(
     cfg: DictConfig,
     model: nn.Module,
     loaders: Loaders,
-    settings: EngineSettings,
+    trainer: TrainerOptions,
     regularizers: list[Regularizer],
     place: Placement,
 ) -> Method:
@@ -241,10 +260,10 @@ def _method(
         model=model,
         data=loaders.data,
         device=place.device,
-        epochs=settings.epochs,
-        steps_per_epoch=settings.train_batches(len(loaders.train)),
-        batch_size=cfg.trainer.batch_size,
-        eval_batch_size=cfg.trainer.eval_batch_size,
+        epochs=trainer.run_epochs,
+        steps_per_epoch=trainer.train_batches(len(loaders.train)),
+        batch_size=trainer.batch_size,
+        eval_batch_size=trainer.eval_batch_size,
         label_smoothing=sum(r.label_smoothing for r in regularizers),
         seed=int(cfg.seed),
         precision=place.precision,

@@ -126,7 +126,8 @@ def _engine(parts: Training, run: RunDirectory, plain_config: dict[str, Any]) ->
         parts.loaders.train,
         parts.loaders.val,
         run,
-        parts.settings,
+        parts.trainer,
+        parts.runtime,
         label_smoothing=parts.label_smoothing,
         regularizers=parts.regularizers,
         checkpoint_extra={"classes": data.classes, "config": plain_config, "data": data.spec()},
@@ -221,7 +222,7 @@ def _log_start(
     )
     logger.info(
         f"device {parts.place.device}, precision {parts.place.precision}, "
-        f"{torch.get_num_threads()} torch threads, {parts.settings.epochs} epochs"
+        f"{torch.get_num_threads()} torch threads, {parts.trainer.run_epochs} epochs"
     )
     parts.tune.log()  # what fine-tuning loaded, replaced and froze
     if parts.init_seconds is not None:  # e.g. airbench's patch whitening, before step 0
@@ -240,17 +241,17 @@ def _fit_and_test(
     """Fit, then evaluate the best checkpoint on the test split; summary.json has the results
     (and where the time went) before the plots are drawn."""
     fit = engine.fit()
-    model, settings = parts.model, parts.settings
+    model, trainer = parts.model, parts.trainer
     test_started = time.perf_counter()
     best = load_checkpoint(run.checkpoint("best"), map_location=parts.place.device)
     model.load_state_dict(inference_state(best))
     test = evaluate(
-        with_tta(model, settings.test_tta),  # test-time augmentation when views are named
+        with_tta(model, trainer.test_tta),  # test-time augmentation when views are named
         parts.loaders.test,
-        settings.precision,
-        max_batches=settings.limit_val_batches,
+        parts.runtime.precision,
+        max_batches=trainer.val_batch_limit,
     )
-    monitor = cfg.trainer.monitor
+    monitor = trainer.monitor.value
     summary.update(
         epochs_completed=fit.epochs_completed,
         steps=fit.steps,
@@ -266,7 +267,7 @@ def _fit_and_test(
         **parts.method.final_metrics(model),
     )
     summary["timings"].update(
-        compile=round(fit.compile_seconds, 3) if settings.compile else None,
+        compile=round(fit.compile_seconds, 3) if trainer.compile_mode else None,
         training=round(fit.train_seconds, 3),
         validation=round(fit.validation_seconds, 3),
         test=round(time.perf_counter() - test_started, 3),

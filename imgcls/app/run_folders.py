@@ -121,7 +121,7 @@ def distributed_overrides(overrides: Sequence[str], multirun: bool) -> list[str]
             )
         return []
     cfg = compose([o for o in overrides if not o.startswith(HYDRA_KEYS)])
-    if str(cfg.trainer.strategy) != "ddp":
+    if cfg.trainer.strategy.name != "ddp":  # an Enum (imgcls.config.options.trainer.Strategy)
         return []
     if multirun:
         raise UserError("trainer.strategy=ddp runs one training job; it cannot be combined with -m")

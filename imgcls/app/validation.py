@@ -11,13 +11,13 @@ from __future__ import annotations
 from omegaconf import DictConfig, OmegaConf
 
 import imgcls.app.components  # noqa: F401  (registers every component)
+from imgcls.app.build import trainer_options
 from imgcls.base.errors import UserError
 from imgcls.config.files import COMPONENT_GROUPS
 from imgcls.config.options.optimizers import OptimizerOptions
-from imgcls.config.values import check_finite, check_trainer, component_options
-from imgcls.registry import REGISTRIES
-from imgcls.train.lookahead import check as check_lookahead
-from imgcls.train.tta import check_views
+from imgcls.config.schemas import DataConfig
+from imgcls.config.values import check_finite, component_options
+from imgcls.registry import REGISTRIES, make_options
 from imgcls.transfer.checks import validate_transfer
 
 
@@ -31,12 +31,8 @@ def validate(cfg: DictConfig) -> None:
         ]
         for group in COMPONENT_GROUPS
     }
-    check_trainer(cfg)
-    lookahead = cfg.trainer.lookahead
-    check_lookahead(lookahead.every, lookahead.decay, lookahead.power)
-    check_views(cfg.trainer.test_tta)
-    if OmegaConf.select(cfg, "data.memory_mb", default=0) < 0:
-        raise UserError(f"data.memory_mb={cfg.data.memory_mb} is invalid: it must be >= 0")
+    trainer_options(cfg.trainer)
+    make_options(DataConfig, OmegaConf.to_container(cfg.get("data") or {}, resolve=True), "data")
     validate_transfer(cfg)
     check_schedule_floor(chosen["scheduler"][0], chosen["optimizer"][0])
 

@@ -45,7 +45,10 @@ def translate_compose_error(
     if unknown and cause.full_key and "_dummy_" not in str(cause.full_key):
         return unknown_key_error(str(cause.full_key), overrides, valid_keys)
     if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None):
-        expected = _expected(getattr(cause, "object_type", None), str(cause.key))
+        kind = _field_type(getattr(cause, "object_type", None), str(cause.key))
+        if isinstance(kind, type) and issubclass(kind, Enum) and not _is_container(cause.value):
+            return unknown_choice(str(cause.full_key), str(cause.value), kind.__members__)
+        expected = _expected(kind)
         if expected is not None:
             return UserError(
                 f"{cause.full_key}={cause.value} has the wrong type: expected {expected}"
@@ -58,21 +61,36 @@ def translate_compose_error(
     return UserError(text.split(" full_key")[0] or _one_line(cause))
 
 
-def _expected(schema: Any, key: str) -> str | None:
-    """What the schema dataclass's field ``key`` accepts, in words; None if unknown."""
+def _field_type(schema: Any, key: str) -> Any:
+    """The type of the schema dataclass's field ``key`` (``Optional[X]``: X); None if unknown."""
     try:
         kind = typing.get_type_hints(schema).get(key)
     except Exception:  # not a dataclass, or annotations that do not resolve
         return None
-    if typing.get_origin(kind) is typing.Union:  # Optional[X]
+    if typing.get_origin(kind) is typing.Union:
         kind = next(a for a in typing.get_args(kind) if a is not type(None))
-    names = {int: "an integer", float: "a number", bool: "a boolean (true or false)", str: "text"}
+    return kind
+
+
+def _is_container(value: Any) -> bool:
+    return isinstance(value, (list, tuple, dict)) or type(value).__name__ in (
+        "ListConfig",
+        "DictConfig",
+    )
+
+
+def _expected(kind: Any) -> str | None:
+    """What a field of type ``kind`` accepts, in words; None if unknown."""
+    names = {int: "an integer", float: "a number", bool: "a boolean (true or false)"}
+    names[str] = "a string"
     if kind in names:
         return names[kind]
     if isinstance(kind, type) and issubclass(kind, Enum):
-        return "one of " + ", ".join(str(m.value) for m in kind)
+        return "one of " + ", ".join(kind.__members__)
     if typing.get_origin(kind) in (list, tuple):
         return "a list"
+    if typing.get_origin(kind) is dict:
+        return "a mapping"
     return None
 
 

@@ -8,74 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, List, Optional  # noqa: UP035  (OmegaConf 2.3 needs typing.List)
+from typing import Any, Optional
 
 from omegaconf import MISSING
 
-PRECISIONS = ("auto", "32", "bf16", "16")
-
-
-class MonitorMode(Enum):
-    max = "max"
-    min = "min"
-
-
-class ClipMode(Enum):
-    norm = "norm"
-    value = "value"
-
-
-@dataclass
-class EmaConfig:
-    decay: float = 0.0  # 0 = off; e.g. 0.999
-
-
-@dataclass
-class LookaheadConfig:  # issue 14 (airbench): imgcls.train.lookahead
-    every: int = 0  # 0 = off; else every k optimizer steps
-    decay: float = 0.7737809375  # 0.95**5: the slow weights' decay at the end of the run
-    power: float = 3.0  # decay at step t: decay * (t / total steps) ** power
-
-
-@dataclass
-class EarlyStoppingConfig:
-    patience: int = 0  # 0 = off
-    monitor: str = "${..monitor}"
-    mode: MonitorMode = "${..monitor_mode}"  # type: ignore[assignment]
-    min_delta: float = 0.0
-
-
-@dataclass
-class TrainerConfig:
-    """``trainer.*``: how a run trains (epochs, batch, device, precision, clipping,
-    accumulation, EMA, early stopping, checkpoints, DDP). Documented key by key in
-    conf/trainer/default.yaml; :meth:`imgcls.train.settings.EngineSettings.from_trainer`
-    turns it into the engine's settings."""
-
-    epochs: int = 20
-    batch_size: int = 64
-    eval_batch_size: int = 512
-    device: str = "auto"
-    precision: str = "auto"
-    num_workers: int = 0
-    log_every: int = 50
-    monitor: str = "val_accuracy"
-    monitor_mode: MonitorMode = MonitorMode.max
-    channels_last: bool = False
-    # false | true (= default) | default | reduce-overhead (CUDA graphs) | max-autotune
-    compile: Any = False
-    gradient_clip: float = 0.0  # 0 = off
-    gradient_clip_mode: ClipMode = ClipMode.norm
-    accumulate_batches: int = 1
-    ema: EmaConfig = field(default_factory=EmaConfig)
-    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
-    save_top_k: int = 1
-    fast_dev_run: bool = False
-    limit_train_batches: int = 0  # 0 = all
-    deterministic: bool = False
-    strategy: str = "auto"
-    lookahead: LookaheadConfig = field(default_factory=LookaheadConfig)  # issue 14 (airbench)
-    test_tta: List[str] = field(default_factory=list)  # noqa: UP006  (views: imgcls.train.tta)
+from imgcls.config.options.base import at_least
+from imgcls.config.options.trainer import TrainerOptions
 
 
 class LoaderMode(Enum):
@@ -90,6 +28,9 @@ class DataConfig:
 
     loader: LoaderMode = LoaderMode.auto
     memory_mb: int = 4096  # auto: datasets up to this size (uint8) are held in memory
+
+    def __post_init__(self) -> None:
+        at_least("memory_mb", self.memory_mb, 0)
 
 
 @dataclass
@@ -125,7 +66,7 @@ class TrainConfig:
     # imgcls.transfer.checks, since 'from' cannot be a dataclass field)
     finetune: Any = field(default_factory=dict)
     teacher: Optional[str] = None  # noqa: UP045  (method=distill teacher=<run dir>)
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    trainer: TrainerOptions = field(default_factory=TrainerOptions)
     data: DataConfig = field(default_factory=DataConfig)
     seed: int = 0
     output_root: str = "outputs"

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from imgcls.base.errors import UserError, unknown_choice
+from imgcls.base.errors import UserError
 from imgcls.config.files import LIST_GROUPS, group_options
-from imgcls.config.schemas import PRECISIONS
 
 # Keys that say where or how a run is launched or continued (or what it writes beside its
 # results: report.html), not what it computes.
@@ -92,67 +90,3 @@ def check_finite(cfg: DictConfig | dict[str, Any] | list[Any], prefix: str = "")
             raise UserError(f"{name}={value} is invalid: use a finite number")
         if isinstance(value, (dict, list)):
             check_finite(value, name if isinstance(value, list) else f"{name}.")
-
-
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-
-
-def compile_mode(value: Any) -> str | None:
-    """``trainer.compile`` as a torch.compile mode, or None for eager (false/off).
-
-    ``true`` is the ``default`` mode; anything else is a UserError naming the valid values.
-    """
-    text = str(value).strip().lower()
-    if value is False or text in ("false", "off", "none", "no", "0"):
-        return None
-    if value is True or text in ("true", "on", "yes", "1"):
-        return "default"
-    if text in COMPILE_MODES:
-        return text
-    raise unknown_choice("trainer.compile mode", str(value), ("false", "true", *COMPILE_MODES))
-
-
-def check_trainer(cfg: DictConfig) -> None:
-    """The trainer's numbers and names (torch-free; the registries check the components)."""
-    trainer = cfg.trainer
-    for key in (
-        "epochs",
-        "batch_size",
-        "eval_batch_size",
-        "log_every",
-        "accumulate_batches",
-        "save_top_k",
-    ):
-        if trainer[key] < 1:
-            raise UserError(f"trainer.{key}={trainer[key]} is invalid: it must be at least 1")
-    if trainer.num_workers < 0:
-        raise UserError(f"trainer.num_workers={trainer.num_workers} is invalid: it must be >= 0")
-    compile_mode(trainer.compile)
-    if str(trainer.precision) not in PRECISIONS:
-        raise unknown_choice("trainer.precision", str(trainer.precision), PRECISIONS)
-    device = str(trainer.device)
-    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device):
-        raise UserError(f"trainer.device='{device}' is invalid: use auto, cpu, cuda, cuda:N or mps")
-    strategies = ("auto", "single", "ddp")
-    if str(trainer.strategy) not in strategies:
-        raise unknown_choice("trainer.strategy", str(trainer.strategy), strategies)
-    monitors = ("val_accuracy", "val_loss")
-    if trainer.monitor not in monitors:
-        raise unknown_choice("trainer.monitor metric", trainer.monitor, monitors)
-    for key in (
-        "gradient_clip",
-        "limit_train_batches",
-        "early_stopping.patience",
-        "early_stopping.min_delta",
-    ):
-        if OmegaConf.select(trainer, key) < 0:
-            raise UserError(f"trainer.{key}={OmegaConf.select(trainer, key)} is invalid: use >= 0")
-    if not 0 <= trainer.ema.decay < 1:
-        raise UserError(f"trainer.ema.decay={trainer.ema.decay} is invalid: use [0, 1), 0 = off")
-    stopping = trainer.early_stopping.monitor
-    if stopping not in (*monitors, "train_loss", "train_accuracy"):
-        raise unknown_choice(
-            "trainer.early_stopping.monitor metric",
-            stopping,
-            (*monitors, "train_loss", "train_accuracy"),
-        )

@@ -9,20 +9,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from imgcls.base.errors import UserError
-
 
 class EarlyStopping:
     """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience``
-    epochs in a row; its state is saved in every checkpoint, so a resumed run counts on."""
+    epochs in a row; its state is saved in every checkpoint, so a resumed run counts on.
+    The values are checked where they are configured
+    (:class:`~imgcls.config.options.trainer.EarlyStoppingOptions`)."""
 
     def __init__(self, monitor: str, mode: str, patience: int, min_delta: float = 0.0) -> None:
-        if patience < 1:
-            raise UserError(f"trainer.early_stopping.patience={patience} is invalid: use >= 1")
-        if min_delta < 0:
-            raise UserError(f"trainer.early_stopping.min_delta={min_delta} is invalid: use >= 0")
-        if mode not in ("max", "min"):
-            raise UserError(f"trainer.early_stopping.mode={mode} is invalid: use max or min")
         self.monitor, self.mode, self.patience, self.min_delta = monitor, mode, patience, min_delta
         self.best: float | None = None
         self.bad_epochs = 0

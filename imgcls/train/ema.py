@@ -14,13 +14,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from imgcls.base.errors import UserError
-
 
 class ModelEma:
     def __init__(self, model: nn.Module, decay: float) -> None:
-        if not 0.0 < decay < 1.0:
-            raise UserError(f"trainer.ema.decay={decay} is invalid: use (0, 1), or 0 to turn off")
         self.decay = decay
         self.module = copy.deepcopy(model).eval()
         for p in self.module.parameters():

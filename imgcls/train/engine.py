@@ -1,6 +1,7 @@
 """The training loop: train, validate, checkpoint, once per epoch.
 
-The engine receives built objects and plain values, never the raw config. It keeps every
+The engine receives built objects, the typed trainer options (:class:`TrainerOptions`) and a
+small :class:`~imgcls.train.runtime.Runtime` record, never the raw config. It keeps every
 running sum on the device and synchronises with the host once per epoch (and every
 ``log_every`` steps when logging to a file), so it costs little over a bare PyTorch loop.
 """
@@ -22,6 +23,7 @@ from imgcls.base.checkpoint import BackgroundCheckpointer, restore_rng, rng_stat
 from imgcls.base.errors import NonFiniteLossError, TrainingInterrupted, UserError
 from imgcls.base.progress import EpochProgress
 from imgcls.base.runs import MetricsWriter, RunDirectory
+from imgcls.config.options.trainer import TrainerOptions
 from imgcls.data.loader import DeviceLoader
 from imgcls.train.accumulation import accumulation_weights
 from imgcls.train.devices import autocast
@@ -30,7 +32,7 @@ from imgcls.train.ema import ModelEma
 from imgcls.train.lookahead import make_lookahead
 from imgcls.train.regularizers import Regularizer
 from imgcls.train.replay import EpochSums, epoch_batches, generator_state, take_partial
-from imgcls.train.settings import EngineSettings
+from imgcls.train.runtime import Runtime
 from imgcls.train.signals import StopRequest
 from imgcls.train.top_k import update_top_k
 
@@ -111,7 +113,8 @@ class Engine:
         train_loader: DeviceLoader,
         val_loader: DeviceLoader,
         run: RunDirectory,
-        settings: EngineSettings,
+        trainer: TrainerOptions,
+        runtime: Runtime | None = None,
         *,
         label_smoothing: float = 0.0,
         regularizers: Sequence[Regularizer] = (),
@@ -126,7 +129,8 @@ class Engine:
         self.train_loader = train_loader
         self.val_loader = val_loader
         self.run = run
-        self.settings = settings
+        self.trainer = trainer
+        self.runtime = runtime = runtime or Runtime()  # default: fp32, one process, no bar
         self.label_smoothing = label_smoothing
         self.penalties = [r for r in regularizers if type(r).penalty is not Regularizer.penalty]
         self.checkpoint_extra = checkpoint_extra or {}
@@ -134,35 +138,33 @@ class Engine:
         self.step_loss = step_loss  # None: cross-entropy on the batch
         self.epoch_metrics = epoch_metrics  # extra columns per epoch (e.g. target accuracy)
         self.device = train_loader.device
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=settings.precision == "16")
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=runtime.precision == "16")
         self.step = 0
         self.best_value: float | None = None
         self.best_epoch: int | None = None
         self.best_metrics: dict[str, float] = {}
         self.top_k: list[tuple[float, int]] = []  # (monitored value, epoch), best first
         self.checkpointer = BackgroundCheckpointer()
-        self.forward = torch.compile(model, mode=settings.compile) if settings.compile else model
-        self._compile_pending = settings.compile is not None  # timed apart on the first step
+        mode = trainer.compile_mode
+        self.forward = torch.compile(model, mode=mode) if mode else model
+        self._compile_pending = mode is not None  # timed apart on the first step
         self.compile_seconds = 0.0
         self.validation_seconds = 0.0
-        if settings.distributed:
+        if runtime.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.forward = DistributedDataParallel(self.forward, device_ids=ids)
-        self.ema = ModelEma(model, settings.ema_decay) if settings.ema_decay > 0 else None
-        self.lookahead = make_lookahead(model, settings, len(train_loader))  # None: off
-        self.early_stopping = (
-            EarlyStopping(
-                settings.early_stopping_monitor,
-                settings.early_stopping_mode,
-                settings.early_stopping_patience,
-                settings.early_stopping_min_delta,
-            )
-            if settings.early_stopping_patience > 0
-            else None
-        )
+        decay = trainer.ema.decay
+        self.ema = ModelEma(model, decay) if decay > 0 else None
+        self.lookahead = make_lookahead(model, trainer, len(train_loader))  # None: off
+        self.early_stopping = make_early_stopping(trainer)  # None: off
         self.stop = StopRequest()
         self.start_epoch = 1
         self._resume: dict[str, Any] | None = None  # RNG and partial epoch of a resumed run
+
+    @property
+    def monitor(self) -> str:
+        """The validation metric that picks the best epoch (``val_accuracy``, ``val_loss``)."""
+        return self.trainer.monitor.value
 
     @property
     def eval_model(self) -> nn.Module:
@@ -180,19 +182,19 @@ class Engine:
         """
         self.model.train()
         self.train_loader.set_epoch(epoch)
-        settings = self.settings
+        trainer, show_progress = self.trainer, self.runtime.show_progress
         partial = take_partial(self._resume, epoch)
         sums = EpochSums.start(self.device, [r.name for r in self.penalties], partial)
         sums.lr = sums.lr if sums.lr is not None else float(self.optimizer.param_groups[0]["lr"])
-        steps = settings.train_batches(len(self.train_loader))
-        weights = accumulation_weights(self.train_loader, steps, settings.accumulate_batches)
+        steps = trainer.train_batches(len(self.train_loader))
+        weights = accumulation_weights(self.train_loader, steps, trainer.accumulate_batches)
         loader_start = generator_state(self.train_loader)
         batches = epoch_batches(self.train_loader, steps, partial, self._resume)
         self.optimizer.zero_grad(set_to_none=True)
         started = time.perf_counter() - sums.seconds
         excluded_images = 0  # the compiling step's batch
         extra_sums: dict[str, torch.Tensor] = {}
-        with EpochProgress(f"epoch {epoch}", steps, settings.show_progress) as bar:
+        with EpochProgress(f"epoch {epoch}", steps, show_progress) as bar:
             for index, (images, labels) in batches:
                 weight = weights[index] if weights is not None else None
                 compiling = self._compile_pending
@@ -200,7 +202,7 @@ class Engine:
                     step_started = time.perf_counter()
                 self._train_step(images, labels, weight, sums, extra_sums)
                 done = index + 1
-                group_done = done % settings.accumulate_batches == 0 or done == steps
+                group_done = done % trainer.accumulate_batches == 0 or done == steps
                 if group_done:
                     self._optimizer_step()
                 if compiling:  # compilation is reported apart, never in the epoch's images/s
@@ -210,18 +212,18 @@ class Engine:
                     excluded_images = labels.shape[0]
                     self._compile_pending = False
                 bar.advance()
-                if not settings.show_progress and done % settings.log_every == 0 and done < steps:
+                if not show_progress and done % trainer.log_every == 0 and done < steps:
                     running = float(sums.loss_sum) / sums.seen
                     self._check_finite(running, epoch)
                     logger.info(f"epoch {epoch} step {done}/{steps} loss {running:.4f}")
                 if group_done and self.stop.requested and done < steps:
                     sums.seconds = time.perf_counter() - started
                     self._interrupt(epoch, done, steps, sums, loader_start)
-        if settings.distributed:  # the epoch's figures over every process's share
+        if self.runtime.distributed:  # the epoch's figures over every process's share
             sums.reduce_across_processes()
         seconds = time.perf_counter() - started
         metrics = self._epoch_metrics(epoch, sums, extra_sums, steps, seconds)
-        if self.settings.compile is not None:
+        if trainer.compile_mode is not None:
             timed = sums.seen - excluded_images
             metrics["images_per_second"] = timed / seconds if seconds > 0 else float("nan")
             metrics["compile_seconds"] = self.compile_seconds if excluded_images else 0.0
@@ -242,7 +244,7 @@ class Engine:
     ) -> None:
         """Forward, loss (the method's or cross-entropy) plus penalties, backward; add the
         batch to the epoch's running sums. The optimizer steps in :meth:`_optimizer_step`."""
-        with autocast(self.settings.precision, self.device):
+        with autocast(self.runtime.precision, self.device):
             if self.step_loss is not None:
                 loss, logits, extras = self.step_loss(self.forward, images, labels)
                 for name, value in extras.items():
@@ -290,14 +292,14 @@ class Engine:
         return metrics
 
     def _optimizer_step(self) -> None:
-        settings = self.settings
-        if settings.gradient_clip > 0:
+        clip = self.trainer.gradient_clip
+        if clip > 0:
             self.scaler.unscale_(self.optimizer)
             params = [p for p in self.model.parameters() if p.grad is not None]
-            if settings.gradient_clip_mode == "value":
-                nn.utils.clip_grad_value_(params, settings.gradient_clip, foreach=True)
+            if self.trainer.gradient_clip_mode.value == "value":
+                nn.utils.clip_grad_value_(params, clip, foreach=True)
             else:
-                nn.utils.clip_grad_norm_(params, settings.gradient_clip, foreach=True)
+                nn.utils.clip_grad_norm_(params, clip, foreach=True)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
@@ -360,7 +362,7 @@ class Engine:
             "rng": rng_state(self.train_loader.generator),
             "best": {
                 "epoch": self.best_epoch,
-                "metric": self.settings.monitor,
+                "metric": self.monitor,
                 "value": self.best_value,
                 "metrics": dict(self.best_metrics),
                 "top_k": [list(item) for item in self.top_k],
@@ -434,11 +436,11 @@ class Engine:
     def _fit_epochs(self, result: FitResult) -> None:
         """Each epoch: train, validate, log the row, track the best, checkpoint; then stop
         early, stop on a signal (state saved), or go on."""
-        settings = self.settings
+        monitor, epochs = self.monitor, self.trainer.run_epochs
         writer: MetricsWriter | None = None
-        for epoch in range(self.start_epoch, settings.epochs + 1):
+        for epoch in range(self.start_epoch, epochs + 1):
             row = self._epoch_row(epoch)
-            if writer is None and settings.is_main:
+            if writer is None and self.runtime.is_main:
                 writer = MetricsWriter(self.run.metrics_path, metrics_columns(row))
             result.history.append(row)
             if writer is not None:
@@ -446,15 +448,15 @@ class Engine:
                 for callback in self.on_epoch_end:
                     callback(row)
             if hasattr(self.scheduler, "epoch_end"):
-                self.scheduler.epoch_end(row[settings.monitor])
-            improved = self._is_better(row[settings.monitor])
+                self.scheduler.epoch_end(row[monitor])
+            improved = self._is_better(row[monitor])
             if improved:
-                self.best_value, self.best_epoch = row[settings.monitor], epoch
+                self.best_value, self.best_epoch = row[monitor], epoch
                 self.best_metrics = {k: row[k] for k in row if k.startswith("val_")}
             stop_early = self.early_stopping is not None and self.early_stopping.update(
                 row[self.early_stopping.monitor]
             )
-            self._save(epoch, improved, value=row[settings.monitor])
+            self._save(epoch, improved, value=row[monitor])
             logger.info(self._epoch_line(row, improved))
             result.epochs_completed = epoch
             result.train_seconds += row["epoch_seconds"]
@@ -466,7 +468,7 @@ class Engine:
                 )
                 result.stopped_early = epoch
                 break
-            if self.stop.requested and epoch < settings.epochs:
+            if self.stop.requested and epoch < epochs:
                 self._stop_between_epochs(epoch)
 
     def _epoch_row(self, epoch: int) -> dict[str, Any]:
@@ -476,8 +478,8 @@ class Engine:
         val = evaluate(
             self.eval_model,
             self.val_loader,
-            self.settings.precision,
-            max_batches=self.settings.limit_val_batches,
+            self.runtime.precision,
+            max_batches=self.trainer.val_batch_limit,
         )
         self.validation_seconds += time.perf_counter() - validation_started  # evaluate syncs
         row: dict[str, Any] = {"epoch": epoch, "step": self.step, **train_metrics}
@@ -504,7 +506,7 @@ class Engine:
             return False
         if self.best_value is None:
             return True
-        if self.settings.monitor_mode == "max":
+        if self.trainer.monitor_mode.value == "max":
             return value >= self.best_value
         return value <= self.best_value
 
@@ -516,15 +518,14 @@ class Engine:
         progress: dict[str, Any] | None = None,
     ) -> None:
         """Queue last.pt (and best.pt / top-k links); ``progress`` marks a mid-epoch save."""
-        if not self.settings.is_main:
+        if not self.runtime.is_main:
             return
         state = self.state_dict(epoch, progress)
         links = [self.run.checkpoint("best")] if improved else []
         removed: list = []
-        if progress is None and value is not None and self.settings.save_top_k > 1:
-            keep, removed_epochs = update_top_k(
-                self.top_k, value, epoch, self.settings.save_top_k, self.settings.monitor_mode
-            )
+        top_k, mode = self.trainer.save_top_k, self.trainer.monitor_mode.value
+        if progress is None and value is not None and top_k > 1:
+            keep, removed_epochs = update_top_k(self.top_k, value, epoch, top_k, mode)
             self.top_k = keep
             state["best"]["top_k"] = [list(item) for item in keep]
             if any(e == epoch for _, e in keep):
@@ -535,11 +536,21 @@ class Engine:
     def _epoch_line(self, row: dict[str, Any], improved: bool) -> str:
         mark = " *" if improved else ""
         return (
-            f"epoch {row['epoch']}/{self.settings.epochs}  lr {row['lr']:.4g}  "
+            f"epoch {row['epoch']}/{self.trainer.run_epochs}  lr {row['lr']:.4g}  "
             f"train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f}  "
             f"val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f}  "
             f"{row['epoch_seconds']:.1f}s {row['images_per_second']:.0f} img/s{mark}"
         )
+
+
+def make_early_stopping(trainer: TrainerOptions) -> EarlyStopping | None:
+    """``trainer.early_stopping``, or None when its patience is 0 (off)."""
+    stopping = trainer.early_stopping
+    if stopping.patience <= 0:
+        return None
+    return EarlyStopping(
+        stopping.monitor.value, stopping.mode.value, stopping.patience, stopping.min_delta
+    )
 
 
 COLUMNS = ["epoch", "step", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy"]

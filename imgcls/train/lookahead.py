@@ -20,14 +20,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from imgcls.base.errors import UserError
+from imgcls.config.options.trainer import TrainerOptions
 
 
 class Lookahead:
     def __init__(
         self, model: nn.Module, every: int, decay: float, power: float, total_steps: int
     ) -> None:
-        check(every, decay, power)
         self.every, self.decay, self.power = int(every), float(decay), float(power)
         self.total_steps = max(int(total_steps), 1)
         self.keys = [k for k, v in model.state_dict().items() if v.is_floating_point()]
@@ -59,24 +58,12 @@ class Lookahead:
             target.copy_(state["slow"][key])
 
 
-def check(every: int, decay: float, power: float) -> None:
-    if every < 0:
-        raise UserError(f"trainer.lookahead.every={every} is invalid: use >= 0 (0 = off)")
-    if not 0.0 <= decay < 1.0:
-        raise UserError(f"trainer.lookahead.decay={decay} is invalid: use [0, 1)")
-    if power < 0:
-        raise UserError(f"trainer.lookahead.power={power} is invalid: use >= 0")
-
-
-def make_lookahead(model: nn.Module, settings: Any, batches_per_epoch: int) -> Lookahead | None:
-    """The run's lookahead from its engine settings, or None when ``lookahead_every`` is 0."""
-    if settings.lookahead_every <= 0:
+def make_lookahead(
+    model: nn.Module, trainer: TrainerOptions, batches_per_epoch: int
+) -> Lookahead | None:
+    """The run's lookahead (``trainer.lookahead``), or None when ``every`` is 0 (off)."""
+    options = trainer.lookahead
+    if options.every <= 0:
         return None
-    total = settings.epochs * settings.optimizer_steps(batches_per_epoch)
-    return Lookahead(
-        model,
-        settings.lookahead_every,
-        settings.lookahead_decay,
-        settings.lookahead_power,
-        total,
-    )
+    total = trainer.run_epochs * trainer.optimizer_steps(batches_per_epoch)
+    return Lookahead(model, options.every, options.decay, options.power, total)

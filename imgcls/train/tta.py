@@ -38,10 +38,12 @@ VIEWS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
-def check_views(views: Sequence[str]) -> None:
-    for view in views:
-        if view not in VIEWS:
-            raise unknown_choice("trainer.test_tta view", str(view), list(VIEWS))
+def view(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The view called ``name`` (config values are checked against
+    :data:`~imgcls.config.options.trainer.TTA_VIEWS`, which names the same views)."""
+    if name not in VIEWS:
+        raise unknown_choice("trainer.test_tta view", str(name), list(VIEWS))
+    return VIEWS[name]
 
 
 class TestTimeAugment(nn.Module):
@@ -50,13 +52,13 @@ class TestTimeAugment(nn.Module):
     __test__ = False  # not a pytest class
 
     def __init__(self, model: nn.Module, views: Sequence[str]) -> None:
-        check_views(views)
         super().__init__()
         self.model = model
         self.views = list(views)
+        self.transforms = [view(name) for name in self.views]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        logits = [self.model(VIEWS[view](images)).float() for view in self.views]
+        logits = [self.model(transform(images)).float() for transform in self.transforms]
         return torch.stack(logits).mean(0)
 
 

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from imgcls.base.errors import UserError
+from imgcls.config.options.methods import DannOptions
 from imgcls.data.loader import DeviceLoader
 from imgcls.data.splits import DataSplits
 from imgcls.registry import DATASETS, METHODS
@@ -167,8 +168,9 @@ def build_target(options: dict[str, Any], source: DataSplits) -> DataSplits:
     return target
 
 
-@METHODS.register("dann")
+@METHODS.register("dann", DannOptions)
 def dann(
+    options: DannOptions,
     model: nn.Module,
     data: DataSplits,
     device: torch.device,
@@ -179,23 +181,17 @@ def dann(
     label_smoothing: float,
     seed: int,
     precision: str,
-    target_dataset: dict[str, Any] | None = None,
-    lambda_max: float = 1.0,
-    domain_hidden: int = 64,
 ) -> Dann:
-    if not target_dataset:
+    """DANN towards ``options.target_dataset``, over the run's model and data."""
+    if not options.target_dataset:
         raise UserError("method=dann needs method.target_dataset (e.g. name: digits_shifted)")
-    if lambda_max < 0:
-        raise UserError(f"method.lambda_max={lambda_max} is invalid: it must be >= 0")
-    if domain_hidden < 1:
-        raise UserError(f"method.domain_hidden={domain_hidden} is invalid: it must be >= 1")
-    target = build_target(target_dataset, data)
+    target = build_target(dict(options.target_dataset), data)
     return Dann(
         model,
         data,
         target,
-        lambda_max=lambda_max,
-        domain_hidden=domain_hidden,
+        lambda_max=options.lambda_max,
+        domain_hidden=options.domain_hidden,
         total_steps=epochs * steps_per_epoch,
         batch_size=batch_size,
         eval_batch_size=eval_batch_size,

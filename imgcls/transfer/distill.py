@@ -14,6 +14,7 @@ from torch.nn import functional as F
 
 from imgcls.base.checkpoint import inference_state
 from imgcls.base.errors import UserError, one_line
+from imgcls.config.options.methods import DistillOptions
 from imgcls.data.splits import DataSplits
 from imgcls.registry import METHODS, MODELS
 from imgcls.transfer.methods import Method
@@ -96,19 +97,12 @@ def load_teacher(source: str, data: DataSplits, device: torch.device) -> nn.Modu
     return teacher.to(device)
 
 
-@METHODS.register("distill")
+@METHODS.register("distill", DistillOptions)
 def distill(
-    data: DataSplits,
-    device: torch.device,
-    label_smoothing: float,
-    teacher: str | None = None,
-    temperature: float = 4.0,
-    alpha: float = 0.7,
+    options: DistillOptions, data: DataSplits, device: torch.device, label_smoothing: float
 ) -> Distill:
-    if not teacher:
+    """Distillation from ``options.teacher`` (required here, when the method is built)."""
+    if not options.teacher:
         raise UserError("method=distill needs a teacher: teacher=<run dir | checkpoint.pt>")
-    if temperature <= 0:
-        raise UserError(f"method.temperature={temperature} is invalid: it must be > 0")
-    if not 0.0 <= alpha <= 1.0:
-        raise UserError(f"method.alpha={alpha} is invalid: use a weight in [0, 1]")
-    return Distill(load_teacher(str(teacher), data, device), temperature, alpha, label_smoothing)
+    teacher = load_teacher(str(options.teacher), data, device)
+    return Distill(teacher, options.temperature, options.alpha, label_smoothing)

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from imgcls.config.options.methods import StandardOptions
 from imgcls.registry import METHODS
 from imgcls.train.engine import StepLoss
 
@@ -40,6 +41,7 @@ class Method:
         return {}
 
 
-@METHODS.register("standard")
-def standard() -> Method:
+@METHODS.register("standard", StandardOptions)
+def standard(options: StandardOptions) -> Method:
+    """Plain supervised training (the engine's cross-entropy step)."""
     return Method()

@@ -5,6 +5,8 @@ Importing this package declares every schema (:data:`~imgcls.config.options.base
 """
 
 from imgcls.config.options import (  # noqa: F401  (declares the schemas)
+    loggers,
+    methods,
     optimizers,
     regularizers,
     schedulers,
