@@ -62,6 +62,7 @@ class RunResult:
 
     @property
     def folder(self) -> RunFolder:
+        """The run's folder, to find its files."""
         return RunFolder(self.run_dir)
 
     @property

@@ -49,6 +49,7 @@ class JobResult:
 
     @property
     def folder(self) -> RunFolder:
+        """The job's folder, to find its files."""
         return RunFolder(self.run_dir)
 
 

@@ -68,39 +68,48 @@ class RunFolder:
     # -- what Hydra and the job write first --------------------------------------------
     @property
     def hydra_dir(self) -> Path:
+        """``.hydra/``: what Hydra (or train() without Hydra) records of the launch."""
         return self.path / ".hydra"
 
     @property
     def config_file(self) -> Path:
+        """``.hydra/config.yaml``: the resolved config, which resume= trains with again."""
         return self.hydra_dir / "config.yaml"
 
     @property
     def overrides_file(self) -> Path:
+        """``.hydra/overrides.yaml``: the overrides, read with :func:`read_overrides`."""
         return self.hydra_dir / "overrides.yaml"
 
     @property
     def hydra_file(self) -> Path:
+        """``.hydra/hydra.yaml``: Hydra's settings (a sweep job's sweeper and space)."""
         return self.hydra_dir / "hydra.yaml"
 
     @property
     def train_log(self) -> Path:
+        """``train.log``: what the console showed, as plain text."""
         return self.path / "train.log"
 
     @property
     def metrics_csv(self) -> Path:
+        """``metrics.csv``: one row per epoch."""
         return self.path / "metrics.csv"
 
     @property
     def summary_json(self) -> Path:
+        """``summary.json``: the run's :class:`Summary`."""
         return self.path / SUMMARY_JSON
 
     @property
     def tensorboard(self) -> Path:
+        """``tensorboard/``: the tensorboard logger's default folder."""
         return self.path / "tensorboard"
 
     # -- checkpoints -------------------------------------------------------------------
     @property
     def checkpoints(self) -> Path:
+        """``checkpoints/``: last.pt, best.pt and any kept epochs."""
         return self.path / "checkpoints"
 
     def checkpoint(self, name: str) -> Path:
@@ -109,10 +118,12 @@ class RunFolder:
 
     @property
     def last_checkpoint(self) -> Path:
+        """``checkpoints/last.pt``: what resume= continues from."""
         return self.checkpoint("last")
 
     @property
     def best_checkpoint(self) -> Path:
+        """``checkpoints/best.pt``: what the test, eval and export use."""
         return self.checkpoint("best")
 
     def has_checkpoints(self) -> bool:
@@ -122,31 +133,38 @@ class RunFolder:
     # -- what the end of a run writes ----------------------------------------------------
     @property
     def plots(self) -> Path:
+        """``plots/``: the figures drawn when the run ends."""
         return self.path / "plots"
 
     @property
     def curves_png(self) -> Path:
+        """``plots/curves.png``: loss and accuracy per epoch."""
         return self.plots / "curves.png"
 
     @property
     def confusion_matrix_png(self) -> Path:
+        """``plots/confusion_matrix.png``: on the test split."""
         return self.plots / "confusion_matrix.png"
 
     @property
     def predictions_png(self) -> Path:
+        """``plots/predictions.png``: a grid of test images, shown in the report."""
         return self.plots / "predictions.png"
 
     @property
     def test_metrics_json(self) -> Path:
+        """``test_metrics.json``: per-class test figures, shown in the report."""
         return self.path / "test_metrics.json"
 
     @property
     def report_html(self) -> Path:
+        """``report.html``: the run's self-contained report."""
         return self.path / "report.html"
 
     # -- what later commands add -------------------------------------------------------
     @property
     def eval_dir(self) -> Path:
+        """``eval/``: one folder per ``imgcls eval`` of this run."""
         return self.path / "eval"
 
     def eval_folder(self, name: str) -> Path:
@@ -161,6 +179,7 @@ class RunFolder:
 
     @property
     def export_dir(self) -> Path:
+        """``export/``: one folder per ``imgcls export`` of this run."""
         return self.path / "export"
 
     def export_folder(self, fmt: str, checkpoint: str) -> Path:
@@ -219,30 +238,37 @@ class SweepFolder:
 
     @property
     def multirun_yaml(self) -> Path:
+        """``multirun.yaml``: what Hydra's basic sweeper launched."""
         return self.path / "multirun.yaml"
 
     @property
     def optimization_results_yaml(self) -> Path:
+        """``optimization_results.yaml``: an Optuna search's best trial."""
         return self.path / "optimization_results.yaml"
 
     @property
     def jobs_json(self) -> Path:
+        """``jobs.json``: every job's folder, status, error and overrides."""
         return self.path / JOBS_JSON
 
     @property
     def leaderboard_csv(self) -> Path:
+        """``leaderboard.csv``: one row per configuration, seeds merged."""
         return self.path / "leaderboard.csv"
 
     @property
     def leaderboard_md(self) -> Path:
+        """``leaderboard.md``: the same table for people."""
         return self.path / "leaderboard.md"
 
     @property
     def report_html(self) -> Path:
+        """``report.html``: the sweep's report, linking each run's."""
         return self.path / "report.html"
 
     @property
     def val_curves_png(self) -> Path:
+        """``val_curves.png``: ``imgcls report --plot``'s validation curves."""
         return self.path / "val_curves.png"
 
     def job_folders(self) -> list[RunFolder]:
@@ -297,6 +323,7 @@ class RunOverride:
 
     @property
     def is_delete(self) -> bool:
+        """``~key``: the override removes a key or group."""
         return self.kind == "del"
 
 

@@ -47,6 +47,7 @@ class RunInfo:
 
     @property
     def folder(self) -> RunFolder:
+        """The run's folder, to find its files."""
         return RunFolder(self.run_dir)
 
     @property
@@ -61,6 +62,7 @@ class RunInfo:
 
     @property
     def config_settings(self) -> tuple[RunOverride, ...]:
+        """The parsed overrides that make a configuration: all but the seed."""
         return tuple(o for o in self.settings if o.key != "seed")
 
 
