@@ -29,6 +29,7 @@ override is parsed: the CLI claims folders with it before Hydra starts.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -339,8 +340,13 @@ def _override_parser() -> Any:
     return _parser
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_override(text: str) -> RunOverride:
-    """One override through Hydra's parser; a malformed one is a UserError quoting it."""
+    """One override through Hydra's parser; a malformed one is a UserError quoting it.
+
+    Cached: a sweep's report reads the same few overrides of every job several times, and
+    a RunOverride is immutable.
+    """
     from hydra.errors import HydraException
 
     try:
