@@ -190,7 +190,9 @@ def test_options_made_in_python_take_plain_values_and_fill_in_the_trainer_s_moni
         make_options(TrainerOptions, {"early_stopping": {"patience": -1}}, "trainer")
     with pytest.raises(UserError, match=r"unknown config key 'trainer.lookahead.evry'"):
         make_options(TrainerOptions, {"lookahead": {"evry": 2}}, "trainer")
-    with pytest.raises(UserError, match=r"^unknown trainer.precision '8'; available: 16, 32, auto, bf16"):
+    with pytest.raises(
+        UserError, match=r"^unknown trainer.precision '8'; available: 16, 32, auto, bf16"
+    ):
         make_options(TrainerOptions, {"precision": 8}, "trainer")
 
 

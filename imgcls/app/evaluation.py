@@ -22,6 +22,7 @@ from imgcls.app.build import build_dataset
 from imgcls.app.inference import check_compatible, load_run, predict_probabilities
 from imgcls.base.errors import UserError, unknown_choice
 from imgcls.base.folders import claim_dir, ensure_dir
+from imgcls.base.record import EVAL_METRICS_JSON, RunFolder
 from imgcls.base.runs import atomic_write, write_json
 from imgcls.config.files import config_dir, group_options
 from imgcls.evaluate import plots
@@ -140,7 +141,7 @@ def _output_folder(members: list[Any], split: str, checkpoint: str | Path, tta: 
     first run's output root for an ensemble (or a bare checkpoint file)."""
     name = f"{split}_{Path(str(checkpoint)).stem}" + ("" if tta == "none" else f"_tta-{tta}")
     if len(members) == 1 and members[0].run_dir is not None:
-        return members[0].run_dir / "eval" / name
+        return RunFolder.of(members[0].run_dir).eval_folder(name)
     root = Path(str(members[0].config.get("output_root", "outputs")))
     stamp = datetime.now().strftime("%Y-%m-%d/%H-%M-%S")
     return Path(claim_dir(str(root / "eval" / f"{stamp}_ensemble")))
@@ -228,7 +229,7 @@ def write_results(
     atomic_write(
         out_dir / "classification_report.txt", lambda f: f.write(record["classification_report"])
     )
-    write_json(out_dir / "metrics.json", record)
+    write_json(out_dir / EVAL_METRICS_JSON, record)
     plots.plot_confusion_matrix(
         np.array(record["confusion_matrix"]), classes, out_dir / "confusion_matrix.png"
     )

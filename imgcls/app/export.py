@@ -49,6 +49,7 @@ from imgcls.app.prediction import MODES, RESIZE
 from imgcls.base.errors import UserError, one_line, unknown_choice
 from imgcls.base.extras import require
 from imgcls.base.folders import ensure_dir, holds_run
+from imgcls.base.record import RunFolder
 from imgcls.base.runs import write_json
 from imgcls.base.versions import library_versions
 from imgcls.config.values import component_options
@@ -86,7 +87,7 @@ def _reason(error: BaseException) -> str:
 def default_out_dir(loaded: LoadedRun, checkpoint: str, fmt: str) -> Path:
     """``<run>/export/<format>_<checkpoint>/`` (beside a lone checkpoint file: its folder)."""
     base = loaded.run_dir if loaded.run_dir is not None else loaded.checkpoint.parent
-    return base / "export" / f"{fmt}_{Path(checkpoint).stem}"
+    return RunFolder(base).export_folder(fmt, checkpoint)
 
 
 def check_out_dir(out: Path) -> None:

@@ -19,13 +19,16 @@ from imgcls.app.resume import continue_run
 from imgcls.app.run_folders import Claim
 from imgcls.app.sweeps import JobResult, config_hash, find_job, read_job, share_cores
 from imgcls.base.errors import TrainingInterrupted, UserError, one_line
-from imgcls.base.runs import remove_unstarted, write_json
+from imgcls.base.record import RunFolder, Summary
+from imgcls.base.runs import remove_unstarted
 
 logger = logging.getLogger("imgcls")
 
 
 @dataclass
 class JobRecord:
+    """How one job of this launch ended, as the launching process saw it."""
+
     run_dir: str
     status: str
     error: str | None = None
@@ -34,6 +37,8 @@ class JobRecord:
 
 @dataclass
 class LaunchState:
+    """What the jobs of one ``imgcls train`` launch did, and the folder claimed for it."""
+
     jobs: list[JobRecord] = field(default_factory=list)
     error: BaseException | None = None
     claim: Claim | None = None
@@ -56,7 +61,7 @@ def run_job(cfg, multirun: bool, state: LaunchState) -> float | None:
     try:
         result = train(cfg, run_dir, list(hydra_cfg.overrides.task))
         state.jobs.append(JobRecord(str(run_dir), "completed", overrides=overrides))
-        return (result.summary.get("best") or {}).get("value")
+        return result.record.best_value
     except (UserError, TrainingInterrupted) as error:
         state.jobs.append(JobRecord(str(run_dir), _status(error), str(error), overrides))
         if not multirun or isinstance(error, TrainingInterrupted):
@@ -93,7 +98,7 @@ def finished_job(cfg, run_dir: Path) -> JobResult | None:
     if job is None:
         return None
     if job.status != "completed":
-        if not (job.run_dir / "checkpoints" / "last.pt").is_file():
+        if not job.folder.last_checkpoint.is_file():
             return None  # nothing to continue from: run it again
         logger.info(f"resuming the unfinished job {job.run_dir.name}")
         if job.run_dir.resolve() != run_dir.resolve():
@@ -108,18 +113,15 @@ def finished_job(cfg, run_dir: Path) -> JobResult | None:
 
 def record_failure(run_dir: Path, cfg, error: BaseException) -> None:
     """A failed sweep job keeps a summary.json that says why, so the sweep's reports list it."""
-    summary_path = run_dir / "summary.json"
-    if summary_path.exists():
+    run = RunFolder(run_dir)
+    if run.summary_json.exists():
         return
-    write_json(
-        summary_path,
-        {
-            "status": "failed",
-            "error": str(error) or type(error).__name__,
-            "run_dir": str(run_dir),
-            "config_hash": config_hash(cfg),
-        },
-    )
+    Summary(
+        status="failed",
+        error=str(error) or type(error).__name__,
+        run_dir=str(run_dir),
+        config_hash=config_hash(cfg),
+    ).write(run.summary_json)
 
 
 def _status(error: BaseException) -> str:

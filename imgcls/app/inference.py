@@ -20,6 +20,7 @@ from torch import nn
 import imgcls.app.components  # noqa: F401  (registers the models a checkpoint names)
 from imgcls.base.checkpoint import inference_state, load_checkpoint
 from imgcls.base.errors import UserError, one_line
+from imgcls.base.record import RunFolder
 from imgcls.config.values import component_options
 from imgcls.registry import MODELS
 from imgcls.train.devices import select_device
@@ -51,19 +52,20 @@ def resolve_checkpoint(run: str | Path, checkpoint: str = "best") -> tuple[Path 
         return None, path
     if not path.is_dir():
         raise UserError(f"run directory not found: {path}")
-    if not (path / "checkpoints").is_dir() and not (path / "summary.json").is_file():
+    folder = RunFolder(path)
+    if not folder.checkpoints.is_dir() and not folder.summary_json.is_file():
         raise UserError(
             f"{path} is not an imgcls run directory (no summary.json or checkpoints/); "
             "pass run=<run dir> as written by imgcls train"
         )
     if checkpoint in ("best", "last"):
-        file = path / "checkpoints" / f"{checkpoint}.pt"
+        file = folder.checkpoint(checkpoint)
         if not file.is_file():
             raise UserError(f"{path} has no {checkpoint} checkpoint ({file} not found)")
         return path, file
     file = Path(checkpoint)
     if not file.is_absolute() and not file.exists():
-        file = path / "checkpoints" / checkpoint
+        file = folder.checkpoints / checkpoint  # a file name inside checkpoints/
     if not file.is_file():
         raise UserError(f"checkpoint={checkpoint} not found: use best, last or a .pt file")
     return path, file

@@ -32,6 +32,7 @@ from imgcls.app.sweeps import config_hash
 from imgcls.app.validation import validate
 from imgcls.base.checkpoint import inference_state, load_checkpoint
 from imgcls.base.errors import TrainingInterrupted, UserError, one_line
+from imgcls.base.record import RunFolder, Summary
 from imgcls.base.runs import (
     RunDirectory,
     new_run_dir,
@@ -54,8 +55,20 @@ logger = logging.getLogger("imgcls")
 
 @dataclass
 class RunResult:
+    """What :func:`train` returns: the run's folder and its summary as written."""
+
     run_dir: Path
-    summary: dict[str, Any]
+    record: Summary
+
+    @property
+    def folder(self) -> RunFolder:
+        """The run's folder, to find its files."""
+        return RunFolder(self.run_dir)
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """summary.json's content as a dict (what users and tests read from the file)."""
+        return self.record.to_dict()
 
 
 def seed_everything(seed: int) -> None:
@@ -93,7 +106,7 @@ def train(
         plain_config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
         engine = _engine(parts, run, plain_config)
         summary = _start_summary(cfg, parts, run)
-        summary["timings"] = {"startup": round(startup, 3), **_rounded(parts.seconds)}
+        summary.timings = {"startup": round(startup, 3), **_rounded(parts.seconds)}
         if resume_state is not None:
             _restore(engine, run, summary, resume_state)
         loggers = _open_run(
@@ -136,50 +149,48 @@ def _engine(parts: Training, run: RunDirectory, plain_config: dict[str, Any]) ->
     )
 
 
-def _start_summary(cfg: DictConfig, parts: Training, run: RunDirectory) -> dict[str, Any]:
+def _start_summary(cfg: DictConfig, parts: Training, run: RunDirectory) -> Summary:
     """summary.json as the run starts: what it trains, where, and with which versions."""
     data, device = parts.data, parts.place.device
-    return {
-        "status": "running",
-        "run_dir": str(run.path),
-        "model": cfg.model.name,
-        "dataset": data.name,
-        "seed": int(cfg.seed),
-        "hyperparameters": hyperparameters(cfg),
-        "config_hash": config_hash(cfg),
-        "started_at": _now(),
-        "device": str(device),
-        "precision": parts.place.precision,
-        "params": count_parameters(parts.model),
-        "flops": count_flops(parts.model, (data.channels, *data.image_size), device),
-        "classes": data.classes,
-        "data": data.spec(),
-        "method": parts.method.name,
-        "finetune": parts.tune.summary(),
-        "init_from_data_seconds": parts.init_seconds,  # e.g. airbench's whitening; else None
-        "versions": library_versions(),
-        "git_commit": git_commit(),
-        "pid": os.getpid(),
-    }
+    return Summary(
+        status="running",
+        run_dir=str(run.path),
+        model=cfg.model.name,
+        dataset=data.name,
+        seed=int(cfg.seed),
+        hyperparameters=hyperparameters(cfg),
+        config_hash=config_hash(cfg),
+        started_at=_now(),
+        device=str(device),
+        precision=parts.place.precision,
+        params=count_parameters(parts.model),
+        flops=count_flops(parts.model, (data.channels, *data.image_size), device),
+        classes=data.classes,
+        data=data.spec(),
+        method=parts.method.name,
+        finetune=parts.tune.summary(),
+        init_from_data_seconds=parts.init_seconds,  # e.g. airbench's whitening; else None
+        versions=library_versions(),
+        git_commit=git_commit(),
+        pid=os.getpid(),
+    )
 
 
-def _restore(
-    engine: Engine, run: RunDirectory, summary: dict[str, Any], state: dict[str, Any]
-) -> None:
+def _restore(engine: Engine, run: RunDirectory, summary: Summary, state: dict[str, Any]) -> None:
     """Continue from ``state``: a checkpoint that does not fit fails here, before any write."""
     engine.load_state_dict(state)
     previous = run.read_summary()
-    truncate_metrics(run.metrics_path, int(state["epoch"]))
-    summary["started_at"] = previous.get("started_at", summary["started_at"])
-    summary["resumed"] = [*previous.get("resumed", []), _now()]
-    summary["resumed_from"] = {"epoch": state["epoch"], "step": state["step"]}
+    truncate_metrics(run.folder.metrics_csv, int(state["epoch"]))
+    summary.started_at = previous.started_at or summary.started_at
+    summary.resumed = [*(previous.resumed or []), _now()]
+    summary.resumed_from = {"epoch": state["epoch"], "step": state["step"]}
 
 
 def _open_run(
     cfg: DictConfig,
     run: RunDirectory,
     overrides: Sequence[str],
-    summary: dict[str, Any],
+    summary: Summary,
     plain_config: dict[str, Any],
     *,
     new: bool,
@@ -197,7 +208,7 @@ def _open_run(
             loggers = start_loggers(cfg, run.path, plain_config)
         run.prepare()
         if resume_state is None and is_main:  # a requeued job's own folder: no old rows
-            run.metrics_path.unlink(missing_ok=True)
+            run.folder.metrics_csv.unlink(missing_ok=True)
         run.write_config(plain_config, overrides)
         run.attach_log()
         run.write_summary(summary)
@@ -213,12 +224,12 @@ def _log_start(
     cfg: DictConfig,
     parts: Training,
     run: RunDirectory,
-    summary: dict[str, Any],
+    summary: Summary,
     resume_state: dict[str, Any] | None,
 ) -> None:
     logger.info(f"run directory: {run.path}")
     logger.info(
-        f"{parts.data.describe()}; model {cfg.model.name} with {summary['params']:,} parameters"
+        f"{parts.data.describe()}; model {cfg.model.name} with {summary.params:,} parameters"
     )
     logger.info(
         f"device {parts.place.device}, precision {parts.place.precision}, "
@@ -236,14 +247,14 @@ def _log_start(
 
 
 def _fit_and_test(
-    cfg: DictConfig, parts: Training, engine: Engine, run: RunDirectory, summary: dict[str, Any]
+    cfg: DictConfig, parts: Training, engine: Engine, run: RunDirectory, summary: Summary
 ) -> None:
     """Fit, then evaluate the best checkpoint on the test split; summary.json has the results
     (and where the time went) before the plots are drawn."""
     fit = engine.fit()
     model, trainer = parts.model, parts.trainer
     test_started = time.perf_counter()
-    best = load_checkpoint(run.checkpoint("best"), map_location=parts.place.device)
+    best = load_checkpoint(run.folder.best_checkpoint, map_location=parts.place.device)
     model.load_state_dict(inference_state(best))
     test = evaluate(
         with_tta(model, trainer.test_tta),  # test-time augmentation when views are named
@@ -252,30 +263,29 @@ def _fit_and_test(
         max_batches=trainer.val_batch_limit,
     )
     monitor = trainer.monitor.value
-    summary.update(
-        epochs_completed=fit.epochs_completed,
-        steps=fit.steps,
-        best={
-            "epoch": fit.best_epoch,
-            "metric": monitor,
-            "value": fit.best_value,
-            **fit.best_metrics,
-        },
-        test=test,
-        train_seconds=round(fit.train_seconds, 3),
-        stopped_early=fit.stopped_early,
-        **parts.method.final_metrics(model),
-    )
-    summary["timings"].update(
-        compile=round(fit.compile_seconds, 3) if trainer.compile_mode else None,
-        training=round(fit.train_seconds, 3),
-        validation=round(fit.validation_seconds, 3),
-        test=round(time.perf_counter() - test_started, 3),
-        checkpoint_writes=round(engine.checkpointer.write_seconds, 3),
-        checkpoint_waits=round(engine.checkpointer.blocked_seconds, 3),
-    )
+    summary.epochs_completed = fit.epochs_completed
+    summary.steps = fit.steps
+    summary.best = {
+        "epoch": fit.best_epoch,
+        "metric": monitor,
+        "value": fit.best_value,
+        **fit.best_metrics,
+    }
+    summary.test = test
+    summary.train_seconds = round(fit.train_seconds, 3)
+    summary.stopped_early = fit.stopped_early
+    summary.extra.update(parts.method.final_metrics(model))  # e.g. a target domain's metrics
+    summary.timings = {
+        **(summary.timings or {}),
+        "compile": round(fit.compile_seconds, 3) if trainer.compile_mode else None,
+        "training": round(fit.train_seconds, 3),
+        "validation": round(fit.validation_seconds, 3),
+        "test": round(time.perf_counter() - test_started, 3),
+        "checkpoint_writes": round(engine.checkpointer.write_seconds, 3),
+        "checkpoint_waits": round(engine.checkpointer.blocked_seconds, 3),
+    }
     peak = peak_tflops(parts.place.device, parts.place.precision)
-    summary["throughput"] = throughput(_steady_images_per_second(fit), summary["flops"], peak)
+    summary.throughput = throughput(_steady_images_per_second(fit), summary.flops or 0, peak)
     run.write_summary(summary)  # the results are on disk before the plots are drawn
     logger.info(
         f"best epoch {fit.best_epoch} ({monitor} {fit.best_value:.4f}); "
@@ -283,12 +293,13 @@ def _fit_and_test(
     )
 
 
-def _draw_plots(parts: Training, run: RunDirectory, summary: dict[str, Any]) -> None:
+def _draw_plots(parts: Training, run: RunDirectory, summary: Summary) -> None:
     """curves, confusion matrix and predictions; a plotting problem never fails the run."""
     started = time.perf_counter()
     if run.writable:
-        write_run_plots(run.path, parts.model, parts.data.test, parts.data.spec())
-    summary["timings"]["plots"] = round(time.perf_counter() - started, 3)
+        write_run_plots(run.folder, parts.model, parts.data.test, parts.data.spec())
+    if summary.timings is not None:
+        summary.timings["plots"] = round(time.perf_counter() - started, 3)
 
 
 def _steady_images_per_second(fit: FitResult) -> float | None:
@@ -321,7 +332,7 @@ def _rounded(seconds: dict[str, float]) -> dict[str, float]:
 @contextmanager
 def run_status(
     run: RunDirectory,
-    summary: dict[str, Any],
+    summary: Summary,
     started: float,
     loggers: Loggers,
     *,
@@ -348,30 +359,31 @@ def run_status(
 
 def _finish(
     run: RunDirectory,
-    summary: dict[str, Any],
+    summary: Summary,
     started: float,
     loggers: Loggers,
     status: str,
     error: BaseException | None = None,
     report: bool = False,
 ) -> None:
-    summary["status"] = status
-    summary["finished_at"] = _now()
-    summary["wall_seconds"] = round(time.perf_counter() - started, 3)
+    """Record how the run ended, then finish the loggers, report.html and train.log."""
+    summary.status = status
+    summary.finished_at = _now()
+    summary.wall_seconds = round(time.perf_counter() - started, 3)
     if error is not None:
-        summary["error"] = str(error) or type(error).__name__
-        logger.error(summary["error"])
+        summary.error = str(error) or type(error).__name__
+        logger.error(summary.error)
     run.write_summary(summary)
-    loggers.finish(summary)
+    loggers.finish(summary.to_dict())
     try:
         if report and run.writable:
-            write_report_quietly(run.path)
+            write_report_quietly(run.folder)
     finally:
-        logger.info(f"summary: {run.summary_path}")
+        logger.info(f"summary: {run.folder.summary_json}")
         run.detach_log()
 
 
-def write_report_quietly(run_dir: Path) -> Path | None:
+def write_report_quietly(run_dir: RunFolder | Path) -> Path | None:
     """``<run>/report.html`` (the run's HTML report), logged with the time it took; a
     problem is one warning line and never fails the run."""
     started = time.perf_counter()

@@ -24,6 +24,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from imgcls.app import build
 from imgcls.base.errors import UserError
 from imgcls.base.folders import claim_run_folder
+from imgcls.base.record import RunFolder
 from imgcls.base.runs import RunDirectory, new_run_dir
 from imgcls.config.compose import compose
 from imgcls.config.values import check_finite, component_options
@@ -96,7 +97,7 @@ def preview(cfg: DictConfig, run_dir: Path | None = None) -> Path:
         if created:  # a folder made for this preview: no half-made one stays
             shutil.rmtree(run.path, ignore_errors=True)
         else:
-            shutil.rmtree(run.path / ".hydra", ignore_errors=True)
+            shutil.rmtree(RunFolder(run.path).hydra_dir, ignore_errors=True)
         raise
     return path
 

@@ -8,20 +8,19 @@ an interrupted epoch (:mod:`imgcls.train.replay`); this module decides *which* r
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from imgcls.app.job import RunResult, train
 from imgcls.app.validation import validate
 from imgcls.base.checkpoint import load_checkpoint
 from imgcls.base.errors import UserError, one_line
+from imgcls.base.record import RunFolder, find_runs
 from imgcls.config.compose import compose, register_configs
 from imgcls.config.files import HYDRA_KEYS
 from imgcls.config.schemas import TrainConfig
@@ -32,17 +31,15 @@ logger = logging.getLogger("imgcls")
 UNFINISHED = ("interrupted", "running")
 
 
-def saved_config(run_dir: Path) -> DictConfig:
+def saved_config(run_dir: RunFolder | Path) -> DictConfig:
     """The run's config from ``.hydra/config.yaml``, checked against the schema."""
     register_configs()
+    config_file = RunFolder.of(run_dir).config_file
     try:
-        cfg = OmegaConf.merge(
-            OmegaConf.structured(TrainConfig), OmegaConf.load(run_dir / ".hydra" / "config.yaml")
-        )
+        cfg = OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.load(config_file))
     except Exception as error:
         raise UserError(
-            f"{run_dir / '.hydra' / 'config.yaml'} is not a valid imgcls config "
-            f"({one_line(error, limit=200)})"
+            f"{config_file} is not a valid imgcls config ({one_line(error, limit=200)})"
         ) from error
     cfg.resume = None
     return cfg
@@ -50,34 +47,22 @@ def saved_config(run_dir: Path) -> DictConfig:
 
 def check_run_dir(value: str | Path) -> Path:
     """A run directory that can be resumed, or a one-line UserError saying why not."""
-    run_dir = Path(value)
-    if not run_dir.is_dir():
+    run = RunFolder(Path(value))
+    if not run.path.is_dir():
         raise UserError(f"resume={value}: no such run directory")
-    if (
-        not (run_dir / ".hydra" / "config.yaml").is_file()
-        or not (run_dir / "summary.json").is_file()
-    ):
+    if not run.config_file.is_file() or not run.summary_json.is_file():
         raise UserError(
             f"resume={value} is not an imgcls run directory (it needs .hydra/config.yaml and "
             "summary.json, as written by imgcls train)"
         )
-    summary = _summary(run_dir)
-    status = summary.get("status")
-    if status == "completed":
+    summary = run.read_summary()
+    if summary.status == "completed":
         raise UserError(f"resume={value}: that run has already completed")
-    if status == "running" and _alive(summary.get("pid")):
-        raise UserError(f"resume={value}: that run is still running (process {summary['pid']})")
-    if not (run_dir / "checkpoints" / "last.pt").is_file():
+    if summary.status == "running" and _alive(summary.pid):
+        raise UserError(f"resume={value}: that run is still running (process {summary.pid})")
+    if not run.last_checkpoint.is_file():
         raise UserError(f"resume={value}: the run has no checkpoints/last.pt to continue from")
-    return run_dir
-
-
-def _summary(run_dir: Path) -> dict[str, Any]:
-    try:
-        summary = json.loads((run_dir / "summary.json").read_text())
-    except (OSError, ValueError) as error:
-        raise UserError(f"{run_dir / 'summary.json'} is unreadable ({error})") from error
-    return summary if isinstance(summary, dict) else {}
+    return run.path
 
 
 def _alive(pid: Any) -> bool:
@@ -103,22 +88,19 @@ def find_unfinished(cfg: DictConfig) -> Path | None:
         return None
     wanted = comparable_config(cfg)
     found: list[tuple[float, Path]] = []
-    for summary_path in root.rglob("summary.json"):
-        run_dir = summary_path.parent
-        last = run_dir / "checkpoints" / "last.pt"
-        config_path = run_dir / ".hydra" / "config.yaml"
-        if not last.is_file() or not config_path.is_file():
+    for run in find_runs(root):
+        if not run.last_checkpoint.is_file() or not run.config_file.is_file():
             continue
         try:
-            summary = json.loads(summary_path.read_text())
-            status = summary.get("status")
-            if status not in UNFINISHED or (status == "running" and _alive(summary.get("pid"))):
+            summary = run.read_summary()
+            status = summary.status
+            if status not in UNFINISHED or (status == "running" and _alive(summary.pid)):
                 continue
-            if comparable_config(OmegaConf.load(config_path)) != wanted:
+            if comparable_config(OmegaConf.load(run.config_file)) != wanted:
                 continue
         except Exception:  # an unreadable neighbour is not ours to judge
             continue
-        found.append((last.stat().st_mtime, run_dir))
+        found.append((run.last_checkpoint.stat().st_mtime, run.path))
     return max(found)[1] if found else None
 
 
@@ -159,12 +141,11 @@ def target_from_overrides(overrides: Sequence[str], multirun: bool) -> Path | No
 
 def continue_run(run_dir: str | Path) -> RunResult:
     """Continue the run in ``run_dir`` from its last.pt, in the same folder, with its config."""
-    run_dir = check_run_dir(run_dir)
-    cfg = saved_config(run_dir)
-    state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
-    overrides_path = run_dir / ".hydra" / "overrides.yaml"
-    overrides = yaml.safe_load(overrides_path.read_text()) if overrides_path.is_file() else []
-    return train(cfg, run_dir, overrides or [], resume_state=state)
+    run = RunFolder(check_run_dir(run_dir))
+    cfg = saved_config(run)
+    state = load_checkpoint(run.last_checkpoint)
+    overrides = [o.text for o in run.read_overrides()]  # all of them, as they were given
+    return train(cfg, run.path, overrides, resume_state=state)
 
 
 def train_or_resume(

@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 from imgcls.base import distributed
 from imgcls.base.errors import UserError, one_line
 from imgcls.base.folders import claim_run_folder, ensure_dir
+from imgcls.base.record import SweepFolder
 from imgcls.config.compose import compose
 from imgcls.config.files import HYDRA_KEYS
 from imgcls.config.overrides import override_variants
@@ -41,9 +42,8 @@ def resume_sweep_overrides(overrides: Sequence[str], multirun: bool) -> list[str
     folder = Path(resume[-1])
     if not multirun:
         raise UserError(f"sweep.resume={folder} resumes a sweep: add -m (--multirun)")
-    if not folder.is_dir() or not (
-        (folder / "multirun.yaml").is_file() or any(folder.glob("*/.hydra/config.yaml"))
-    ):
+    sweep = SweepFolder(folder)
+    if not folder.is_dir() or not (sweep.multirun_yaml.is_file() or sweep.has_jobs()):
         raise UserError(
             f"sweep.resume={folder} is not a sweep folder (no multirun.yaml and no job folders)"
         )

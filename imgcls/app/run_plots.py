@@ -11,20 +11,18 @@ import numpy as np
 from torch import nn
 
 from imgcls.app.inference import predict_probabilities
+from imgcls.base.atomic import write_json
 from imgcls.base.errors import one_line
-from imgcls.base.runs import write_json
+from imgcls.base.record import RunFolder
 from imgcls.data.splits import ImageSet
 from imgcls.evaluate import plots
-from imgcls.evaluate.html_report import TEST_METRICS_FILE
 from imgcls.evaluate.metrics import compute_metrics, default_topk
 
 logger = logging.getLogger("imgcls")
 
-RUN_PLOTS = ("curves.png", "confusion_matrix.png", "predictions.png")
-
 
 def write_run_plots(
-    run_dir: Path, model: nn.Module, test: ImageSet, spec: dict[str, Any]
+    run_dir: RunFolder | Path, model: nn.Module, test: ImageSet, spec: dict[str, Any]
 ) -> list[Path]:
     """curves.png, confusion_matrix.png and predictions.png for a finished run, and
     test_metrics.json: the test split's per-class precision, recall and F1 and the confusion
@@ -34,42 +32,41 @@ def write_run_plots(
     run whose model and metrics are already saved.
     """
     started = time.perf_counter()
-    folder = Path(run_dir) / "plots"
+    run = RunFolder.of(run_dir)
     written: list[Path] = []
     try:
         from sklearn.metrics import confusion_matrix
 
         classes = list(spec["classes"])
-        metrics_csv = Path(run_dir) / "metrics.csv"
-        if metrics_csv.is_file():
-            title = f"{Path(run_dir).name}"
-            written.append(
-                plots.plot_curves(plots.read_metrics(metrics_csv), folder / RUN_PLOTS[0], title)
-            )
+        if run.metrics_csv.is_file():
+            curves = plots.read_metrics(run.metrics_csv)
+            written.append(plots.plot_curves(curves, run.curves_png, run.path.name))
         probabilities = predict_probabilities(model, test.images, spec["mean"], spec["std"]).numpy()
         targets = test.labels.cpu().numpy()
-        _write_test_metrics(Path(run_dir), targets, probabilities, classes)
+        _write_test_metrics(run, targets, probabilities, classes)
         matrix = confusion_matrix(targets, probabilities.argmax(1), labels=np.arange(len(classes)))
-        written.append(plots.plot_confusion_matrix(matrix, classes, folder / RUN_PLOTS[1]))
+        written.append(plots.plot_confusion_matrix(matrix, classes, run.confusion_matrix_png))
         written.append(
             plots.plot_predictions(
-                test.images.cpu().numpy(), targets, probabilities, classes, folder / RUN_PLOTS[2]
+                test.images.cpu().numpy(), targets, probabilities, classes, run.predictions_png
             )
         )
     except Exception as error:  # noqa: BLE001 - figures are a convenience, the run is complete
         logger.warning(f"could not write the plots: {one_line(error, typed=True)}")
         return written
-    logger.info(f"plots: {folder} ({time.perf_counter() - started:.1f}s)")
+    logger.info(f"plots: {run.plots} ({time.perf_counter() - started:.1f}s)")
     return written
 
 
 def _write_test_metrics(
-    run_dir: Path, targets: np.ndarray, probabilities: np.ndarray, classes: list[str]
+    run: RunFolder, targets: np.ndarray, probabilities: np.ndarray, classes: list[str]
 ) -> None:
+    """test_metrics.json: the per-class figures and confusion matrix the report shows."""
     try:
         metrics = compute_metrics(targets, probabilities, classes, default_topk(len(classes)))
         metrics.pop("classification_report", None)
         record = {"split": "test", "checkpoint": "best", "tta": "none", "classes": classes}
-        write_json(run_dir / TEST_METRICS_FILE, {**record, **metrics})
+        write_json(run.test_metrics_json, {**record, **metrics})
     except Exception as error:  # noqa: BLE001 - the report shows them as missing
-        logger.warning(f"could not write {TEST_METRICS_FILE}: {one_line(error, typed=True)}")
+        name = run.test_metrics_json.name
+        logger.warning(f"could not write {name}: {one_line(error, typed=True)}")

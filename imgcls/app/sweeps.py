@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from imgcls.base.errors import UserError, one_line
-from imgcls.base.runs import read_summary
+from imgcls.base.record import RunFolder, RunOverride, SweepFolder
 from imgcls.config.values import comparable_config
 from imgcls.evaluate.html_report import write_runs_report
 from imgcls.evaluate.leaderboard import sweep_leaderboard
@@ -39,58 +38,56 @@ def config_hash(cfg: DictConfig) -> str:
 
 @dataclass
 class JobResult:
+    """What one sweep job left in its folder (read back, whichever process ran it)."""
+
     run_dir: Path
     status: str
     config_hash: str | None
     error: str | None
     objective: float | None
-    overrides: list[str] = field(default_factory=list)
+    overrides: list[RunOverride] = field(default_factory=list)
+
+    @property
+    def folder(self) -> RunFolder:
+        """The job's folder, to find its files."""
+        return RunFolder(self.run_dir)
 
 
-def read_job(run_dir: Path) -> JobResult | None:
+def read_job(run_dir: RunFolder | Path) -> JobResult | None:
     """The result a job left in ``run_dir``, or None when it left no readable summary."""
-
+    run = RunFolder.of(run_dir)
     try:
-        summary = read_summary(run_dir / "summary.json")
+        summary = run.read_summary()
     except UserError:
         return None
-    best = summary.get("best")
-    value = best.get("value") if isinstance(best, dict) else None
     return JobResult(
-        run_dir,
-        str(summary.get("status", "unknown")),
-        summary.get("config_hash"),
-        summary.get("error"),
-        value if isinstance(value, (int, float)) else None,
-        job_overrides(run_dir),
+        run.path,
+        summary.status,
+        summary.config_hash,
+        summary.error,
+        summary.best_value,
+        job_overrides(run),
     )
 
 
-def job_overrides(run_dir: Path) -> list[str]:
+def job_overrides(run_dir: RunFolder | Path) -> list[RunOverride]:
     """The overrides Hydra recorded for a job (``.hydra/overrides.yaml``), or none."""
-
     try:
-        saved = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text())
-    except (OSError, ValueError, yaml.YAMLError):
+        return RunFolder.of(run_dir).read_overrides()
+    except UserError:
         return []
-    return [str(o) for o in saved] if isinstance(saved, list) else []
 
 
-def sweep_jobs(sweep_dir: Path) -> list[JobResult]:
+def sweep_jobs(sweep_dir: SweepFolder | Path) -> list[JobResult]:
     """Every job folder of a sweep, finished or not, in job order."""
+    sweep = sweep_dir if isinstance(sweep_dir, SweepFolder) else SweepFolder(sweep_dir)
     jobs = []
-    for child in sorted(Path(sweep_dir).iterdir(), key=_job_order):
-        if child.is_dir() and not child.name.startswith("."):
-            job = read_job(child) or JobResult(
-                child, "unfinished", None, "no readable summary.json", None, job_overrides(child)
-            )
-            jobs.append(job)
+    for run in sweep.job_folders():
+        job = read_job(run) or JobResult(
+            run.path, "unfinished", None, "no readable summary.json", None, job_overrides(run)
+        )
+        jobs.append(job)
     return jobs
-
-
-def _job_order(path: Path) -> tuple[int, str]:
-    head = path.name.split("_", 1)[0]
-    return (int(head), path.name) if head.isdigit() else (10**9, path.name)
 
 
 def find_job(sweep_dir: Path, digest: str) -> JobResult | None:

@@ -1,4 +1,5 @@
-"""Base layer: errors, run folders and files, checkpoint I/O, processes, progress, versions.
+"""Base layer: errors, the run record (every path of a run or sweep folder, the typed
+summary, a run's overrides), run writers, checkpoint I/O, processes, progress, versions.
 
 Imports nothing else of imgcls.
 """

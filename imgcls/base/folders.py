@@ -12,12 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import yaml
-
 from imgcls.base.errors import UserError
-
-# What a run writes into its folder; any of them means the folder is taken.
-RUN_FILES = (".hydra", "summary.json", "metrics.csv", "train.log", "checkpoints")
+from imgcls.base.record import RunFolder, RunOverride, parse_overrides
 
 
 def _reason(error: OSError) -> str:
@@ -48,7 +44,7 @@ def ensure_dir(path: str | Path, what: str = "folder") -> Path:
 
 def holds_run(folder: str | Path) -> bool:
     """True when ``folder`` holds (part of) a run that imgcls wrote."""
-    return any((Path(folder) / name).exists() for name in RUN_FILES)
+    return RunFolder(Path(folder)).holds_run()
 
 
 def claim_dir(base: str) -> str:
@@ -88,7 +84,7 @@ def claim_run_folder(path: str | Path, key: str = "hydra.run.dir") -> tuple[Path
         raise taken
     ensure_dir(folder, "run directory")
     try:  # the claim itself: atomic, so two runs named into one empty folder cannot both start
-        os.mkdir(folder / ".hydra")
+        os.mkdir(RunFolder(folder).hydra_dir)
     except FileExistsError as error:
         raise taken from error
     except OSError as error:
@@ -125,25 +121,27 @@ def job_dir(name: str, sweep_dir: str, overrides: list[str]) -> str:
     another job's folder (``sweep.resume`` with other sweep values) gets a fresh sibling, so
     that it never overwrites that job's run.
     """
-    wanted = _job_overrides(overrides)
+    wanted = _job_overrides(parse_overrides(overrides))
     candidate, attempt = name, 0
     while True:
-        folder = Path(sweep_dir) / candidate
-        if not holds_run(folder) or _saved_overrides(folder) == wanted:
+        folder = RunFolder(Path(sweep_dir) / candidate)
+        if not folder.holds_run() or _saved_overrides(folder) == wanted:
             return candidate
         attempt += 1
         candidate = f"{name}_{attempt}"
 
 
-def _job_overrides(overrides: list[str]) -> list[str]:
+def _job_overrides(overrides: list[RunOverride]) -> list[str]:
     """A job's overrides without ``sweep.resume`` (which a re-run adds, and which changes
     nothing the job computes)."""
-    return [str(o) for o in overrides if not str(o).lstrip("+~").startswith("sweep.resume=")]
+    return [o.text for o in overrides if o.key != "sweep.resume"]
 
 
-def _saved_overrides(folder: Path) -> list[str] | None:
-    try:
-        saved = yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text())
-    except (OSError, yaml.YAMLError):
+def _saved_overrides(folder: RunFolder) -> list[str] | None:
+    """The overrides recorded in a job folder, or None when its file is missing or damaged."""
+    if not folder.overrides_file.is_file():
         return None
-    return _job_overrides(saved) if isinstance(saved, list) else None
+    try:
+        return _job_overrides(folder.read_overrides())
+    except UserError:
+        return None

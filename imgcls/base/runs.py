@@ -1,59 +1,40 @@
-"""The run directory: its paths, atomic writers, the metrics CSV, the summary and train.log.
+"""The run directory's writers: folder creation, the metrics CSV, summary.json and train.log.
 
-<run>/.hydra/config.yaml overrides.yaml   the resolved config and the overrides
-<run>/train.log                           what the console showed, as plain text
-<run>/metrics.csv                         one row per epoch
-<run>/summary.json                        status, best epoch, test metrics, facts
-<run>/checkpoints/last.pt best.pt         written atomically (temp file + rename)
-<run>/plots/                              figures
+Which files a run folder holds, and their names, is :mod:`imgcls.base.record`'s business;
+this module writes them while a run trains, and removes what a run that never started left.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
-import os
 import shutil
-import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from imgcls.base.atomic import atomic_write, write_json
 from imgcls.base.errors import UserError
 from imgcls.base.folders import claim_dir
+from imgcls.base.record import RunFolder, Summary, write_overrides
+
+__all__ = [
+    "MetricsWriter",
+    "RunDirectory",
+    "atomic_write",
+    "new_run_dir",
+    "refuse_completed",
+    "remove_unstarted",
+    "truncate_metrics",
+    "write_json",
+]
 
 LOG_FORMAT = "%(message)s"
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 logger = logging.getLogger("imgcls")
-
-
-def atomic_write(path: Path, write: Callable[[Any], None], binary: bool = False) -> None:
-    """Write through a temporary file in the same folder, then rename over ``path``.
-
-    A crash (even kill -9) leaves either the old file or the new one, never half of one.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
-    try:
-        with os.fdopen(fd, "wb" if binary else "w") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: Path, data: Mapping[str, Any]) -> None:
-    atomic_write(path, lambda f: json.dump(data, f, indent=2, default=str))
 
 
 def new_run_dir(root: str | Path, model: str, dataset: str) -> Path:
@@ -63,10 +44,6 @@ def new_run_dir(root: str | Path, model: str, dataset: str) -> Path:
     return Path(claim_dir(str(base)))
 
 
-# What a run writes before its summary.json: safe to delete when it stopped before that.
-STARTUP_FILES = (".hydra", "train.log", "checkpoints", "metrics.csv", "tensorboard", "plots")
-
-
 def remove_unstarted(run_dir: Path, keep_folder: bool = False, empty_parent: bool = True) -> None:
     """Delete what a run that failed before training wrote (no summary.json, no checkpoint).
 
@@ -74,12 +51,10 @@ def remove_unstarted(run_dir: Path, keep_folder: bool = False, empty_parent: boo
     ``keep_folder`` keeps the (then empty) folder itself, e.g. one that existed before, and
     ``empty_parent`` also removes the date folder above it when nothing else is there.
     """
-    if not run_dir.is_dir() or (run_dir / "summary.json").exists():
+    folder = RunFolder(run_dir)
+    if not run_dir.is_dir() or folder.summary_json.exists() or folder.has_checkpoints():
         return
-    if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").glob("*.pt")):
-        return
-    for name in STARTUP_FILES:
-        target = run_dir / name
+    for target in folder.startup_paths:
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target, ignore_errors=True)
         elif target.exists() or target.is_symlink():
@@ -90,21 +65,6 @@ def remove_unstarted(run_dir: Path, keep_folder: bool = False, empty_parent: boo
     parent = run_dir.parent
     if empty_parent and parent.is_dir() and not any(parent.iterdir()):
         parent.rmdir()
-
-
-def read_summary(path: Path) -> dict[str, Any]:
-    """A summary.json as a dict; anything else (missing, not JSON, not an object) is a
-    one-line UserError naming the file, so that callers can list the run as unreadable."""
-    try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise UserError(f"{path} is unreadable ({error.strerror or error})") from error
-    except ValueError as error:  # bad JSON, or bytes that are not UTF-8
-        raise UserError(f"{path} is not valid JSON ({' '.join(str(error).split())})") from error
-    if not isinstance(summary, dict):
-        kind = "null" if summary is None else f"a JSON {type(summary).__name__}"
-        raise UserError(f"{path} is not a run summary: it holds {kind}, not an object")
-    return summary
 
 
 class MetricsWriter:
@@ -131,34 +91,38 @@ def _format(value: Any) -> Any:
 
 
 class RunDirectory:
-    """Paths and writers of one run; creating it does not write anything yet."""
+    """The writers of one run while it trains; its paths are :attr:`folder`'s (a
+    :class:`RunFolder`). Creating it does not write anything yet."""
 
-    def __init__(self, path: str | Path, writable: bool = True) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | Path | RunFolder, writable: bool = True) -> None:
+        self.folder = RunFolder.of(path)
+        self.path = self.folder.path
         # False on DDP ranks other than 0: they read the run directory but never write to it.
         self.writable = writable
         self._log_handler: logging.Handler | None = None
 
     @property
     def checkpoints(self) -> Path:
-        return self.path / "checkpoints"
+        return self.folder.checkpoints
 
     @property
     def plots(self) -> Path:
-        return self.path / "plots"
+        return self.folder.plots
 
     @property
     def summary_path(self) -> Path:
-        return self.path / "summary.json"
+        return self.folder.summary_json
 
     @property
     def metrics_path(self) -> Path:
-        return self.path / "metrics.csv"
+        return self.folder.metrics_csv
 
     def checkpoint(self, name: str) -> Path:
-        return self.checkpoints / f"{name}.pt"
+        """``checkpoints/<name>.pt`` (the engine writes last, best and epoch_NNN)."""
+        return self.folder.checkpoint(name)
 
     def prepare(self) -> None:
+        """Create the folder and its checkpoints/ (on the rank that writes)."""
         if not self.writable:
             return
         self.path.mkdir(parents=True, exist_ok=True)
@@ -168,29 +132,29 @@ class RunDirectory:
         """Write ``.hydra/config.yaml`` and ``overrides.yaml`` unless Hydra already did."""
         if not self.writable:
             return
-
-        hydra_dir = self.path / ".hydra"
-        if not (hydra_dir / "config.yaml").exists():
+        if not self.folder.config_file.exists():
             atomic_write(
-                hydra_dir / "config.yaml",
+                self.folder.config_file,
                 lambda f: yaml.safe_dump(dict(config), f, sort_keys=False),
             )
-        if not (hydra_dir / "overrides.yaml").exists():
-            atomic_write(hydra_dir / "overrides.yaml", lambda f: yaml.safe_dump(list(overrides), f))
+        if not self.folder.overrides_file.exists():
+            write_overrides(self.folder.overrides_file, overrides)
 
-    def write_summary(self, summary: Mapping[str, Any]) -> None:
+    def write_summary(self, summary: Summary) -> None:
+        """Write summary.json atomically (on the rank that writes)."""
         if not self.writable:
             return
-        write_json(self.summary_path, summary)
+        summary.write(self.folder.summary_json)
 
-    def read_summary(self) -> dict[str, Any]:
-        return read_summary(self.summary_path)
+    def read_summary(self) -> Summary:
+        """The summary.json already in the folder (a one-line UserError when unreadable)."""
+        return self.folder.read_summary()
 
     def attach_log(self) -> None:
         """Copy the ``imgcls`` logger's messages into train.log for the duration of the run."""
         if not self.writable:
             return
-        handler = logging.FileHandler(self.path / "train.log", encoding="utf-8")
+        handler = logging.FileHandler(self.folder.train_log, encoding="utf-8")
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
@@ -206,7 +170,7 @@ class RunDirectory:
 def refuse_completed(run_dir: Path) -> None:
     """A folder whose summary.json says completed is never trained into again."""
     try:
-        status = read_summary(run_dir / "summary.json").get("status")
+        status = RunFolder(run_dir).read_summary().status
     except UserError:
         return  # no summary (or a broken one): nothing finished here
     if status == "completed":

@@ -29,9 +29,10 @@ from typing import Any
 
 import yaml
 
+from imgcls.base.atomic import atomic_write
 from imgcls.base.errors import UserError, one_line
 from imgcls.base.folders import ensure_dir
-from imgcls.base.runs import atomic_write, read_summary
+from imgcls.base.record import RunFolder, RunOverride, Summary, SweepFolder
 from imgcls.evaluate import charts
 from imgcls.evaluate.leaderboard import (
     Leaderboard,
@@ -39,16 +40,13 @@ from imgcls.evaluate.leaderboard import (
     build_leaderboard,
     collect_runs,
     count_text,
+    setting_values,
     table_rows,
 )
 from imgcls.evaluate.plots import read_metrics
 
 logger = logging.getLogger("imgcls")
 
-REPORT_FILE = "report.html"
-# Written by every training run next to summary.json (imgcls.app.run_plots): the test
-# split's per-class precision, recall, F1 and the confusion matrix, for this report.
-TEST_METRICS_FILE = "test_metrics.json"
 TEMPLATES = Path(__file__).resolve().with_name("templates")
 MAX_EPOCH_ROWS = 1000  # a per-epoch table longer than this shows its first and last rows
 
@@ -136,20 +134,22 @@ def _json_object(path: Path) -> dict[str, Any]:
     return data
 
 
-def _summary(run_dir: Path) -> dict[str, Any]:
+def _summary(run: RunFolder) -> Summary | None:
     try:
-        return read_summary(run_dir / "summary.json")
+        return run.read_summary()
     except UserError:
-        return {}
+        return None
 
 
-def _overrides(run_dir: Path) -> list[str]:
-    values = _yaml(run_dir / ".hydra" / "overrides.yaml")
-    return [str(v) for v in values] if isinstance(values, list) else []
+def _overrides(run: RunFolder) -> list[RunOverride]:
+    path = run.overrides_file
+    if not path.is_file():
+        raise Absent(f"no {path.parent.name}/{path.name}")
+    return run.read_overrides()
 
 
-def _metrics(run_dir: Path) -> dict[str, list[float]]:
-    path = run_dir / "metrics.csv"
+def _metrics(run: RunFolder) -> dict[str, list[float]]:
+    path = run.metrics_csv
     if not path.is_file():
         raise Absent("no metrics.csv (the run finished no epoch)")
     columns = read_metrics(path)
@@ -218,60 +218,58 @@ def _link(target: Path, page: Path) -> str:
 # --- one run -----------------------------------------------------------------------------
 
 
-def _run_overview(run_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
-    if not summary:
+def _run_overview(run: RunFolder, summary: Summary | None) -> dict[str, Any]:
+    if summary is None:
         raise Absent("no readable summary.json")
-    best = summary.get("best") if isinstance(summary.get("best"), dict) else {}
-    test = summary.get("test") if isinstance(summary.get("test"), dict) else {}
+    best, test = summary.best or {}, summary.test or {}
     what = [
-        ("model", summary.get("model")),
-        ("dataset", summary.get("dataset")),
-        ("method", summary.get("method")),
-        ("seed", summary.get("seed")),
-        ("started", summary.get("started_at")),
-        ("finished", summary.get("finished_at")),
+        ("model", summary.model),
+        ("dataset", summary.dataset),
+        ("method", summary.method),
+        ("seed", summary.seed),
+        ("started", summary.started_at),
+        ("finished", summary.finished_at),
     ]
     results = [
-        ("epochs", summary.get("epochs_completed")),
+        ("epochs", summary.epochs_completed),
         ("best epoch", best.get("epoch")),
         (f"best {best.get('metric', 'value')}", best.get("value")),
         ("test accuracy", test.get("accuracy")),
         ("test loss", test.get("loss")),
-        ("stopped early", summary.get("stopped_early")),
-        ("training seconds", summary.get("train_seconds")),
-        ("wall seconds", summary.get("wall_seconds")),
+        ("stopped early", summary.stopped_early),
+        ("training seconds", summary.train_seconds),
+        ("wall seconds", summary.wall_seconds),
     ]
     return {
-        "status": str(summary.get("status", "unknown")),
-        "error": str(summary.get("error") or ""),
+        "status": summary.status,
+        "error": summary.error or "",
         "what": [(k, _text(v)) for k, v in what if v is not None],
         "results": [(k, _text(v)) for k, v in results if v is not None],
-        "path": str(run_dir.resolve()),
+        "path": str(run.path.resolve()),
     }
 
 
-def _run_command(run_dir: Path) -> dict[str, Any]:
-    overrides = _overrides(run_dir)
-    config_path = run_dir / ".hydra" / "config.yaml"
-    if not config_path.is_file():
+def _run_command(run: RunFolder) -> dict[str, Any]:
+    overrides = [o.text for o in _overrides(run)]
+    if not run.config_file.is_file():
         raise Absent("no .hydra/config.yaml")
     return {
         "command": _command(overrides),
         "overrides": overrides,
-        "config": config_path.read_text(encoding="utf-8"),
+        "config": run.config_file.read_text(encoding="utf-8"),
     }
 
 
-def _run_environment(summary: dict[str, Any]) -> dict[str, Any]:
-    if not summary:
+def _run_environment(summary: Summary | None) -> dict[str, Any]:
+    if summary is None:
         raise Absent("no readable summary.json")
-    throughput = summary.get("throughput") if isinstance(summary.get("throughput"), dict) else {}
-    params, flops = summary.get("params"), summary.get("flops")
+    throughput = summary.throughput or {}
+    params, flops = summary.params, summary.flops
     facts = [
-        ("device", summary.get("device")),
-        ("precision", summary.get("precision")),
-        ("git commit", summary.get("git_commit")),
-        ("config hash", summary.get("config_hash")),
+        ("device", summary.device),
+        ("precision", summary.precision),
+        ("git commit", summary.git_commit),
+        ("config hash", summary.config_hash),
         ("parameters", f"{count_text(params)} ({params:,})" if isinstance(params, int) else None),
         (
             "FLOPs per image (forward)",
@@ -281,9 +279,8 @@ def _run_environment(summary: dict[str, Any]) -> dict[str, Any]:
         ("TFLOP/s", throughput.get("tflops")),
         ("MFU", throughput.get("mfu")),
     ]
-    versions = summary.get("versions") if isinstance(summary.get("versions"), dict) else {}
-    timings = summary.get("timings") if isinstance(summary.get("timings"), dict) else {}
-    hyper = summary.get("hyperparameters")
+    versions, timings = summary.versions or {}, summary.timings or {}
+    hyper = summary.hyperparameters
     return {
         "facts": [(k, _text(v)) for k, v in facts if v is not None],
         "versions": [(str(k), _text(v)) for k, v in versions.items()],
@@ -292,8 +289,8 @@ def _run_environment(summary: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _run_curves(run_dir: Path) -> dict[str, Any]:
-    columns = _metrics(run_dir)
+def _run_curves(run: RunFolder) -> dict[str, Any]:
+    columns = _metrics(run)
     epochs = columns["epoch"]
     found = []
     for kind in ("loss", "accuracy"):
@@ -326,8 +323,8 @@ def _run_curves(run_dir: Path) -> dict[str, Any]:
     return {"charts": found}
 
 
-def _run_epochs(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "metrics.csv"
+def _run_epochs(run: RunFolder) -> dict[str, Any]:
+    path = run.metrics_csv
     if not path.is_file():
         raise Absent("no metrics.csv (the run finished no epoch)")
     import csv
@@ -386,9 +383,9 @@ def _classes_table(metrics: dict[str, Any]) -> dict[str, Any]:
     return {"per_class": rows, "classes": classes, "matrix": cells, "scalars": scalars}
 
 
-def _run_test(run_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
-    test = summary.get("test") if isinstance(summary.get("test"), dict) else {}
-    path = run_dir / TEST_METRICS_FILE
+def _run_test(run: RunFolder, summary: Summary | None) -> dict[str, Any]:
+    test = (summary.test if summary is not None else None) or {}
+    path = run.test_metrics_json
     details: dict[str, Any] = {}
     note = ""
     if path.is_file():
@@ -397,8 +394,8 @@ def _run_test(run_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
         raise Absent("no test metrics (the run did not finish its test)")
     else:
         note = (
-            f"no {TEST_METRICS_FILE}, so no per-class figures or confusion matrix "
-            f"(imgcls eval run={run_dir} computes them)"
+            f"no {path.name}, so no per-class figures or confusion matrix "
+            f"(imgcls eval run={run.path} computes them)"
         )
     table = _classes_table(details) if details else {"per_class": [], "classes": [], "matrix": []}
     source = ", ".join(f"{details[k]} {k}" for k in ("split", "checkpoint") if details.get(k))
@@ -414,13 +411,12 @@ def _run_test(run_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _run_predictions(run_dir: Path) -> dict[str, Any]:
-    return {"image": _image(run_dir / "plots" / "predictions.png")}
+def _run_predictions(run: RunFolder) -> dict[str, Any]:
+    return {"image": _image(run.predictions_png)}
 
 
-def _run_eval(run_dir: Path) -> dict[str, Any]:
-    folder = run_dir / "eval"
-    found = sorted(folder.glob("*/metrics.json")) if folder.is_dir() else []
+def _run_eval(run: RunFolder) -> dict[str, Any]:
+    found = run.eval_metrics_files()
     if not found:
         raise Absent("no eval/ results (imgcls eval run=<this run> writes them)")
     results = []
@@ -439,23 +435,24 @@ def _run_eval(run_dir: Path) -> dict[str, Any]:
     return {"results": results}
 
 
-def run_page(run_dir: Path) -> str:
+def run_page(run_dir: RunFolder | Path) -> str:
     """The HTML of one run's report."""
-    run_dir = Path(run_dir)
-    summary = _summary(run_dir)
+    run = RunFolder.of(run_dir)
+    summary = _summary(run)
     macros = _module("run.html.j2")
     parts = [
-        _part("overview", "Run", lambda: _run_overview(run_dir, summary), macros),
-        _part("command", "Command and configuration", lambda: _run_command(run_dir), macros),
+        _part("overview", "Run", lambda: _run_overview(run, summary), macros),
+        _part("command", "Command and configuration", lambda: _run_command(run), macros),
         _part("environment", "Environment", lambda: _run_environment(summary), macros),
-        _part("curves", "Curves", lambda: _run_curves(run_dir), macros),
-        _part("epochs", "Per-epoch metrics", lambda: _run_epochs(run_dir), macros),
-        _part("test", "Test metrics", lambda: _run_test(run_dir, summary), macros),
-        _part("predictions", "Predictions", lambda: _run_predictions(run_dir), macros),
-        _part("evaluations", "Evaluations (eval/)", lambda: _run_eval(run_dir), macros),
+        _part("curves", "Curves", lambda: _run_curves(run), macros),
+        _part("epochs", "Per-epoch metrics", lambda: _run_epochs(run), macros),
+        _part("test", "Test metrics", lambda: _run_test(run, summary), macros),
+        _part("predictions", "Predictions", lambda: _run_predictions(run), macros),
+        _part("evaluations", "Evaluations (eval/)", lambda: _run_eval(run), macros),
     ]
-    name = run_dir.resolve().name
-    what = " · ".join(str(summary[k]) for k in ("model", "dataset") if summary.get(k))
+    name = run.path.resolve().name
+    facts = (summary.model, summary.dataset) if summary is not None else ()
+    what = " · ".join(str(v) for v in facts if v)
     return _page(f"imgcls run {name}", what, parts)
 
 
@@ -468,17 +465,17 @@ def _sweep_info(dirs: Sequence[Path], runs: Sequence[RunInfo]) -> dict[str, Any]
     trial (optimization_results.yaml), for whichever of these files exist."""
     info: dict[str, Any] = {"sweeper": "", "command": "", "best": [], "space": []}
     hydra: dict[str, Any] = {}
-    for folder in dirs:
-        if (folder / "multirun.yaml").is_file():
-            multirun = _yaml(folder / "multirun.yaml")
+    for folder in map(SweepFolder, dirs):
+        if folder.multirun_yaml.is_file():
+            multirun = _yaml(folder.multirun_yaml)
             hydra = (multirun.get("hydra") or {}) if isinstance(multirun, dict) else {}
             task = (hydra.get("overrides") or {}).get("task") or []
             info["command"] = _command([str(t) for t in task], multirun=True)
             break
     if not hydra:
         for run in runs:
-            if (run.run_dir / ".hydra" / "hydra.yaml").is_file():
-                job = _yaml(run.run_dir / ".hydra" / "hydra.yaml")
+            if run.folder.hydra_file.is_file():
+                job = _yaml(run.folder.hydra_file)
                 hydra = (job.get("hydra") or {}) if isinstance(job, dict) else {}
                 break
     sweeper = hydra.get("sweeper") or {}
@@ -490,9 +487,9 @@ def _sweep_info(dirs: Sequence[Path], runs: Sequence[RunInfo]) -> dict[str, Any]
         params = sweeper.get("params")
         if isinstance(params, dict):
             info["space"] += [(str(k), _text(v)) for k, v in params.items()]
-    for folder in dirs:
-        if (folder / "optimization_results.yaml").is_file():
-            result = _yaml(folder / "optimization_results.yaml")
+    for folder in map(SweepFolder, dirs):
+        if folder.optimization_results_yaml.is_file():
+            result = _yaml(folder.optimization_results_yaml)
             if isinstance(result, dict):
                 params = result.get("best_params") or {}
                 info["best"] = [(str(k), _text(v)) for k, v in params.items()]
@@ -544,7 +541,7 @@ def _leaderboard(board: Leaderboard, page: Path) -> dict[str, Any]:
         keys += [_sort_key(row.get(f"{name}_mean")) for name in stats]
         keys += [_sort_key(row.get("params")), _sort_key(row.get("flops"))]
         links = [
-            (f"seed {m.summary.get('seed', '?')}", _report_link(m.run_dir, page), m.run_dir.name)
+            (f"seed {_seed(m.summary)}", _report_link(m.folder, page), m.run_dir.name)
             for m in members
         ]
         titles = ["", *(str(row.get(c, "")) for c in board.columns)]
@@ -562,9 +559,12 @@ def _leaderboard(board: Leaderboard, page: Path) -> dict[str, Any]:
     return {"header": header, "rows": rows, "metric": board.metric, "mode": board.mode}
 
 
-def _report_link(run_dir: Path, page: Path) -> str:
-    report = run_dir / REPORT_FILE
-    return _link(report, page) if report.is_file() else ""
+def _seed(summary: Summary) -> str:
+    return "?" if summary.seed is None else str(summary.seed)
+
+
+def _report_link(run: RunFolder, page: Path) -> str:
+    return _link(run.report_html, page) if run.report_html.is_file() else ""
 
 
 def _failed(board: Leaderboard, page: Path) -> dict[str, Any]:
@@ -575,7 +575,7 @@ def _failed(board: Leaderboard, page: Path) -> dict[str, Any]:
                 "overrides": " ".join(r.overrides) or "(defaults)",
                 "folder": str(r.run_dir),
                 "error": r.error,
-                "link": _report_link(r.run_dir, page),
+                "link": _report_link(r.folder, page),
             }
             for r in board.failed
         ]
@@ -583,7 +583,7 @@ def _failed(board: Leaderboard, page: Path) -> dict[str, Any]:
 
 
 def _differences(runs: Sequence[RunInfo], board: Leaderboard) -> dict[str, Any]:
-    settings = [dict(o.lstrip("+~").split("=", 1) for o in r.overrides if "=" in o) for r in runs]
+    settings = [setting_values(o for o in r.settings if o.value_text is not None) for r in runs]
     if not settings:
         raise Absent("no runs")
     keys = sorted({k for s in settings for k in s})
@@ -624,7 +624,7 @@ def _validation_curves(board: Leaderboard) -> dict[str, Any]:
     for members in board.groups:
         for member in members:
             try:
-                columns = _metrics(member.run_dir)
+                columns = _metrics(member.folder)
             except (Absent, OSError, ValueError):
                 continue
             color, label = colors[member.run_dir]
@@ -664,12 +664,10 @@ def _objective_charts(board: Leaderboard) -> dict[str, Any]:
         points = []
         for members in board.groups:
             for member in members:
-                value = dict(
-                    o.lstrip("+~").split("=", 1) for o in member.config_overrides if "=" in o
-                ).get(column, "(not set)")
-                best = member.summary.get("best") or {}
-                objective = best.get("value")
-                if isinstance(objective, (int, float)) and not isinstance(objective, bool):
+                given = (o for o in member.config_settings if o.value_text is not None)
+                value = setting_values(given).get(column, "(not set)")
+                objective = member.summary.best_value
+                if objective is not None:
                     points.append((value, float(objective), colors[member.run_dir][0]))
         found.append(charts.scatter_chart(column, column, board.metric, points))
     return {"charts": found, "metric": board.metric, "mode": board.mode}
@@ -678,14 +676,14 @@ def _objective_charts(board: Leaderboard) -> dict[str, Any]:
 def _all_runs(runs: Sequence[RunInfo], page: Path) -> dict[str, Any]:
     rows = []
     for run in runs:
-        best = run.summary.get("best") or {}
+        best = run.summary.best or {}
         rows.append(
             {
                 "name": run.run_dir.name,
                 "status": run.status,
                 "overrides": " ".join(run.overrides) or "(defaults)",
                 "objective": (_text(best.get("value")), _sort_key(best.get("value"))),
-                "link": _report_link(run.run_dir, page),
+                "link": _report_link(run.folder, page),
                 "folder": str(run.run_dir),
             }
         )
@@ -719,19 +717,20 @@ def runs_page(dirs: Sequence[Path], page: Path) -> str:
 # --- writing -----------------------------------------------------------------------------
 
 
-def is_run(folder: Path) -> bool:
-    return (Path(folder) / "summary.json").is_file()
+def is_run(folder: RunFolder | Path) -> bool:
+    """True for a run folder (it has a summary.json), False for a sweep or other folder."""
+    return RunFolder.of(folder).is_run()
 
 
 def output_path(dirs: Sequence[str | Path], out: str | Path | None) -> Path:
     """``--out``: a file ending in .html, or a folder to hold report.html; by default the
-    first folder given."""
+    first folder given (a run's or a sweep's report.html)."""
     if out is None:
-        return Path(dirs[0]) / REPORT_FILE
+        return SweepFolder(Path(dirs[0])).report_html
     target = Path(out)
     if target.suffix.lower() in (".html", ".htm"):
         return target
-    return target / REPORT_FILE
+    return SweepFolder(target).report_html
 
 
 def _write(path: Path, html: str) -> Path:
@@ -743,10 +742,10 @@ def _write(path: Path, html: str) -> Path:
     return path
 
 
-def write_run_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+def write_run_report(run_dir: RunFolder | str | Path, out: str | Path | None = None) -> Path:
     """Write one run's report (``<run>/report.html`` unless ``out`` is given)."""
-    run_dir = Path(run_dir)
-    return _write(Path(out) if out else run_dir / REPORT_FILE, run_page(run_dir))
+    run = RunFolder.of(run_dir)
+    return _write(Path(out) if out else run.report_html, run_page(run))
 
 
 def write_runs_report(
@@ -760,14 +759,14 @@ def write_runs_report(
     page = output_path(folders, out)
     if run_reports != "none":
         for run in collect_runs(folders):
-            if not is_run(run.run_dir):
+            if not run.folder.is_run():
                 continue
-            if run_reports == "missing" and (run.run_dir / REPORT_FILE).is_file():
+            if run_reports == "missing" and run.folder.report_html.is_file():
                 continue
             try:
-                write_run_report(run.run_dir)
+                write_run_report(run.folder)
             except (OSError, UserError) as error:
-                logger.warning(f"could not write {run.run_dir / REPORT_FILE}: {one_line(error)}")
+                logger.warning(f"could not write {run.folder.report_html}: {one_line(error)}")
     return _write(page, runs_page(folders, page))
 
 

@@ -18,15 +18,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from imgcls.base.atomic import atomic_write
 from imgcls.base.errors import UserError
 from imgcls.base.folders import ensure_dir
-from imgcls.base.runs import atomic_write, read_summary
+from imgcls.base.record import (
+    RunFolder,
+    RunOverride,
+    Summary,
+    SweepFolder,
+    find_jobs_files,
+    find_runs,
+    parse_overrides,
+)
 from imgcls.evaluate.plots import read_metrics
 
-JOBS_FILE = "jobs.json"
-SEED_KEYS = ("seed", "+seed", "++seed")
 FIGURES = ("test_accuracy", "test_loss")
 
 
@@ -36,13 +41,29 @@ class RunInfo:
 
     run_dir: Path
     status: str
-    overrides: list[str]
-    summary: dict[str, Any] = field(default_factory=dict)
+    settings: list[RunOverride]  # what the run computed: no Hydra or sweep.resume overrides
+    summary: Summary = field(default_factory=Summary)
     error: str = ""
 
     @property
+    def folder(self) -> RunFolder:
+        """The run's folder, to find its files."""
+        return RunFolder(self.run_dir)
+
+    @property
+    def overrides(self) -> list[str]:
+        """The overrides as written (``optimizer.lr=0.05``), for tables and messages."""
+        return [o.text for o in self.settings]
+
+    @property
     def config_overrides(self) -> tuple[str, ...]:
-        return tuple(o for o in self.overrides if o.split("=", 1)[0] not in SEED_KEYS)
+        """The overrides that make a configuration: all but the seed."""
+        return tuple(o.text for o in self.config_settings)
+
+    @property
+    def config_settings(self) -> tuple[RunOverride, ...]:
+        """The parsed overrides that make a configuration: all but the seed."""
+        return tuple(o for o in self.settings if o.key != "seed")
 
 
 @dataclass
@@ -55,35 +76,29 @@ class Leaderboard:
     groups: list[list[RunInfo]]
 
 
-def _read_overrides(run_dir: Path) -> list[str]:
-    path = run_dir / ".hydra" / "overrides.yaml"
-    if not path.is_file():
-        return []
+def _computed(overrides: list[RunOverride]) -> list[RunOverride]:
+    """Without how a job was launched (Hydra settings, ``sweep.resume``): what it computed."""
+    return [o for o in overrides if not o.is_hydra and o.key != "sweep.resume"]
 
+
+def _settings(run: RunFolder) -> list[RunOverride]:
     try:
-        values = yaml.safe_load(path.read_text())
-    except (OSError, ValueError, yaml.YAMLError):
+        return _computed(run.read_overrides())
+    except UserError:
         return []  # a damaged overrides file: the run is listed without its settings
-    if not isinstance(values, list):
-        return []
-    launch = ("hydra", "sweep.resume=")  # how a job was launched, not what it computed
-    return [str(v) for v in values if not str(v).lstrip("+~").startswith(launch)]
 
 
-def read_run(run_dir: Path) -> RunInfo:
-    """A run's summary; a damaged one (not JSON, not an object) is listed as unreadable."""
+def read_run(run_dir: RunFolder | Path) -> RunInfo:
+    """A run's summary; a damaged one (not JSON, not an object) is listed as unreadable.
 
+    Sections of the wrong shape (``best``, ``test``) are dropped by :meth:`Summary.read`.
+    """
+    run = RunFolder.of(run_dir)
     try:
-        summary = read_summary(run_dir / "summary.json")
+        summary = run.read_summary()
     except UserError as error:
-        return RunInfo(run_dir, "unreadable", _read_overrides(run_dir), error=str(error))
-    for key in ("best", "test"):  # sections of the wrong shape are dropped, not trusted
-        if not isinstance(summary.get(key), dict):
-            summary.pop(key, None)
-    status = str(summary.get("status", "unknown"))
-    return RunInfo(
-        run_dir, status, _read_overrides(run_dir), summary, str(summary.get("error", ""))
-    )
+        return RunInfo(run.path, "unreadable", _settings(run), error=str(error))
+    return RunInfo(run.path, summary.status, _settings(run), summary, summary.error or "")
 
 
 def read_jobs(path: Path) -> list[dict[str, Any]]:
@@ -104,32 +119,26 @@ def collect_runs(paths: Iterable[str | Path]) -> list[RunInfo]:
         path = Path(given)
         if not path.is_dir():
             raise UserError(f"not a directory: {path}; give run or sweep directories")
-        found = (
-            [path / "summary.json"]
-            if (path / "summary.json").is_file()
-            else sorted(path.rglob("summary.json"))
-        )
-        for summary in found:
-            runs[summary.parent.resolve()] = read_run(summary.parent)
-        for jobs_file in [path / JOBS_FILE, *sorted(path.rglob(f"*/{JOBS_FILE}"))]:
-            if not jobs_file.is_file():
-                continue
+        found = [RunFolder(path)] if RunFolder(path).is_run() else find_runs(path)
+        for run in found:
+            runs[run.path.resolve()] = read_run(run)
+        for jobs_file in find_jobs_files(path):
             for job in read_jobs(jobs_file):
                 job_dir = Path(job["run_dir"]).resolve()
                 status = str(job.get("status", "unknown"))
                 if status != "completed" and job_dir not in runs:
                     overrides = job.get("overrides")
-                    overrides = [str(o) for o in overrides] if isinstance(overrides, list) else []
+                    settings = parse_overrides(overrides) if isinstance(overrides, list) else []
                     error = str(job.get("error") or "")
-                    runs[job_dir] = RunInfo(job_dir, status, overrides, error=error)
+                    runs[job_dir] = RunInfo(job_dir, status, settings, error=error)
         if not found and not runs:
             raise UserError(f"{path} holds no imgcls runs (no summary.json below it)")
     return sorted(runs.values(), key=lambda r: str(r.run_dir))
 
 
-def _split(override: str) -> tuple[str, str]:
-    key, _, value = override.partition("=")
-    return key.lstrip("+~"), value
+def setting_values(overrides: Iterable[RunOverride]) -> dict[str, str]:
+    """``{key: value as written}`` of overrides (``~key`` without a value: empty)."""
+    return {o.key: o.value_text or "" for o in overrides}
 
 
 def _stats(values: Sequence[float]) -> tuple[float, float | None]:
@@ -139,15 +148,15 @@ def _stats(values: Sequence[float]) -> tuple[float, float | None]:
 
 def _figures(run: RunInfo) -> dict[str, float]:
     summary = run.summary
-    best = summary.get("best") or {}
+    best = summary.best or {}
     values: dict[str, float] = {}
     if isinstance(best.get("value"), (int, float)):
         values[str(best.get("metric", "val_accuracy"))] = float(best["value"])
-    for key, value in (summary.get("test") or {}).items():
+    for key, value in (summary.test or {}).items():
         if isinstance(value, (int, float)):
             values[f"test_{key}"] = float(value)
-    if isinstance(summary.get("train_seconds"), (int, float)):
-        values["train_seconds"] = float(summary["train_seconds"])
+    if summary.train_seconds is not None:
+        values["train_seconds"] = float(summary.train_seconds)
     return values
 
 
@@ -156,19 +165,15 @@ def build_leaderboard(runs: Sequence[RunInfo]) -> Leaderboard:
     completed = [r for r in runs if r.status == "completed"]
     failed = [r for r in runs if r.status != "completed"]
     metric = next(
-        (
-            str(r.summary["best"]["metric"])
-            for r in completed
-            if (r.summary.get("best") or {}).get("metric")
-        ),
+        (str(r.summary.best["metric"]) for r in completed if (r.summary.best or {}).get("metric")),
         "val_accuracy",
     )
     mode = "min" if metric.endswith("loss") else "max"
     grouped: dict[tuple[str, ...], list[RunInfo]] = {}
     for run in completed:
         grouped.setdefault(tuple(sorted(run.config_overrides)), []).append(run)
-    settings = [dict(_split(o) for o in key) for key in grouped]
-    listed = settings + [dict(_split(o) for o in r.config_overrides) for r in failed]
+    settings = [setting_values(parse_overrides(key)) for key in grouped]
+    listed = settings + [setting_values(r.config_settings) for r in failed]
     keys = sorted({k for s in listed for k in s})
     columns = [k for k in keys if len({s.get(k, "") for s in listed}) > 1]
     rows: list[dict[str, Any]] = []
@@ -183,9 +188,9 @@ def build_leaderboard(runs: Sequence[RunInfo]) -> Leaderboard:
             values = [f[name] for f in figures if name in f]
             if values:
                 row[f"{name}_mean"], row[f"{name}_std"] = _stats(values)
-        row["params"] = members[0].summary.get("params", "")
-        row["flops"] = members[0].summary.get("flops", "")
-        row["seeds"] = " ".join(str(m.summary.get("seed", "")) for m in members)
+        row["params"] = _or_empty(members[0].summary.params)
+        row["flops"] = _or_empty(members[0].summary.flops)
+        row["seeds"] = " ".join(str(_or_empty(m.summary.seed)) for m in members)
         row["runs"] = " ".join(str(m.run_dir) for m in members)
         rows.append(row)
         groups.append(members)
@@ -201,6 +206,11 @@ def build_leaderboard(runs: Sequence[RunInfo]) -> Leaderboard:
     return Leaderboard(
         metric, mode, columns or ["config"], [r for r, _ in ranked], failed, [g for _, g in ranked]
     )
+
+
+def _or_empty(value: Any) -> Any:
+    """A missing summary fact as an empty cell."""
+    return "" if value is None else value
 
 
 def _number(value: Any) -> str:
@@ -232,14 +242,14 @@ def csv_text(board: Leaderboard) -> str:
         values = {**row, "status": "completed", "error": ""}
         writer.writerow([_number(values.get(h)) for h in header])
     for run in board.failed:
-        values = dict(_split(o) for o in run.config_overrides)
+        values = setting_values(run.config_settings)
         cells = {
             **{c: values.get(c, "") for c in board.columns},
             "n": 1,
             "status": run.status,
             "error": run.error,
             "runs": str(run.run_dir),
-            "seeds": dict(_split(o) for o in run.overrides).get("seed", ""),
+            "seeds": setting_values(run.settings).get("seed", ""),
         }
         if board.columns == ["config"]:
             cells["config"] = " ".join(run.config_overrides)
@@ -317,8 +327,10 @@ def markdown_text(board: Leaderboard, title: str = "Leaderboard") -> str:
 
 
 def write_leaderboard(out_dir: Path, board: Leaderboard) -> tuple[Path, Path]:
+    """leaderboard.csv and leaderboard.md in ``out_dir`` (a sweep or report folder)."""
     ensure_dir(out_dir, "report folder")
-    csv_path, md_path = out_dir / "leaderboard.csv", out_dir / "leaderboard.md"
+    folder = SweepFolder(out_dir)
+    csv_path, md_path = folder.leaderboard_csv, folder.leaderboard_md
     atomic_write(csv_path, lambda f: f.write(csv_text(board)))
     atomic_write(md_path, lambda f: f.write(markdown_text(board, f"Leaderboard: {out_dir.name}")))
     return csv_path, md_path
@@ -327,16 +339,16 @@ def write_leaderboard(out_dir: Path, board: Leaderboard) -> tuple[Path, Path]:
 def write_jobs(sweep_dir: Path, jobs: Sequence[Any]) -> Path:
     """Record every job of a sweep (run dir, status, error, overrides) in jobs.json."""
 
-    path = Path(sweep_dir) / JOBS_FILE
+    path = SweepFolder(sweep_dir).jobs_json
     records = [
         {
             "run_dir": str(j.run_dir),
             "status": j.status,
             "error": j.error,
             "overrides": [
-                str(o)
-                for o in getattr(j, "overrides", [])
-                if not str(o).lstrip("+~").startswith("hydra")
+                o.text
+                for o in parse_overrides(getattr(j, "overrides", []))
+                if not o.is_hydra  # how the job was launched, not what it computed
             ],
         }
         for j in jobs
@@ -361,9 +373,7 @@ def mean_curves(board: Leaderboard) -> dict[str, dict[str, list[float]]]:
     curves: dict[str, dict[str, list[float]]] = {}
     for row, members in zip(board.rows, board.groups, strict=True):
         series = [
-            read_metrics(m.run_dir / "metrics.csv")
-            for m in members
-            if (m.run_dir / "metrics.csv").is_file()
+            read_metrics(m.folder.metrics_csv) for m in members if m.folder.metrics_csv.is_file()
         ]
         if not series:
             continue

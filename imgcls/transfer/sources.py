@@ -7,14 +7,15 @@ from typing import Any
 
 from imgcls.base.checkpoint import load_checkpoint
 from imgcls.base.errors import UserError
+from imgcls.base.record import RunFolder
 
 
 def checkpoint_path(value: str, key: str) -> Path:
     """A run directory (its ``checkpoints/best.pt``, else ``last.pt``) or a ``.pt`` file."""
     path = Path(value).expanduser()
     if path.is_dir():
-        for name in ("best.pt", "last.pt"):
-            candidate = path / "checkpoints" / name
+        run = RunFolder(path)
+        for candidate in (run.best_checkpoint, run.last_checkpoint):
             if candidate.is_file():
                 return candidate
         raise UserError(f"{key}={value}: the folder has no checkpoints/best.pt or last.pt")
