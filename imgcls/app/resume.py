@@ -20,7 +20,7 @@ from imgcls.app.job import RunResult, train
 from imgcls.app.validation import validate
 from imgcls.base.checkpoint import load_checkpoint
 from imgcls.base.errors import UserError, one_line
-from imgcls.base.record import RunFolder, find_runs
+from imgcls.base.record import RunFolder, find_runs, parse_overrides
 from imgcls.config.compose import compose, register_configs
 from imgcls.config.files import HYDRA_KEYS
 from imgcls.config.schemas import TrainConfig
@@ -122,7 +122,7 @@ def target_from_overrides(overrides: Sequence[str], multirun: bool) -> Path | No
     ``resume=auto`` finds no unfinished run with the config the other overrides compose."""
     if multirun:
         raise UserError("resume= continues one run; it cannot be combined with -m (--multirun)")
-    value = next(o.split("=", 1)[1] for o in overrides if o.startswith("resume="))
+    value = next(str(o.value) for o in parse_overrides(overrides) if o.key == "resume")
     if value in ("", "null", "None"):
         return None
     if value != "auto":

@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 from imgcls.base import distributed
 from imgcls.base.errors import UserError, one_line
 from imgcls.base.folders import claim_run_folder, ensure_dir
-from imgcls.base.record import SweepFolder
+from imgcls.base.record import SweepFolder, parse_overrides
 from imgcls.config.compose import compose
 from imgcls.config.files import HYDRA_KEYS
 from imgcls.config.overrides import override_variants
@@ -36,7 +36,7 @@ class Claim:
 
 def resume_sweep_overrides(overrides: Sequence[str], multirun: bool) -> list[str]:
     """``sweep.resume=<dir>`` re-runs a sweep into its old folder: ``hydra.sweep.dir=<dir>``."""
-    resume = [o.split("=", 1)[1] for o in overrides if o.startswith("sweep.resume=")]
+    resume = [str(o.value) for o in parse_overrides(overrides) if o.key == "sweep.resume"]
     if not resume or resume[-1] in ("null", "None", ""):
         return []
     folder = Path(resume[-1])

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from imgcls.app.preview import compose_preview, preview
 from imgcls.base.errors import UserError
+from imgcls.base.record import parse_overrides
 from imgcls.config.files import HYDRA_KEYS
 
 
@@ -30,8 +31,9 @@ def run_preview(args: Sequence[str]) -> int:
 def split_run_dir(args: Sequence[str]) -> tuple[list[str], Path | None]:
     """The overrides, and the folder ``hydra.run.dir=DIR`` names (the only Hydra setting a
     preview takes: it writes one image, not a Hydra run)."""
-    run_dirs = [a.split("=", 1)[1] for a in args if a.lstrip("+").startswith("hydra.run.dir=")]
-    others = [a for a in args if a.startswith(HYDRA_KEYS) and "hydra.run.dir=" not in a]
+    parsed = parse_overrides(args)
+    run_dirs = [str(o.value) for o in parsed if o.key == "hydra.run.dir"]
+    others = [o.text for o in parsed if o.is_hydra and o.key != "hydra.run.dir"]
     if others:
         raise UserError(
             f"imgcls preview takes no Hydra setting but hydra.run.dir=DIR (got {' '.join(others)})"

@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from imgcls.base.errors import UserError
 from imgcls.base.folders import job_dir, unique_dir
+from imgcls.base.record import parse_overrides
 from imgcls.config.augment_schema import AugmentComponents
 from imgcls.config.files import config_dir
 from imgcls.config.hydra_errors import translate_compose_error
@@ -87,4 +88,4 @@ def compose_valid_keys(
 
 
 def _override_key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
+    return parse_overrides([override])[0].key
