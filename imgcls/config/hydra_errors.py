@@ -60,6 +60,13 @@ def translate_compose_error(
             "(true or false)"
         )
 
+    not_list = "is not a ListConfig, list or tuple" in cause_text
+    override = re.search(r"Error merging override ([^=\s]+)=(\S*)", text)
+    if not_list and override:  # model.widths=3
+        return UserError(
+            f"{override.group(1)}={override.group(2)} has the wrong type: expected a list"
+        )
+
     if "Ambiguous value for argument" in text:
         arg = re.search(r"argument '([^']+)'", text)
         return UserError(

@@ -4,7 +4,7 @@ Importing this package declares every schema (:data:`~imgcls.config.options.base
 :func:`imgcls.config.compose.register_configs` stores them in Hydra's ConfigStore.
 """
 
-from imgcls.config.options import augment, datasets, optimizers  # noqa: F401  (declares them)
+from imgcls.config.options import augment, datasets, models, optimizers  # noqa: F401  (declares them)
 from imgcls.config.options.base import SCHEMAS, Options, schema
 
 __all__ = ["SCHEMAS", "Options", "schema"]
