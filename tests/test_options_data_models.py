@@ -132,3 +132,16 @@ def test_rules_name_the_key_under_the_prefix_given(group, name, values, message)
     prefix = "method.target_dataset" if group == "dataset" else f"teacher.{group}"
     with pytest.raises(UserError, match=message.replace(f"^{group}", f"^{prefix}")):
         GROUPS[group].options(name, values, prefix)
+
+
+def test_eval_dataset_option_loads_the_file_without_its_schema_line():
+    """``imgcls eval dataset=<option>`` reads conf/dataset/<option>.yaml by hand."""
+    from omegaconf import OmegaConf
+
+    from imgcls.app.build import build_dataset
+    from imgcls.commands.evaluate import dataset_config
+
+    base = OmegaConf.to_container(compose([]), resolve=True, enum_to_str=True)  # a run's
+    cfg = dataset_config(OmegaConf.create(base), {"dataset": "digits_shifted"})
+    assert "defaults" not in cfg.dataset and cfg.dataset.name == "digits_shifted"
+    assert build_dataset(cfg).name == "digits_shifted"
