@@ -86,10 +86,10 @@ def test_batch_size_larger_than_dataset(capsys, tmp_path):
     ("override", "message"),
     [
         ("augment.crop.paddin=2", r"unknown config key 'augment.crop.paddin' — did you mean"),
-        ("augment.color.p=2", r"augment.color.p=2.0 is invalid: it is a probability"),
+        ("augment.color.p=2", r"augment.color.p=2 is invalid: it is a probability"),
         ("augment.autoaugment.policy=mnist", r"unknown augment.autoaugment.policy 'mnist'"),
         ("data.loader=disk", r"unknown data.loader 'disk'; available: auto, dataloader, memory"),
-        ("augment.mix.mixup_alpha=-1", r"augment.mix.mixup_alpha=-1.0 is invalid"),
+        ("augment.mix.mixup_alpha=-1", r"augment.mix.mixup_alpha=-1 is invalid"),
     ],
 )
 def test_bad_augment_and_loader_values(override, message, capsys, tmp_path):

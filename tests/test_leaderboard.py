@@ -97,7 +97,9 @@ def test_sweep_with_a_failing_job_finishes_and_lists_it(tmp_path):
     args = [
         "train",
         "-m",
-        "dataset.num_classes=1,4",
+        # 40 classes pass the options' rules (checked for every value before the sweep
+        # starts) but 240 images cannot be split for them: that job fails while running
+        "dataset.num_classes=40,4",
         *base,
         "trainer.epochs=1",
         f"output_root={tmp_path}",
@@ -107,16 +109,16 @@ def test_sweep_with_a_failing_job_finishes_and_lists_it(tmp_path):
     rows = read_rows(sweep_dir / "leaderboard.csv")
     assert [r["status"] for r in rows] == ["completed", "failed"]
     assert rows[0]["dataset.num_classes"] == "4" and rows[0]["n"] == "1"
-    assert rows[1]["dataset.num_classes"] == "1"
-    assert "a classifier needs at least 2" in rows[1]["error"]
+    assert rows[1]["dataset.num_classes"] == "40"
+    assert "cannot split 240 images of 40 classes" in rows[1]["error"]
     markdown = (sweep_dir / "leaderboard.md").read_text()
-    assert "## Failed or unfinished runs" in markdown and "dataset.num_classes=1" in markdown
+    assert "## Failed or unfinished runs" in markdown and "dataset.num_classes=40" in markdown
     jobs = json.loads((sweep_dir / "jobs.json").read_text())  # as docs/guide/sweeps.md lists it
     assert [(Path(j["run_dir"]).name, j["status"]) for j in jobs] == [
         ("0_simplecnn_synthetic", "failed"),
         ("1_simplecnn_synthetic", "completed"),
     ]
-    assert "dataset.num_classes=1" in jobs[0]["overrides"] and "at least 2" in jobs[0]["error"]
+    assert "dataset.num_classes=40" in jobs[0]["overrides"] and "cannot split" in jobs[0]["error"]
     # report rebuilds the same listing later, from jobs.json
     assert cli.main(["report", str(sweep_dir)]) == 0
     assert [r["status"] for r in read_rows(sweep_dir / "leaderboard.csv")] == [

@@ -13,8 +13,8 @@ from conftest import CPU, ROOT, run_cli
 
 from imgcls import cli
 from imgcls.app.job import train
+from imgcls.config.catalog import FAMILIES, VARIANTS
 from imgcls.config.compose import compose
-from imgcls.models.catalog import FAMILIES, VARIANTS
 from imgcls.models.facts import count_flops, count_parameters
 from imgcls.registry import MODELS
 

@@ -10,8 +10,8 @@ from torch import nn
 from imgcls.app import build
 from imgcls.app.validation import validate
 from imgcls.base.errors import UserError
+from imgcls.config.catalog import FAMILIES, VARIANTS
 from imgcls.config.compose import compose
-from imgcls.models.catalog import FAMILIES, VARIANTS
 from imgcls.models.facts import count_flops, count_parameters
 from imgcls.models.overview import fact_names
 from imgcls.registry import MODELS
@@ -109,8 +109,8 @@ def test_family_with_variant_equals_the_variant_by_name():
         by_family = make("resnet", (3, 32, 32), variant="resnet50")
         by_name = make("resnet50", (3, 32, 32))
     assert repr(by_family) == repr(by_name)
-    with pytest.raises(UserError, match="unknown key 'model.variant' for model 'resnet50'"):
-        MODELS.check("resnet50", {"variant": "resnet18"})
+    with pytest.raises(UserError, match="model.variant=resnet18 is invalid: model 'resnet50'"):
+        MODELS.options("resnet50", {"variant": "resnet18"})
 
 
 def test_lenet5_is_the_paper_network_on_32x32():
@@ -190,8 +190,8 @@ def test_densenet_dropout_and_bc_options():
     ("overrides", "message"),
     [
         (["model=vgg", "model.variant=vgg12"], r"unknown vgg variant 'vgg12' — did you mean"),
-        (["model=resnet", "model.stem=tiny"], r"unknown model.stem 'tiny'; available: auto, cifar"),
-        (["model=alexnet", "model.dropout=1.0"], r"model.dropout=1.0 is invalid"),
+        (["model=resnet", "model.stem=tiny"], r"model.stem: invalid value 'tiny', expected one of"),
+        (["model=alexnet", "model.dropout=1.0"], r"model.dropout=1 is invalid"),
         (["model=densenet", "model.depth=41"], r"model.depth=41 is invalid: DenseNet-BC needs"),
         (
             ["model=densenet", "model.variant=densenet121", "model.depth=40"],
@@ -201,11 +201,10 @@ def test_densenet_dropout_and_bc_options():
     ],
 )
 def test_bad_model_options_are_one_clear_line(overrides, message):
-    cfg = compose(
-        [*overrides, "dataset=synthetic", "dataset.num_samples=60", "dataset.image_size=8"]
-    )
+    data = ["dataset=synthetic", "dataset.num_samples=60", "dataset.image_size=8"]
     with pytest.raises(UserError, match=message) as info:
-        validate(cfg)  # ranges (model.dropout) fail here, the rest when the model is built
+        cfg = compose([*overrides, *data])  # types and choices (model.stem) fail here,
+        validate(cfg)  # the options' rules (model.dropout) here, the rest when built
         build.build_model(cfg, build.build_dataset(cfg))
     assert "\n" not in str(info.value)
 

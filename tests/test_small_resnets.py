@@ -12,9 +12,9 @@ from imgcls import cli
 from imgcls.app import build
 from imgcls.app.validation import validate
 from imgcls.base.errors import UserError
+from imgcls.config.catalog import FAMILIES, VARIANTS
 from imgcls.config.compose import compose
 from imgcls.models import small_resnets
-from imgcls.models.catalog import FAMILIES, VARIANTS
 from imgcls.models.facts import count_parameters
 from imgcls.registry import MODELS
 
@@ -162,7 +162,7 @@ def test_stem_is_ignored_but_checked():
     with torch.device("meta"):
         shapes = [repr(make("resnet20", (3, 224, 224), stem=s)) for s in ("imagenet", "cifar")]
     assert shapes[0] == shapes[1]
-    with pytest.raises(UserError, match="unknown model.stem 'tiny'"):
+    with pytest.raises(UserError, match="model.stem=tiny is invalid: use one of auto"):
         make("resnet20", (3, 32, 32), stem="tiny")
 
 
@@ -211,8 +211,8 @@ def test_variant_name_is_a_model_of_its_own():
         by_name = make("resnet20", (3, 32, 32))
         by_family = make("resnet", (3, 32, 32), variant="resnet20")
     assert repr(by_name) == repr(by_family)
-    with pytest.raises(UserError, match="unknown key 'model.variant' for model 'resnet20'"):
-        MODELS.check("resnet20", {"variant": "resnet32"})
+    with pytest.raises(UserError, match="model.variant=resnet32 is invalid: model 'resnet20'"):
+        MODELS.options("resnet20", {"variant": "resnet32"})
 
 
 def test_pretrained_is_one_clear_line_naming_the_variant():

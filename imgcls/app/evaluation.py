@@ -69,7 +69,9 @@ def dataset_config(base: Any, overrides: dict[str, Any]) -> Any:
         option = str(overrides["dataset"])
         if option not in group_options("dataset"):
             raise unknown_choice("dataset", option, group_options("dataset"))
-        cfg.dataset = OmegaConf.load(config_dir() / "dataset" / f"{option}.yaml")
+        node = OmegaConf.load(config_dir() / "dataset" / f"{option}.yaml")
+        node.pop("defaults", None)  # the schema it extends: its options class has the defaults
+        cfg.dataset = node
     for key, value in overrides.items():
         if key.startswith("dataset."):  # typed as Hydra's override grammar reads it
             OmegaConf.update(cfg, key, value, force_add=True)

@@ -90,7 +90,7 @@ def preview(cfg: DictConfig, run_dir: Path | None = None) -> Path:
         run_dir, created = claim_run_folder(run_dir)
     run = RunDirectory(run_dir or new_run_dir(cfg.output_root, "preview", data.name))
     try:
-        run.write_config(OmegaConf.to_container(cfg, resolve=True), [])
+        run.write_config(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True), [])
         path = run.path / "preview.png"
         _draw(images, titles, int(cfg.columns), path, f"{data.name}, augment={cfg.augment.name}")
     except BaseException:

@@ -13,7 +13,6 @@ from omegaconf import DictConfig, OmegaConf
 from imgcls.base.errors import UserError
 from imgcls.base.folders import job_dir, unique_dir
 from imgcls.base.record import parse_overrides
-from imgcls.config.augment_schema import AugmentComponents
 from imgcls.config.files import config_dir
 from imgcls.config.hydra_errors import translate_compose_error
 from imgcls.config.options import SCHEMAS
@@ -31,8 +30,6 @@ def register_configs() -> None:
     store.store(name="train_schema", node=TrainConfig)
     for (group, name), options in SCHEMAS.items():  # what conf/<group>/<name>.yaml extends
         store.store(group=f"schema/{group}", name=name, node=options)
-    # Every conf/augment preset starts from these (all off): `/augment_components@_here_`.
-    ConfigStore.instance().store(name="augment_components", node=AugmentComponents)
     register_resolvers()
     _registered = True
 

@@ -1,7 +1,7 @@
 """Batched augmentation on the training device, with a different random draw per image.
 
 An augment is a :class:`Pipeline` built from the components in ``conf/augment/<preset>.yaml``
-(schema: :mod:`imgcls.config.augment_schema`). Calling it on float images in 0..1, shape
+(options: :mod:`imgcls.config.options.augment`). Calling it on float images in 0..1, shape
 (N, C, H, W), applies the per-image components in this fixed order: resized_crop, crop,
 affine, hflip (or alternating_flip), vflip, autoaugment, randaugment, trivialaugment, augmix,
 color, grayscale, erasing. :meth:`Pipeline.mix` then applies MixUp/CutMix to the whole batch.
@@ -14,31 +14,16 @@ RandAugment, TrivialAugment, AugMix) call torchvision v2 once per image, on the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch
 
 import imgcls.data.transforms as T
-from imgcls.base.errors import UserError, unknown_choice
-from imgcls.config.augment_schema import (
-    AffineConfig,
-    AugMixConfig,
-    AutoAugmentConfig,
-    ColorConfig,
-    CropConfig,
-    ErasingConfig,
-    MixConfig,
-    RandAugmentConfig,
-    ResizedCropConfig,
-    TrivialAugmentConfig,
-)
 from imgcls.config.files import group_options
+from imgcls.config.options.augment import AugmentOptions, PaddingMode
 from imgcls.data.mixing import BatchMix
-from imgcls.registry import AUGMENTS
+from imgcls.registry import AUGMENTS, make_options
 
-AUTOAUGMENT_POLICIES = ("cifar10", "imagenet", "svhn")
-CROP_PADDING_MODES = ("constant", "reflect")
 POLICIES = ("autoaugment", "randaugment", "trivialaugment", "augmix")
 
 
@@ -83,131 +68,33 @@ class Augment:
         return f"{type(self).__name__}()"
 
 
-def _options(cls: type, key: str, value: Mapping[str, Any] | None) -> Any:
-    """Schema dataclass from a (possibly partial) mapping, with a clear error for a bad key."""
-    value = dict(value or {})
-    fields = cls.__dataclass_fields__
-    for name in value:
-        if name not in fields:
-            raise UserError(
-                f"unknown key 'augment.{key}.{name}'; valid keys: {', '.join(sorted(fields))}"
-            )
-    return cls(**value)
-
-
-def _probability(key: str, value: float) -> float:
-    if not 0.0 <= value <= 1.0:
-        raise UserError(f"augment.{key}={value} is invalid: it is a probability in [0, 1]")
-    return float(value)
-
-
-def _range(key: str, value: Any, low: float, high: float | None = None) -> tuple[float, float]:
-    pair = tuple(float(v) for v in value)
-    if (
-        len(pair) != 2
-        or pair[0] > pair[1]
-        or pair[0] < low
-        or (high is not None and pair[1] > high)
-    ):
-        top = "" if high is None else f" and at most {high}"
-        raise UserError(
-            f"augment.{key}={list(value)} is invalid: give [low, high] with low <= high, "
-            f"at least {low}{top}"
-        )
-    return pair  # type: ignore[return-value]
-
-
 class Pipeline(Augment):
-    """The configured components, applied in a fixed order with per-image random draws."""
+    """The configured components, applied in a fixed order with per-image random draws.
 
-    def __init__(
-        self,
-        resized_crop: dict | None = None,
-        crop: dict | None = None,
-        affine: dict | None = None,
-        hflip: float = 0.0,
-        vflip: float = 0.0,
-        autoaugment: dict | None = None,
-        alternating_flip: bool = False,
-        randaugment: dict | None = None,
-        trivialaugment: dict | None = None,
-        augmix: dict | None = None,
-        color: dict | None = None,
-        grayscale: float = 0.0,
-        erasing: dict | None = None,
-        mix: dict | None = None,
-    ) -> None:
-        self.resized_crop = _options(ResizedCropConfig, "resized_crop", resized_crop)
-        self.crop = _options(CropConfig, "crop", crop)
-        self.affine = _options(AffineConfig, "affine", affine)
-        self.hflip = _probability("hflip", hflip)
-        self.vflip = _probability("vflip", vflip)
-        self.alternating_flip = bool(alternating_flip)
-        if self.alternating_flip and self.hflip > 0:
-            raise UserError(
-                "augment.alternating_flip=true replaces augment.hflip: set augment.hflip=0"
-            )
-        self.autoaugment = _options(AutoAugmentConfig, "autoaugment", autoaugment)
-        self.randaugment = _options(RandAugmentConfig, "randaugment", randaugment)
-        self.trivialaugment = _options(TrivialAugmentConfig, "trivialaugment", trivialaugment)
-        self.augmix = _options(AugMixConfig, "augmix", augmix)
-        self.color = _options(ColorConfig, "color", color)
-        self.grayscale = _probability("grayscale", grayscale)
-        self.erasing = _options(ErasingConfig, "erasing", erasing)
-        mix_options = _options(MixConfig, "mix", mix)
-        self._check()
-        mixer = BatchMix(**vars(mix_options))
+    Built from its checked options; ``Pipeline(hflip=0.5, crop={"p": 1.0})`` makes them from
+    keywords (checked the same way, errors naming ``augment.<key>``)."""
+
+    def __init__(self, options: AugmentOptions | None = None, /, **fields: Any) -> None:
+        if options is None:
+            options = make_options(AugmentOptions, {"name": "custom", **fields}, "augment")
+        self.options = options
+        self.resized_crop = options.resized_crop
+        self.crop = options.crop
+        self.affine = options.affine
+        self.hflip = float(options.hflip)
+        self.vflip = float(options.vflip)
+        self.alternating_flip = bool(options.alternating_flip)
+        self.autoaugment = options.autoaugment
+        self.randaugment = options.randaugment
+        self.trivialaugment = options.trivialaugment
+        self.augmix = options.augmix
+        self.color = options.color
+        self.grayscale = float(options.grayscale)
+        self.erasing = options.erasing
+        self.mix_options = options.mix
+        mixer = BatchMix(**vars(options.mix))
         self.mixer = mixer if mixer.enabled else None
-        self.mix_options = mix_options
         self._policy_cache: dict[str, Any] = {}
-
-    def _check(self) -> None:
-        for key in ("resized_crop", "crop", "affine", *POLICIES, "color", "erasing"):
-            _probability(f"{key}.p", getattr(self, key).p)
-        if self.crop.padding < 0:
-            raise UserError(f"augment.crop.padding={self.crop.padding} is invalid: it must be >= 0")
-        if self.crop.padding_mode not in CROP_PADDING_MODES:
-            raise unknown_choice(
-                "augment.crop.padding_mode", self.crop.padding_mode, CROP_PADDING_MODES
-            )
-        _range("resized_crop.scale", self.resized_crop.scale, 0.0, 1.0)
-        _range("resized_crop.ratio", self.resized_crop.ratio, 1e-3)
-        if self.affine.degrees < 0:
-            raise UserError(
-                f"augment.affine.degrees={self.affine.degrees} is invalid: it must be >= 0"
-            )
-        _range("affine.scale", self.affine.scale, 1e-3)
-        translate = [float(t) for t in self.affine.translate]
-        if len(translate) != 2 or not all(0.0 <= t <= 1.0 for t in translate):
-            raise UserError(
-                f"augment.affine.translate={list(self.affine.translate)} is invalid: give "
-                "[fraction of width, fraction of height], each in [0, 1]"
-            )
-        for key in ("brightness", "contrast", "saturation"):
-            if getattr(self.color, key) < 0:
-                raise UserError(
-                    f"augment.color.{key}={getattr(self.color, key)} is invalid: it must be >= 0"
-                )
-        if not 0.0 <= self.color.hue <= 0.5:
-            raise UserError(
-                f"augment.color.hue={self.color.hue} is invalid: it must be in [0, 0.5]"
-            )
-        _range("erasing.scale", self.erasing.scale, 0.0, 1.0)
-        _range("erasing.ratio", self.erasing.ratio, 1e-3)
-        if self.autoaugment.policy not in AUTOAUGMENT_POLICIES:
-            raise unknown_choice(
-                "augment.autoaugment.policy", self.autoaugment.policy, AUTOAUGMENT_POLICIES
-            )
-        if not 0 <= self.randaugment.magnitude <= 30 or self.randaugment.num_ops < 0:
-            raise UserError(
-                f"augment.randaugment: num_ops={self.randaugment.num_ops} must be >= 0 and "
-                f"magnitude={self.randaugment.magnitude} in 0..30"
-            )
-        if not 1 <= self.augmix.severity <= 10 or self.augmix.width < 1:
-            raise UserError(
-                f"augment.augmix: severity={self.augmix.severity} must be in 1..10 and "
-                f"width={self.augmix.width} at least 1"
-            )
 
     # -- the per-image components ----------------------------------------------------------
     def __call__(
@@ -226,7 +113,7 @@ class Pipeline(Augment):
             rc = self.resized_crop
             images = T.resized_crop(images, tuple(rc.scale), tuple(rc.ratio), on(rc.p), g)
         if self.crop.p > 0 and self.crop.padding > 0:
-            reflect = self.crop.padding_mode == "reflect"
+            reflect = self.crop.padding_mode is PaddingMode.reflect
             images = T.crop(images, self.crop.padding, on(self.crop.p), g, reflect)
         if self.affine.p > 0:
             a = self.affine
@@ -270,7 +157,7 @@ class Pipeline(Augment):
                 ),
                 T.chance(n, self.vflip, g, device),
                 g,
-                reflect=self.crop.padding_mode == "reflect",
+                reflect=self.crop.padding_mode is PaddingMode.reflect,
             )
         return self._after_geometry(images.float().div_(255.0), g)
 
@@ -338,12 +225,7 @@ def policy_transform(key: str, options: Any) -> Any:
     from torchvision.transforms import v2
 
     if key == "autoaugment":
-        policy = {
-            "cifar10": v2.AutoAugmentPolicy.CIFAR10,
-            "imagenet": v2.AutoAugmentPolicy.IMAGENET,
-            "svhn": v2.AutoAugmentPolicy.SVHN,
-        }[options.policy]
-        return v2.AutoAugment(policy)
+        return v2.AutoAugment(v2.AutoAugmentPolicy(options.policy.value))
     if key == "randaugment":
         return v2.RandAugment(num_ops=options.num_ops, magnitude=options.magnitude)
     if key == "trivialaugment":
@@ -359,4 +241,4 @@ def policy_transform(key: str, options: Any) -> Any:
 # Every preset is a Pipeline configured by conf/augment/<name>.yaml, which also describes it
 # (`imgcls list augment`); the names are the files' names, so the two cannot drift apart.
 for _name in group_options("augment"):
-    AUGMENTS.register(_name)(Pipeline)
+    AUGMENTS.register(_name, AugmentOptions)(Pipeline)

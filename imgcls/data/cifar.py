@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from imgcls.base.errors import UserError, unknown_choice
+from imgcls.base.errors import UserError
+from imgcls.config.options.datasets import Cifar10Options, Cifar100Options
 from imgcls.data.archives import download as run_download
 from imgcls.data.archives import missing_files
 from imgcls.data.splits import DataSplits, ImageSet, from_splits
@@ -77,10 +78,10 @@ def _names(value: Any) -> list[str]:
     return [v.decode() if isinstance(v, bytes) else str(v) for v in value]
 
 
-@DATASETS.register("cifar10")
-def cifar10(
-    root: str = "data", download: bool = False, val_fraction: float = 0.1, split_seed: int = 0
-) -> DataSplits:
+@DATASETS.register("cifar10", Cifar10Options)
+def cifar10(options: Cifar10Options) -> DataSplits:
+    """CIFAR-10's 50,000 training and 10,000 test images."""
+    root = options.root
     train_files = [f"data_batch_{i}" for i in range(1, 6)]
     files = [*train_files, "test_batch", "batches.meta"]
 
@@ -89,24 +90,18 @@ def cifar10(
 
         CIFAR10(str(Path(root).expanduser()), download=True)
 
-    folder = _folder(root, "cifar-10-batches-py", files, "cifar10", download, fetch)
+    folder = _folder(root, "cifar-10-batches-py", files, "cifar10", options.download, fetch)
     classes = _names(read_pickle(folder / "batches.meta").get("label_names", []))
     train = _batches(folder, train_files, "labels")
     test = _batches(folder, ["test_batch"], "labels")
     _check_labels("cifar10", folder, classes, train, test)
-    return from_splits("cifar10", train, test, classes, val_fraction, split_seed)
+    return from_splits("cifar10", train, test, classes, options.val_fraction, options.split_seed)
 
 
-@DATASETS.register("cifar100")
-def cifar100(
-    root: str = "data",
-    download: bool = False,
-    labels: str = "fine",
-    val_fraction: float = 0.1,
-    split_seed: int = 0,
-) -> DataSplits:
-    if labels not in ("fine", "coarse"):
-        raise unknown_choice("dataset.labels", labels, ("fine", "coarse"))
+@DATASETS.register("cifar100", Cifar100Options)
+def cifar100(options: Cifar100Options) -> DataSplits:
+    """CIFAR-100's 50,000 training and 10,000 test images, fine or coarse labels."""
+    root, labels = options.root, options.labels.value
 
     def fetch() -> None:
         from torchvision.datasets import CIFAR100
@@ -114,13 +109,13 @@ def cifar100(
         CIFAR100(str(Path(root).expanduser()), download=True)
 
     folder = _folder(
-        root, "cifar-100-python", ["train", "test", "meta"], "cifar100", download, fetch
+        root, "cifar-100-python", ["train", "test", "meta"], "cifar100", options.download, fetch
     )
     classes = _names(read_pickle(folder / "meta").get(f"{labels}_label_names", []))
     train = _batches(folder, ["train"], f"{labels}_labels")
     test = _batches(folder, ["test"], f"{labels}_labels")
     _check_labels("cifar100", folder, classes, train, test)
-    return from_splits("cifar100", train, test, classes, val_fraction, split_seed)
+    return from_splits("cifar100", train, test, classes, options.val_fraction, options.split_seed)
 
 
 def _check_labels(name: str, folder: Path, classes: list[str], *splits: ImageSet) -> None:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from imgcls.config.options.datasets import DigitsOptions
 from imgcls.data.splits import DataSplits, from_arrays
 from imgcls.registry import DATASETS
 
 
-@DATASETS.register("digits")
-def digits(
-    split_seed: int = 0, val_fraction: float = 0.15, test_fraction: float = 0.15
-) -> DataSplits:
+@DATASETS.register("digits", DigitsOptions)
+def digits(options: DigitsOptions) -> DataSplits:
+    """The 1,797 digits, split three ways."""
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
@@ -19,4 +19,4 @@ def digits(
     images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None, :, :]
     labels = bunch.target.astype(np.int64)
     classes = [str(c) for c in bunch.target_names]
-    return from_arrays("digits", images, labels, classes, val_fraction, test_fraction, split_seed)
+    return from_arrays("digits", images, labels, classes, options)

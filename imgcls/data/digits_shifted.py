@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from imgcls.base.errors import UserError
+from imgcls.config.options.datasets import DigitsShiftedOptions
 from imgcls.data.splits import DataSplits, from_arrays
 from imgcls.registry import DATASETS
 
@@ -43,27 +43,14 @@ def shift_images(
     return np.rint(x.clamp(0, 1).numpy() * 255.0).astype(np.uint8)
 
 
-@DATASETS.register("digits_shifted")
-def digits_shifted(
-    invert: bool = False,
-    noise: float = 0.3,
-    scale: float = 0.75,
-    seed: int = 0,
-    split_seed: int = 0,
-    val_fraction: float = 0.15,
-    test_fraction: float = 0.15,
-) -> DataSplits:
-    if noise < 0:
-        raise UserError(f"dataset.noise={noise} is invalid: it must be >= 0")
-    if not 0.25 <= scale <= 4.0:
-        raise UserError(f"dataset.scale={scale} is invalid: use a factor in [0.25, 4]")
+@DATASETS.register("digits_shifted", DigitsShiftedOptions)
+def digits_shifted(options: DigitsShiftedOptions) -> DataSplits:
+    """The digits shifted by :func:`shift_images`, split like ``digits``."""
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
     images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None, :, :]
-    images = shift_images(images, invert, noise, scale, seed)
+    images = shift_images(images, options.invert, options.noise, options.scale, options.seed)
     labels = bunch.target.astype(np.int64)
     classes = [str(c) for c in bunch.target_names]
-    return from_arrays(
-        "digits_shifted", images, labels, classes, val_fraction, test_fraction, split_seed
-    )
+    return from_arrays("digits_shifted", images, labels, classes, options)

@@ -13,8 +13,9 @@ from pathlib import Path
 import torch
 
 from imgcls.base.errors import UserError
+from imgcls.config.options.datasets import FolderOptions
 from imgcls.data.files import EXTENSIONS, FileSet
-from imgcls.data.splits import DataSplits, check_fractions, cut_split, from_splits, require_classes
+from imgcls.data.splits import DataSplits, cut_split, from_splits, require_classes
 from imgcls.registry import DATASETS
 
 LAYOUT = (
@@ -63,23 +64,15 @@ def scan(
     return FileSet(paths, torch.tensor(labels, dtype=torch.int64), channels, size), classes
 
 
-@DATASETS.register("folder")
-def folder(
-    root: str = "data/images",
-    image_size: int = 32,
-    channels: int = 3,
-    val_fraction: float = 0.15,
-    test_fraction: float = 0.15,
-    split_seed: int = 0,
-    stats_images: int = 2000,
-) -> DataSplits:
-    if image_size < 4:
-        raise UserError(f"dataset.image_size={image_size} is invalid: it must be at least 4")
-    if channels not in (1, 3):
-        raise UserError(f"dataset.channels={channels} is invalid: use 1 (grayscale) or 3 (RGB)")
-    if stats_images < 1:
-        raise UserError(f"dataset.stats_images={stats_images} is invalid: it must be at least 1")
-    check_fractions(val_fraction, test_fraction)
+@DATASETS.register("folder", FolderOptions)
+def folder(options: FolderOptions) -> DataSplits:
+    """The images under ``options.root``, read from their files per batch."""
+    root, image_size, channels = options.root, options.image_size, options.channels
+    val_fraction, test_fraction, split_seed = (
+        options.val_fraction,
+        options.test_fraction,
+        options.split_seed,
+    )
     base = Path(root).expanduser()
     if not base.is_dir():
         raise UserError(
@@ -107,5 +100,12 @@ def folder(
         train, test = train.subset(rest), train.subset(cut)
         val_fraction = val_fraction / (1.0 - test_fraction)  # of all images, as documented
     return from_splits(
-        "folder", train, test, classes, val_fraction, split_seed, val=val, stats_sample=stats_images
+        "folder",
+        train,
+        test,
+        classes,
+        val_fraction,
+        split_seed,
+        val=val,
+        stats_sample=options.stats_images,
     )

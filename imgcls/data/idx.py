@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from imgcls.base.errors import UserError
+from imgcls.config.options.datasets import IdxOptions
 from imgcls.data.archives import download as run_download
 from imgcls.data.archives import find_folder, locate, missing_files
 from imgcls.data.splits import DataSplits, ImageSet, from_splits
@@ -96,12 +97,10 @@ def load_idx_dataset(
     name: str,
     folder_name: str,
     classes: list[str],
-    root: str | None,
-    download: bool,
-    val_fraction: float,
-    split_seed: int,
+    options: IdxOptions,
 ) -> DataSplits:
     """The splits from ``root``; when root is None, from ``data``, then the system folder."""
+    root = options.root
     candidates = (f"{folder_name}/raw", folder_name, "")
     names = list(FILES.values())
     base = root or DEFAULT_ROOT
@@ -109,7 +108,7 @@ def load_idx_dataset(
     folder = find_folder(base, candidates, names)
     if folder is None and system:  # Debian's packages put the files in the folder itself
         folder = find_folder(str(system[0]), ("",), names)
-    if folder is None and download:
+    if folder is None and options.download:
         from torchvision import datasets
 
         cls = datasets.MNIST if folder_name == "MNIST" else datasets.FashionMNIST
@@ -135,21 +134,17 @@ def load_idx_dataset(
                 f"{name} labels in {folder} go up to {int(split.labels.max())}; "
                 f"expected 0..{len(classes) - 1}"
             )
-    return from_splits(name, train, test, classes, val_fraction, split_seed)
+    return from_splits(name, train, test, classes, options.val_fraction, options.split_seed)
 
 
-@DATASETS.register("mnist")
-def mnist(
-    root: str | None = None, download: bool = False, val_fraction: float = 0.1, split_seed: int = 0
-) -> DataSplits:
+@DATASETS.register("mnist", IdxOptions)
+def mnist(options: IdxOptions) -> DataSplits:
+    """MNIST's 60,000 training and 10,000 test digits."""
     classes = [str(i) for i in range(10)]
-    return load_idx_dataset("mnist", "MNIST", classes, root, download, val_fraction, split_seed)
+    return load_idx_dataset("mnist", "MNIST", classes, options)
 
 
-@DATASETS.register("fashion_mnist")
-def fashion_mnist(
-    root: str | None = None, download: bool = False, val_fraction: float = 0.1, split_seed: int = 0
-) -> DataSplits:
-    return load_idx_dataset(
-        "fashion_mnist", "FashionMNIST", FASHION_CLASSES, root, download, val_fraction, split_seed
-    )
+@DATASETS.register("fashion_mnist", IdxOptions)
+def fashion_mnist(options: IdxOptions) -> DataSplits:
+    """Fashion-MNIST's 60,000 training and 10,000 test images."""
+    return load_idx_dataset("fashion_mnist", "FashionMNIST", FASHION_CLASSES, options)

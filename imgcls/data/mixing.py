@@ -12,11 +12,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from imgcls.base.errors import UserError
-
 
 class BatchMix:
-    """Mixes a batch with probability ``prob``; CutMix instead of MixUp with ``switch_prob``."""
+    """Mixes a batch with probability ``prob``; CutMix instead of MixUp with ``switch_prob``.
+
+    The values' ranges are checked by :class:`imgcls.config.options.augment.MixOptions`."""
 
     def __init__(
         self,
@@ -26,16 +26,6 @@ class BatchMix:
         switch_prob: float = 0.5,
         stop_epoch: int | None = None,
     ) -> None:
-        for key, value in (("mixup_alpha", mixup_alpha), ("cutmix_alpha", cutmix_alpha)):
-            if value < 0:
-                raise UserError(f"augment.mix.{key}={value} is invalid: it must be >= 0")
-        for key, value in (("prob", prob), ("switch_prob", switch_prob)):
-            if not 0.0 <= value <= 1.0:
-                raise UserError(
-                    f"augment.mix.{key}={value} is invalid: it is a probability in [0, 1]"
-                )
-        if stop_epoch is not None and stop_epoch < 0:
-            raise UserError(f"augment.mix.stop_epoch={stop_epoch} is invalid: it must be >= 0")
         self.mixup_alpha = mixup_alpha
         self.cutmix_alpha = cutmix_alpha
         self.prob = prob

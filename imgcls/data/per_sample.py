@@ -47,7 +47,7 @@ def _steps(a: Pipeline, size: tuple[int, int], channels: int) -> list[Any]:
     rc = a.resized_crop
     maybe(rc.p, v2.RandomResizedCrop(size, tuple(rc.scale), tuple(rc.ratio), antialias=True))
     if a.crop.padding > 0:
-        mode = a.crop.padding_mode
+        mode = a.crop.padding_mode.value
         maybe(a.crop.p, v2.RandomCrop(size, padding=a.crop.padding, padding_mode=mode))
     af = a.affine
     maybe(af.p, v2.RandomAffine(af.degrees, tuple(af.translate), tuple(af.scale)))

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from imgcls.base.errors import UserError
+from imgcls.config.options.datasets import PoolOptions
 
 
 @dataclass
@@ -132,24 +133,13 @@ class DataSplits:
         }
 
 
-def check_fractions(val_fraction: float, test_fraction: float) -> None:
-    for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-        if not 0.0 < value < 1.0:
-            raise UserError(f"dataset.{key}={value} is invalid: it must be between 0 and 1")
-    if val_fraction + test_fraction >= 1.0:
-        raise UserError(
-            f"dataset.val_fraction + dataset.test_fraction = {val_fraction + test_fraction:g} "
-            "leaves no training data: keep the sum below 1"
-        )
-
-
 def stratified_split(
     labels: np.ndarray, val_fraction: float, test_fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Indices of a stratified train/val/test split, fixed by ``seed``."""
+    """Indices of a stratified train/val/test split, fixed by ``seed`` (the fractions are
+    checked by the dataset's options, :class:`imgcls.config.options.datasets.PoolOptions`)."""
     from sklearn.model_selection import train_test_split
 
-    check_fractions(val_fraction, test_fraction)
     indices = np.arange(len(labels))
     try:
         rest, test = train_test_split(
@@ -208,10 +198,6 @@ def cut_split(
     """Indices of the rest and of a stratified ``what`` split (``fraction`` of the images)."""
     from sklearn.model_selection import train_test_split
 
-    if not 0.0 < fraction < 1.0:
-        raise UserError(
-            f"dataset.{what}_fraction={fraction} is invalid: it must be between 0 and 1"
-        )
     indices = np.arange(len(labels))
     try:
         rest, cut = train_test_split(
@@ -261,14 +247,15 @@ def from_arrays(
     images: np.ndarray,
     labels: np.ndarray,
     classes: list[str],
-    val_fraction: float,
-    test_fraction: float,
-    split_seed: int,
+    options: PoolOptions,
 ) -> DataSplits:
-    """Split uint8 (N, C, H, W) arrays stratified and compute training-set statistics."""
+    """Split uint8 (N, C, H, W) arrays as ``options`` say (stratified) and compute
+    training-set statistics."""
     if len(images) == 0:
         raise UserError(f"dataset '{name}' has no images")
-    train_idx, val_idx, test_idx = stratified_split(labels, val_fraction, test_fraction, split_seed)
+    train_idx, val_idx, test_idx = stratified_split(
+        labels, options.val_fraction, options.test_fraction, options.split_seed
+    )
     tensor = torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8))
     target = torch.from_numpy(labels.astype(np.int64))
 

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from imgcls.base.errors import UserError
+from imgcls.config.options.datasets import SvhnOptions
 from imgcls.data.archives import download as run_download
 from imgcls.data.archives import missing_files
 from imgcls.data.splits import DataSplits, ImageSet, from_splits
@@ -39,14 +40,10 @@ def read_mat(path: Path) -> ImageSet:
     return ImageSet(torch.from_numpy(images), torch.from_numpy(y))
 
 
-@DATASETS.register("svhn")
-def svhn(
-    root: str = "data",
-    download: bool = False,
-    extra: bool = False,
-    val_fraction: float = 0.1,
-    split_seed: int = 0,
-) -> DataSplits:
+@DATASETS.register("svhn", SvhnOptions)
+def svhn(options: SvhnOptions) -> DataSplits:
+    """SVHN's 73,257 training (and 531,131 extra) and 26,032 test images."""
+    root, download, extra = options.root, options.download, options.extra
     base = Path(root).expanduser()
     splits = ["train", "test", *(["extra"] if extra else [])]
     files = [f"{s}_32x32.mat" for s in splits]
@@ -64,4 +61,5 @@ def svhn(
             torch.cat([train.images, more.images]), torch.cat([train.labels, more.labels])
         )
     test = read_mat(base / "test_32x32.mat")
-    return from_splits("svhn", train, test, [str(i) for i in range(10)], val_fraction, split_seed)
+    classes = [str(i) for i in range(10)]
+    return from_splits("svhn", train, test, classes, options.val_fraction, options.split_seed)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from imgcls.base.errors import UserError
+from imgcls.config.options.datasets import SyntheticOptions
 from imgcls.data.splits import DataSplits, from_arrays
 from imgcls.registry import DATASETS
 
@@ -68,41 +68,11 @@ def generate(
     return images, labels.astype(np.int64)
 
 
-@DATASETS.register("synthetic")
-def synthetic(
-    num_classes: int = 5,
-    num_samples: int = 2000,
-    image_size: int = 32,
-    channels: int = 3,
-    noise: float = 1.0,
-    seed: int = 0,
-    split_seed: int = 0,
-    val_fraction: float = 0.15,
-    test_fraction: float = 0.15,
-) -> DataSplits:
-    if num_classes < 2:
-        raise UserError(
-            f"dataset.num_classes={num_classes} is invalid: a classifier needs at least 2"
-        )
-    if image_size < 4:
-        raise UserError(f"dataset.image_size={image_size} is invalid: it must be at least 4")
-    if channels < 1:
-        raise UserError(f"dataset.channels={channels} is invalid: it must be at least 1")
-    if noise < 0:
-        raise UserError(f"dataset.noise={noise} is invalid: it must be >= 0")
-    minimum = num_classes * 3
-    if num_samples < minimum:
-        raise UserError(
-            f"dataset.num_samples={num_samples} is too small: {num_classes} classes need at "
-            f"least {minimum} images for a train/val/test split"
-        )
-    images, labels = generate(num_samples, num_classes, image_size, channels, noise, seed)
-    return from_arrays(
-        "synthetic",
-        images,
-        labels,
-        class_names(num_classes),
-        val_fraction,
-        test_fraction,
-        split_seed,
+@DATASETS.register("synthetic", SyntheticOptions)
+def synthetic(options: SyntheticOptions) -> DataSplits:
+    """The generated patterns, split three ways."""
+    o = options
+    images, labels = generate(
+        o.num_samples, o.num_classes, o.image_size, o.channels, o.noise, o.seed
     )
+    return from_arrays("synthetic", images, labels, class_names(o.num_classes), options)

@@ -15,12 +15,6 @@ from torch import nn
 from imgcls.base.errors import UserError
 
 
-def check_dropout(dropout: float, key: str = "model.dropout") -> float:
-    if not 0.0 <= dropout < 1.0:
-        raise UserError(f"{key}={dropout} is invalid: it must be in [0, 1)")
-    return float(dropout)
-
-
 def conv_like(
     conv: nn.Conv2d,
     in_channels: int | None = None,

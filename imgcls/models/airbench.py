@@ -25,12 +25,11 @@ Initialisation, as in the paper:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import nn
 
 from imgcls.base.errors import UserError
+from imgcls.config.options.models import AirbenchOptions
 from imgcls.registry import MODELS
 
 
@@ -67,35 +66,22 @@ class _ConvGroup(nn.Sequential):
         )
 
 
-@MODELS.register("airbench")
+@MODELS.register("airbench", AirbenchOptions)
 class AirbenchNet(nn.Module):
     def __init__(
         self,
+        options: AirbenchOptions,
         num_classes: int,
         in_channels: int,
         image_size: tuple[int, int],
-        widths: Sequence[int] = (64, 256, 256),
-        bn_momentum: float = 0.6,
-        scale: float = 1 / 9,
-        norm_bias_lr_mult: float = 64.0,
-        whiten_eps: float = 5e-4,
-        whiten_images: int = 5000,
     ) -> None:
-        if len(widths) != 3 or any(w < 1 for w in widths):
-            raise UserError(f"model.widths={list(widths)} is invalid: give three positive widths")
-        if not 0.0 <= bn_momentum < 1.0:
-            raise UserError(f"model.bn_momentum={bn_momentum} is invalid: use [0, 1)")
-        for key, value in (("norm_bias_lr_mult", norm_bias_lr_mult), ("whiten_eps", whiten_eps)):
-            if not value > 0:
-                raise UserError(f"model.{key}={value} is invalid: it must be positive")
-        if whiten_images < 1:
-            raise UserError(f"model.whiten_images={whiten_images} is invalid: use at least 1")
+        widths, bn_momentum = options.widths, options.bn_momentum
         if min(image_size) < 2:
             raise UserError(f"model=airbench needs images of at least 2x2, not {image_size}")
         super().__init__()
-        self.norm_bias_lr_mult = float(norm_bias_lr_mult)
-        self.whiten_eps = float(whiten_eps)
-        self.init_images = int(whiten_images)  # how many training images the whitening uses
+        self.norm_bias_lr_mult = float(options.norm_bias_lr_mult)
+        self.whiten_eps = float(options.whiten_eps)
+        self.init_images = int(options.whiten_images)  # how many training images the whitening uses
         whiten_width = 2 * in_channels * 2 * 2
         self.whiten = nn.Conv2d(in_channels, whiten_width, 2, padding=0, bias=True)
         self.whiten.weight.requires_grad_(False)
@@ -109,7 +95,7 @@ class AirbenchNet(nn.Module):
         self.groups = nn.Sequential(*groups)
         self.pool = nn.AdaptiveMaxPool2d(1)
         self.head = nn.Linear(channels, num_classes, bias=False)
-        self.scale = float(scale)
+        self.scale = float(options.scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = nn.functional.gelu(self.whiten(x))

@@ -11,33 +11,20 @@ from __future__ import annotations
 from torchvision.models.alexnet import AlexNet
 from torchvision.models.alexnet import alexnet as tv_alexnet
 
-from imgcls.models.adapt import (
-    build_on_meta,
-    check_dropout,
-    conv_like,
-    fit_pools,
-    relu_he_init,
-    small_head,
-)
-from imgcls.models.catalog import FAMILIES
+from imgcls.config.options.models import AlexnetOptions, Stem
+from imgcls.models.adapt import build_on_meta, conv_like, fit_pools, relu_he_init, small_head
 from imgcls.models.pretrained import load_pretrained
 from imgcls.models.stems import resolve_stem
 from imgcls.models.variants import register_family
 
 
-@register_family("alexnet")
+@register_family("alexnet", AlexnetOptions)
 def alexnet(
-    num_classes: int,
-    in_channels: int,
-    image_size: tuple[int, int],
-    variant: str = "alexnet",
-    stem: str = "auto",
-    dropout: float = 0.5,
-    pretrained: bool = False,
+    options: AlexnetOptions, num_classes: int, in_channels: int, image_size: tuple[int, int]
 ) -> AlexNet:
-    FAMILIES["alexnet"].variant(variant)
-    dropout = check_dropout(dropout)
-    small = resolve_stem(stem, image_size) == "cifar"
+    """torchvision's AlexNet, its stem fitted to the input."""
+    dropout = options.dropout
+    small = resolve_stem(options.stem, image_size) is Stem.cifar
 
     def build() -> AlexNet:
         model = tv_alexnet(weights=None, num_classes=num_classes, dropout=dropout)
@@ -52,6 +39,6 @@ def alexnet(
         return model
 
     model = build_on_meta(build, relu_he_init)
-    if pretrained:
-        load_pretrained(model, variant)
+    if options.pretrained:
+        load_pretrained(model, options.variant)
     return model

@@ -9,38 +9,25 @@ Fashion-MNIST recipe (docs/results/fashion-mnist.md).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from torch import nn
 
-from imgcls.base.errors import UserError
-from imgcls.models.adapt import check_dropout
+from imgcls.config.options.models import BnCnnOptions
 from imgcls.registry import MODELS
 
 
-@MODELS.register("bncnn")
+@MODELS.register("bncnn", BnCnnOptions)
 class BNCNN(nn.Module):
-    """``widths[i]`` channels in stage i, ``depths[i]`` convs in it (an int: every stage)."""
+    """``widths[i]`` channels in stage i, ``depths[i]`` convs in it."""
 
     def __init__(
         self,
+        options: BnCnnOptions,
         num_classes: int,
         in_channels: int,
         image_size: tuple[int, int],
-        widths: Sequence[int] = (32, 64, 128),
-        depths: Sequence[int] | int = (1, 2, 2),
-        dropout: float = 0.0,
     ) -> None:
-        widths = list(widths)
-        depths = [depths] * len(widths) if isinstance(depths, int) else list(depths)
-        if not widths or any(w < 1 for w in widths):
-            raise UserError(f"model.widths={widths} is invalid: give one positive width per stage")
-        if len(depths) != len(widths) or any(d < 1 for d in depths):
-            raise UserError(
-                f"model.depths={depths} is invalid: give one positive conv count per stage "
-                f"({len(widths)} stages) or one for all"
-            )
         super().__init__()
+        widths, depths = list(options.widths), list(options.depths)
         layers: list[nn.Module] = []
         channels, size = in_channels, min(image_size)
         for stage, (width, depth) in enumerate(zip(widths, depths, strict=True)):
@@ -56,7 +43,7 @@ class BNCNN(nn.Module):
                 channels = width
         self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.classifier = nn.Sequential(
-            nn.Dropout(check_dropout(dropout)), nn.Linear(channels, num_classes)
+            nn.Dropout(options.dropout), nn.Linear(channels, num_classes)
         )
         for module in self.modules():
             if isinstance(module, nn.Conv2d):

@@ -13,9 +13,8 @@ from __future__ import annotations
 from torch import nn
 from torchvision.models import densenet as tv_densenet
 
-from imgcls.base.errors import UserError
-from imgcls.models.adapt import check_dropout, conv_like, fit_pools
-from imgcls.models.catalog import FAMILIES
+from imgcls.config.options.models import DensenetOptions, Stem
+from imgcls.models.adapt import conv_like, fit_pools
 from imgcls.models.pretrained import load_pretrained
 from imgcls.models.stems import resolve_stem
 from imgcls.models.variants import register_family
@@ -26,13 +25,7 @@ BC_GROWTH, BC_DEPTH = 12, 40
 def densenet_bc(
     num_classes: int, growth_rate: int = BC_GROWTH, depth: int = BC_DEPTH, dropout: float = 0.0
 ) -> tv_densenet.DenseNet:
-    if growth_rate < 1:
-        raise UserError(f"model.growth_rate={growth_rate} is invalid: it must be at least 1")
-    if depth < 10 or (depth - 4) % 6:
-        raise UserError(
-            f"model.depth={depth} is invalid: DenseNet-BC needs depth = 6n + 4 with n >= 1 "
-            f"(e.g. 40, 100, 190)"
-        )
+    """Huang et al.'s DenseNet-BC (``depth`` = 6n + 4, checked by the options)."""
     layers = (depth - 4) // 6
     return tv_densenet.DenseNet(
         growth_rate=growth_rate,
@@ -44,44 +37,30 @@ def densenet_bc(
     )
 
 
-@register_family("densenet")
+@register_family("densenet", DensenetOptions)
 def densenet(
-    num_classes: int,
-    in_channels: int,
-    image_size: tuple[int, int],
-    variant: str = "densenet_bc",
-    stem: str = "auto",
-    dropout: float = 0.0,
-    growth_rate: int | None = None,
-    depth: int | None = None,
-    pretrained: bool = False,
+    options: DensenetOptions, num_classes: int, in_channels: int, image_size: tuple[int, int]
 ) -> tv_densenet.DenseNet:
-    FAMILIES["densenet"].variant(variant)
-    dropout = check_dropout(dropout)
+    """DenseNet-BC or torchvision's DenseNet of ``options.variant``."""
+    variant, dropout = options.variant, options.dropout
     if variant == "densenet_bc":
         model = densenet_bc(
             num_classes,
-            BC_GROWTH if growth_rate is None else growth_rate,
-            BC_DEPTH if depth is None else depth,
+            BC_GROWTH if options.growth_rate is None else options.growth_rate,
+            BC_DEPTH if options.depth is None else options.depth,
             dropout,
         )
     else:
-        for key, value in (("growth_rate", growth_rate), ("depth", depth)):
-            if value is not None:
-                raise UserError(
-                    f"model.{key}={value} applies only to densenet_bc; {variant} is fixed "
-                    f"(set model.{key}=null)"
-                )
         model = getattr(tv_densenet, variant)(
             weights=None, num_classes=num_classes, drop_rate=dropout
         )
     features = model.features
-    if resolve_stem(stem, image_size) == "cifar":
+    if resolve_stem(options.stem, image_size) is Stem.cifar:
         features.conv0 = conv_like(features.conv0, in_channels, kernel_size=3, stride=1, padding=1)
         features.pool0 = nn.Identity()
     elif in_channels != 3:
         features.conv0 = conv_like(features.conv0, in_channels)
     fit_pools(features, image_size)
-    if pretrained:
+    if options.pretrained:
         load_pretrained(model, variant)
     return model

@@ -2,7 +2,7 @@
 
 Compound scaling (Tan & Le, 2019) grows depth by α^φ, width by β^φ and resolution by γ^φ
 (α=1.2, β=1.1, γ=1.15); torchvision's B1-B7 use the rounded multipliers of the reference
-implementation, listed in :mod:`imgcls.models.catalog` and by ``imgcls list models``.
+implementation, listed in :mod:`imgcls.config.catalog` and by ``imgcls list models``.
 The ``cifar`` stem makes the stem conv and the first stride-2 stage stride 1 (4x less
 downsampling, parameters unchanged), so a 32x32 input ends at 4x4 instead of 1x1.
 ``dropout`` is the classifier's; null means the variant's own (0.2 for B0 ... 0.5 for B7).
@@ -16,8 +16,9 @@ from __future__ import annotations
 from torch import nn
 from torchvision.models import efficientnet as tv_efficientnet
 
-from imgcls.models.adapt import check_dropout, conv_like
-from imgcls.models.catalog import FAMILIES
+from imgcls.config.catalog import FAMILIES
+from imgcls.config.options.models import EfficientnetOptions, Stem
+from imgcls.models.adapt import conv_like
 from imgcls.models.pretrained import load_pretrained
 from imgcls.models.stems import resolve_stem
 from imgcls.models.variants import register_family
@@ -32,36 +33,27 @@ def _first_strided_conv(module: nn.Module) -> nn.Conv2d | None:
     return None
 
 
-@register_family("efficientnet")
+@register_family("efficientnet", EfficientnetOptions)
 def efficientnet(
-    num_classes: int,
-    in_channels: int,
-    image_size: tuple[int, int],
-    variant: str = "efficientnet_b0",
-    stem: str = "auto",
-    dropout: float | None = None,
-    stochastic_depth: float | None = None,
-    pretrained: bool = False,
+    options: EfficientnetOptions, num_classes: int, in_channels: int, image_size: tuple[int, int]
 ) -> tv_efficientnet.EfficientNet:
+    """torchvision's EfficientNet of ``options.variant``, its stem fitted to the input."""
+    variant = options.variant
     scaling = FAMILIES["efficientnet"].variant(variant).scaling
     assert scaling is not None
-    rate = scaling.dropout if dropout is None else check_dropout(dropout)
-    depth_rate = (
-        STOCHASTIC_DEPTH
-        if stochastic_depth is None
-        else check_dropout(stochastic_depth, "model.stochastic_depth")
-    )
+    rate = scaling.dropout if options.dropout is None else options.dropout
+    depth_rate = STOCHASTIC_DEPTH if options.stochastic_depth is None else options.stochastic_depth
     model: tv_efficientnet.EfficientNet = getattr(tv_efficientnet, variant)(
         weights=None, num_classes=num_classes, dropout=rate, stochastic_depth_prob=depth_rate
     )
     stem_conv = model.features[0][0]
-    if resolve_stem(stem, image_size) == "cifar":
+    if resolve_stem(options.stem, image_size) is Stem.cifar:
         model.features[0][0] = conv_like(stem_conv, in_channels, stride=1)
         strided = _first_strided_conv(model.features[1:])
         if strided is not None:
             strided.stride = (1, 1)
     elif in_channels != 3:
         model.features[0][0] = conv_like(stem_conv, in_channels)
-    if pretrained:
+    if options.pretrained:
         load_pretrained(model, variant)
     return model

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from imgcls.models.catalog import FAMILIES
+from imgcls.config.options.models import LenetOptions, Stem
 from imgcls.models.stems import resolve_stem
 from imgcls.models.variants import register_family
 
@@ -55,14 +55,11 @@ class LeNet5(nn.Module):
         return self.classifier(self.features(x))
 
 
-@register_family("lenet")
+@register_family("lenet", LenetOptions)
 def lenet(
-    num_classes: int,
-    in_channels: int,
-    image_size: tuple[int, int],
-    variant: str = "lenet5",
-    stem: str = "auto",
+    options: LenetOptions, num_classes: int, in_channels: int, image_size: tuple[int, int]
 ) -> LeNet5:
-    FAMILIES["lenet"].variant(variant)
-    pad_first = resolve_stem(stem, image_size) == "cifar"
-    return LeNet5(num_classes, in_channels, image_size, variant == "lenet5_relu", pad_first)
+    """LeNet-5 of ``options.variant`` for the input."""
+    pad_first = resolve_stem(options.stem, image_size) is Stem.cifar
+    modern = options.variant == "lenet5_relu"
+    return LeNet5(num_classes, in_channels, image_size, modern, pad_first)

@@ -7,15 +7,15 @@ FLOPs for that input with PyTorch's own FLOP counter.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
-import inspect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from imgcls.base.errors import UserError
+from imgcls.config.catalog import FAMILIES
 from imgcls.config.files import group_options, option_description
-from imgcls.models.catalog import FAMILIES
 from imgcls.registry import MODELS
 
 _SHAPE = re.compile(r"^(\d+)x(\d+)x(\d+)$")
@@ -116,13 +116,14 @@ def facts_rows(names: Sequence[str], request: FactsRequest) -> list[tuple[str, s
     """(model, stem, params, forward FLOPs) for each name, built on the meta device."""
     import torch
 
+    from imgcls.config.options.models import Stem
     from imgcls.models.facts import count_flops, count_parameters
     from imgcls.models.stems import resolve_stem
 
     c, h, w = request.shape
     rows = []
     for name in names:
-        stem = resolve_stem("auto", (h, w)) if "stem" in _options(name) else "-"
+        stem = resolve_stem(Stem.auto, (h, w)).value if "stem" in _options(name) else "-"
         try:
             with torch.device("meta"):
                 model = MODELS.build(
@@ -136,4 +137,4 @@ def facts_rows(names: Sequence[str], request: FactsRequest) -> list[tuple[str, s
 
 
 def _options(name: str) -> list[str]:
-    return list(inspect.signature(MODELS.get(name).builder).parameters)
+    return [f.name for f in dataclasses.fields(MODELS.get(name).options)]

@@ -18,7 +18,7 @@ from torch import nn
 
 from imgcls.base.checkpoint import safe_load
 from imgcls.base.errors import UserError
-from imgcls.models.catalog import FAMILIES, VARIANTS
+from imgcls.config.catalog import FAMILIES, VARIANTS
 
 logger = logging.getLogger("imgcls")
 

@@ -15,9 +15,8 @@ from __future__ import annotations
 from torch import nn
 from torchvision.models import resnet as tv_resnet
 
-from imgcls.base.errors import UserError
+from imgcls.config.options.models import ResnetOptions, Stem
 from imgcls.models.adapt import conv_like
-from imgcls.models.catalog import FAMILIES
 from imgcls.models.pretrained import load_pretrained
 from imgcls.models.small_resnets import ARCHITECTURES as SMALL_RESNETS
 from imgcls.models.small_resnets import build_small_resnet
@@ -25,29 +24,17 @@ from imgcls.models.stems import resolve_stem
 from imgcls.models.variants import register_family
 
 
-@register_family("resnet")
+@register_family("resnet", ResnetOptions)
 def resnet(
-    num_classes: int,
-    in_channels: int,
-    image_size: tuple[int, int],
-    variant: str = "resnet18",
-    stem: str = "auto",
-    pretrained: bool = False,
+    options: ResnetOptions, num_classes: int, in_channels: int, image_size: tuple[int, int]
 ) -> nn.Module:
-    family = FAMILIES["resnet"]
-    family.variant(variant)
-    stem = resolve_stem(stem, image_size)
-    if variant in SMALL_RESNETS:
-        if pretrained:
-            with_weights = [v.name for v in family.variants if v.pretrained]
-            raise UserError(
-                f"model.pretrained=true: no weights are published for {variant} (a small-image "
-                f"ResNet, trained from scratch); variants with ImageNet weights: "
-                f"{', '.join(with_weights)}"
-            )
+    """A ResNet of ``options.variant``."""
+    variant, pretrained = options.variant, options.pretrained
+    stem = resolve_stem(options.stem, image_size)
+    if variant in SMALL_RESNETS:  # no published weights: refused by ResnetOptions
         return build_small_resnet(variant, num_classes, in_channels, image_size)
     model: tv_resnet.ResNet = getattr(tv_resnet, variant)(weights=None, num_classes=num_classes)
-    if stem == "cifar":
+    if stem is Stem.cifar:
         model.conv1 = conv_like(model.conv1, in_channels, kernel_size=3, stride=1, padding=1)
         model.maxpool = nn.Identity()
     elif in_channels != 3:

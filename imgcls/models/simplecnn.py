@@ -2,35 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from torch import nn
 
-from imgcls.base.errors import UserError
+from imgcls.config.options.models import SimpleCnnOptions
 from imgcls.models.adapt import relu_he_init
 from imgcls.registry import MODELS
 
 
-@MODELS.register("simplecnn")
+@MODELS.register("simplecnn", SimpleCnnOptions)
 class SimpleCNN(nn.Module):
     """Conv blocks halve the image while it is at least 2 pixels, so 8x8 inputs work too."""
 
     def __init__(
         self,
+        options: SimpleCnnOptions,
         num_classes: int,
         in_channels: int,
         image_size: tuple[int, int],
-        widths: Sequence[int] = (32, 64, 128),
-        hidden: int = 512,
-        dropout: float = 0.5,
     ) -> None:
-        if not widths or any(w < 1 for w in widths):
-            raise UserError(
-                f"model.widths={list(widths)} is invalid: give one positive width per block"
-            )
-        if not 0.0 <= dropout < 1.0:
-            raise UserError(f"model.dropout={dropout} is invalid: it must be in [0, 1)")
         super().__init__()
+        widths, hidden, dropout = options.widths, options.hidden, options.dropout
         layers: list[nn.Module] = []
         channels, size = in_channels, min(image_size)
         for width in widths:

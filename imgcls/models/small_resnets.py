@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from imgcls.models.adapt import check_dropout, fit_pools, he_init_convs
+from imgcls.models.adapt import fit_pools, he_init_convs
 
 
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
@@ -194,7 +194,6 @@ class WideResNet(nn.Module):
         super().__init__()
         if depth < 10 or (depth - 4) % 6:
             raise ValueError(f"WRN depth must be 6n + 4 with n >= 1, not {depth}")
-        dropout = check_dropout(dropout)
         n = (depth - 4) // 6
         self.conv1 = conv3x3(in_channels, 16)
         self.layers, channels = make_stages(

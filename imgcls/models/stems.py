@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from imgcls.base.errors import unknown_choice
+from imgcls.config.options.models import Stem
 
-STEMS = ("auto", "imagenet", "cifar")
 SMALL_IMAGE = 64  # below this many pixels on the short side, `auto` picks the small-image stem
 
 
-def resolve_stem(stem: str, image_size: tuple[int, int]) -> str:
+def resolve_stem(stem: Stem, image_size: tuple[int, int]) -> Stem:
     """``auto`` -> ``cifar`` for inputs smaller than 64 pixels, else ``imagenet``."""
-    if stem not in STEMS:
-        raise unknown_choice("model.stem", stem, STEMS)
-    if stem == "auto":
-        return "cifar" if min(image_size) < SMALL_IMAGE else "imagenet"
+    if stem is Stem.auto:
+        return Stem.cifar if min(image_size) < SMALL_IMAGE else Stem.imagenet
     return stem

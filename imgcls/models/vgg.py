@@ -11,15 +11,8 @@ from __future__ import annotations
 from torch import nn
 from torchvision.models import vgg as tv_vgg
 
-from imgcls.models.adapt import (
-    build_on_meta,
-    check_dropout,
-    conv_like,
-    fit_pools,
-    he_init_convs,
-    small_head,
-)
-from imgcls.models.catalog import FAMILIES
+from imgcls.config.options.models import Stem, VggOptions
+from imgcls.models.adapt import build_on_meta, conv_like, fit_pools, he_init_convs, small_head
 from imgcls.models.pretrained import load_pretrained
 from imgcls.models.stems import resolve_stem
 from imgcls.models.variants import register_family
@@ -34,19 +27,13 @@ def vgg_init(model: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
-@register_family("vgg")
+@register_family("vgg", VggOptions)
 def vgg(
-    num_classes: int,
-    in_channels: int,
-    image_size: tuple[int, int],
-    variant: str = "vgg11_bn",
-    stem: str = "auto",
-    dropout: float = 0.5,
-    pretrained: bool = False,
+    options: VggOptions, num_classes: int, in_channels: int, image_size: tuple[int, int]
 ) -> tv_vgg.VGG:
-    FAMILIES["vgg"].variant(variant)
-    dropout = check_dropout(dropout)
-    small = resolve_stem(stem, image_size) == "cifar"
+    """torchvision's VGG of ``options.variant``, its pools and head fitted to the input."""
+    variant, dropout = options.variant, options.dropout
+    small = resolve_stem(options.stem, image_size) is Stem.cifar
 
     def build() -> tv_vgg.VGG:
         model = getattr(tv_vgg, variant)(weights=None, num_classes=num_classes, dropout=dropout)
@@ -58,6 +45,6 @@ def vgg(
         return model
 
     model = build_on_meta(build, vgg_init)
-    if pretrained:
+    if options.pretrained:
         load_pretrained(model, variant)
     return model

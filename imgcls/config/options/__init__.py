@@ -5,8 +5,11 @@ Importing this package declares every schema (:data:`~imgcls.config.options.base
 """
 
 from imgcls.config.options import (  # noqa: F401  (declares the schemas)
+    augment,
+    datasets,
     loggers,
     methods,
+    models,
     optimizers,
     regularizers,
     schedulers,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, TypeVar
 
 from omegaconf import MISSING
@@ -20,6 +21,7 @@ SCHEMAS: dict[tuple[str, str], type] = {}
 """(group, name) -> options dataclass, stored in the ConfigStore as ``schema/<group>/<name>``."""
 
 T = TypeVar("T", bound=type)
+E = TypeVar("E", bound=Enum)
 
 
 @dataclass
@@ -51,6 +53,8 @@ def require(ok: bool, key: str, value: Any, rule: str) -> None:
 
 def show(value: Any) -> str:
     """A value as the user would have typed it: ``2`` for 2.0, ``[0.9, 1.5]`` for a list."""
+    if isinstance(value, Enum):
+        return str(value.value)
     if isinstance(value, (list, tuple)):
         return f"[{', '.join(show(v) for v in value)}]"
     if isinstance(value, float) and value.is_integer():
@@ -80,3 +84,16 @@ def ordered_pair(key: str, value: Sequence[float], low: float, high: float | Non
     ok = len(pair) == 2 and low <= pair[0] <= pair[1] and (high is None or pair[1] <= high)
     top = "" if high is None else f" and at most {high:g}"
     require(ok, key, value, f"give [low, high] with low <= high, at least {low:g}{top}")
+
+
+def choice(kind: type[E], key: str, value: Any) -> E:
+    """``value`` as a member of the Enum ``kind``: options given from Python may hold the
+    member's value as a string (``"reflect"``), composed ones hold the member."""
+    if isinstance(value, kind):
+        return value
+    for member in kind:
+        if value in (member.value, member.name):
+            return member
+    raise OptionError(
+        f"{key}={show(value)} is invalid: use one of {', '.join(str(m.value) for m in kind)}"
+    )

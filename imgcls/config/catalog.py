@@ -1,7 +1,8 @@
 """The model zoo's catalogue: families, variants, descriptions and scaling coefficients.
 
 Torch-free on purpose: ``imgcls list models`` reads it and must answer at once; the family
-modules read it too, so names and descriptions live in one place.
+modules and the models' options (which check ``variant``) read it too, so names and
+descriptions live in one place.
 """
 
 from __future__ import annotations

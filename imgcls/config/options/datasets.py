@@ -1,0 +1,169 @@
+"""Options of the datasets (``conf/dataset/``); built by the modules of :mod:`imgcls.data`.
+
+Datasets with an official test split (MNIST, CIFAR, SVHN) cut only a validation split from
+their training images; the others split one pool three ways (``test_fraction`` too). Both
+splits are stratified and fixed by ``split_seed``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Optional  # noqa: UP035  (OmegaConf 2.3 needs typing generics)
+
+from imgcls.base.errors import OptionError
+from imgcls.config.options.base import Options, at_least, choice, require, schema
+
+
+def fraction(key: str, value: float) -> None:
+    """A split's share of the images: in (0, 1)."""
+    require(0.0 < value < 1.0, key, value, "it must be between 0 and 1")
+
+
+@dataclass
+class DatasetOptions(Options):
+    """A validation split of ``val_fraction`` of the training images."""
+
+    val_fraction: float = 0.1
+    split_seed: int = 0
+
+    def __post_init__(self) -> None:
+        fraction("val_fraction", self.val_fraction)
+
+
+@dataclass
+class PoolOptions(DatasetOptions):
+    """One pool of images split into train, validation and test."""
+
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        fraction("test_fraction", self.test_fraction)
+        total = self.val_fraction + self.test_fraction
+        if total >= 1.0:
+            raise OptionError(
+                f"val_fraction + test_fraction = {total:g} leaves no training data: "
+                "keep the sum below 1"
+            )
+
+
+@dataclass
+class FilesOptions(DatasetOptions):
+    """Files under ``root``; ``download=true`` fetches them when missing (online only)."""
+
+    root: str = "data"
+    download: bool = False
+
+
+@schema("dataset", "digits")
+@dataclass
+class DigitsOptions(PoolOptions):
+    """scikit-learn's 8x8 digits."""
+
+
+@schema("dataset", "digits_shifted")
+@dataclass
+class DigitsShiftedOptions(PoolOptions):
+    """The digits rescaled about the centre by ``scale``, optionally inverted, with Gaussian
+    ``noise`` (fixed by ``seed``)."""
+
+    invert: bool = False
+    noise: float = 0.3
+    scale: float = 0.75
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        at_least("noise", self.noise, 0)
+        require(0.25 <= self.scale <= 4.0, "scale", self.scale, "use a factor in [0.25, 4]")
+
+
+@schema("dataset", "synthetic")
+@dataclass
+class SyntheticOptions(PoolOptions):
+    """Procedural patterns: ``num_samples`` images of ``channels`` x ``image_size``^2."""
+
+    num_classes: int = 5
+    num_samples: int = 2000
+    image_size: int = 32
+    channels: int = 3
+    noise: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(
+            self.num_classes >= 2, "num_classes", self.num_classes, "a classifier needs at least 2"
+        )
+        at_least("image_size", self.image_size, 4)
+        at_least("channels", self.channels, 1)
+        at_least("noise", self.noise, 0)
+        minimum = self.num_classes * 3
+        if self.num_samples < minimum:
+            raise OptionError(
+                f"num_samples={self.num_samples} is too small: {self.num_classes} classes need "
+                f"at least {minimum} images for a train/val/test split"
+            )
+
+
+@schema("dataset", "folder")
+@dataclass
+class FolderOptions(PoolOptions):
+    """Images in ``root/<class>/`` (or ``root/train|val|test/<class>/``), resized to
+    ``image_size`` with ``channels`` 1 or 3; normalisation statistics from ``stats_images``
+    training images."""
+
+    root: str = "data/images"
+    image_size: int = 32
+    channels: int = 3
+    stats_images: int = 2000
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        at_least("image_size", self.image_size, 4)
+        ok = self.channels in (1, 3)
+        require(ok, "channels", self.channels, "use 1 (grayscale) or 3 (RGB)")
+        at_least("stats_images", self.stats_images, 1)
+
+
+@schema("dataset", "cifar10")
+@dataclass
+class Cifar10Options(FilesOptions):
+    """CIFAR-10 from ``root/cifar-10-batches-py``."""
+
+
+class CifarLabels(str, Enum):
+    """CIFAR-100's 100 fine classes or 20 coarse superclasses."""
+
+    fine = "fine"
+    coarse = "coarse"
+
+
+@schema("dataset", "cifar100")
+@dataclass
+class Cifar100Options(FilesOptions):
+    """CIFAR-100 from ``root/cifar-100-python``."""
+
+    labels: CifarLabels = CifarLabels.fine
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.labels = choice(CifarLabels, "labels", self.labels)
+
+
+@schema("dataset", "svhn")
+@dataclass
+class SvhnOptions(FilesOptions):
+    """SVHN from ``root/*_32x32.mat``; ``extra`` adds the 531k extra training images."""
+
+    extra: bool = False
+
+
+@schema("dataset", "mnist", "fashion_mnist")
+@dataclass
+class IdxOptions(FilesOptions):
+    """MNIST-like IDX files; ``root=null`` looks in ``data/``, then the system folder."""
+
+    root: Optional[str] = None  # noqa: UP045

@@ -1,0 +1,238 @@
+"""Options of the models (``conf/model/``); built by the family modules of :mod:`imgcls.models`.
+
+A family with variants (``resnet``) is registered under its own name, where ``variant`` picks
+one, and under each variant's name (``resnet50``), where ``variant`` is that name; both use
+the family's class. What imgcls supplies itself (``num_classes``, ``in_channels``,
+``image_size``) comes from the dataset and is not an option.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import List, Optional  # noqa: UP035  (OmegaConf 2.3 needs typing generics)
+
+from imgcls.base.errors import OptionError
+from imgcls.config.catalog import FAMILIES
+from imgcls.config.options.base import (
+    Options,
+    at_least,
+    choice,
+    positive,
+    probability,
+    require,
+    schema,
+)
+
+
+class Stem(str, Enum):
+    """``auto``: ``cifar`` below 64 pixels, else ``imagenet``; ``cifar`` keeps small images
+    whole (3x3 stride-1 stem, no early pool)."""
+
+    auto = "auto"
+    imagenet = "imagenet"
+    cifar = "cifar"
+
+
+def dropout_rate(key: str, value: float | None) -> None:
+    """A dropout rate in [0, 1) (None: the model's own)."""
+    if value is not None:
+        probability(key, value, high_open=True)
+
+
+def stage_widths(key: str, values: Sequence[int], count: int | None = None) -> None:
+    """One positive width per stage (exactly ``count`` of them if given)."""
+    values = list(values)
+    ok = bool(values) and (count is None or len(values) == count)
+    rule = "use >= 1" if count is None else f"give {count} widths, each >= 1"
+    require(ok and all(v >= 1 for v in values), key, values, rule)
+
+
+def _family(name: str, *extra: str) -> tuple[str, ...]:
+    """A family's registry names: the family and each of its variants."""
+    return (name, *[v for v in FAMILIES[name].names() if v != name], *extra)
+
+
+@dataclass
+class FamilyOptions(Options):
+    """A family of :mod:`imgcls.config.catalog`: its ``variant`` (None: the default, or the
+    variant the model is named after) and the ``stem`` for the input size."""
+
+    family = ""  # the catalogue's family name (a class attribute, not an option)
+
+    variant: Optional[str] = None  # noqa: UP045
+    stem: Stem = Stem.auto
+
+    def __post_init__(self) -> None:
+        family = FAMILIES[self.family]
+        if self.name != family.name and self.name in family.names():  # resnet50 and the like
+            require(
+                self.variant in (None, self.name),
+                "variant",
+                self.variant,
+                f"model '{self.name}' is a variant itself; choose the family, {family.name}, "
+                "to pick another",
+            )
+            self.variant = self.name
+        self.variant = family.variant(self.variant or family.default).name
+        self.stem = choice(Stem, "stem", self.stem)
+
+
+@schema("model", *_family("lenet"))
+@dataclass
+class LenetOptions(FamilyOptions):
+    """LeNet-5 (``lenet5``: tanh, average pooling; ``lenet5_relu``)."""
+
+    family = "lenet"
+
+
+@dataclass
+class PretrainedOptions(FamilyOptions):
+    """torchvision's families: ``pretrained=true`` loads ImageNet weights from the local
+    cache (no download)."""
+
+    pretrained: bool = False
+
+
+@dataclass
+class ClassifierDropoutOptions(PretrainedOptions):
+    """Families with dropout in their fully connected classifier."""
+
+    dropout: float = 0.5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        dropout_rate("dropout", self.dropout)
+
+
+@schema("model", *_family("alexnet"))
+@dataclass
+class AlexnetOptions(ClassifierDropoutOptions):
+    """AlexNet."""
+
+    family = "alexnet"
+
+
+@schema("model", *_family("vgg"))
+@dataclass
+class VggOptions(ClassifierDropoutOptions):
+    """VGG 11/13/16/19 (``_bn``: with batch norm)."""
+
+    family = "vgg"
+
+
+@schema("model", *_family("resnet"))
+@dataclass
+class ResnetOptions(PretrainedOptions):
+    """torchvision's ResNets and the small-image ResNets (which ignore ``stem`` and have no
+    published weights)."""
+
+    family = "resnet"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        variants = FAMILIES[self.family].variants
+        if self.pretrained and not next(v for v in variants if v.name == self.variant).pretrained:
+            with_weights = ", ".join(v.name for v in variants if v.pretrained)
+            raise OptionError(
+                f"pretrained=true: no weights are published for {self.variant} (a small-image "
+                f"ResNet, trained from scratch); variants with ImageNet weights: {with_weights}"
+            )
+
+
+@schema("model", *_family("densenet"))
+@dataclass
+class DensenetOptions(PretrainedOptions):
+    """DenseNet; ``growth_rate`` and ``depth`` (6n + 4) only for ``densenet_bc`` (None: 12
+    and 40); ``dropout`` after each dense layer."""
+
+    family = "densenet"
+    dropout: float = 0.0
+    growth_rate: Optional[int] = None  # noqa: UP045
+    depth: Optional[int] = None  # noqa: UP045
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        dropout_rate("dropout", self.dropout)
+        for key in ("growth_rate", "depth"):
+            value = getattr(self, key)
+            if value is not None and self.variant != "densenet_bc":
+                raise OptionError(
+                    f"{key}={value} applies only to densenet_bc; {self.variant} is fixed "
+                    "(set it to null)"
+                )
+        if self.growth_rate is not None:
+            at_least("growth_rate", self.growth_rate, 1)
+        if self.depth is not None:
+            rule = "DenseNet-BC needs depth = 6n + 4 with n >= 1 (e.g. 40, 100, 190)"
+            require(self.depth >= 10 and (self.depth - 4) % 6 == 0, "depth", self.depth, rule)
+
+
+@schema("model", *_family("efficientnet"))
+@dataclass
+class EfficientnetOptions(PretrainedOptions):
+    """EfficientNet-B0..B7; ``dropout`` of the classifier (None: the variant's own) and
+    ``stochastic_depth``, the deepest block's rate of skipping its branch (None: 0.2)."""
+
+    family = "efficientnet"
+    dropout: Optional[float] = None  # noqa: UP045
+    stochastic_depth: Optional[float] = None  # noqa: UP045
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        dropout_rate("dropout", self.dropout)
+        dropout_rate("stochastic_depth", self.stochastic_depth)
+
+
+@schema("model", "simplecnn")
+@dataclass
+class SimpleCnnOptions(Options):
+    """Blocks of two 3x3 convs of ``widths`` channels, then a ``hidden``-unit MLP."""
+
+    widths: List[int] = field(default_factory=lambda: [32, 64, 128])  # noqa: UP006
+    hidden: int = 512
+    dropout: float = 0.5
+
+    def __post_init__(self) -> None:
+        stage_widths("widths", self.widths)
+        at_least("hidden", self.hidden, 1)
+        dropout_rate("dropout", self.dropout)
+
+
+@schema("model", "bncnn")
+@dataclass
+class BnCnnOptions(Options):
+    """Stages of ``depths[i]`` conv + batch norm + ReLU of ``widths[i]`` channels."""
+
+    widths: List[int] = field(default_factory=lambda: [32, 64, 128])  # noqa: UP006
+    depths: List[int] = field(default_factory=lambda: [1, 2, 2])  # noqa: UP006
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        stage_widths("widths", self.widths)
+        depths = list(self.depths)
+        ok = len(depths) == len(self.widths) and all(d >= 1 for d in depths)
+        rule = f"give one positive conv count per stage ({len(self.widths)} stages)"
+        require(ok, "depths", depths, rule)
+        dropout_rate("dropout", self.dropout)
+
+
+@schema("model", "airbench")
+@dataclass
+class AirbenchOptions(Options):
+    """The airbench94 network: three conv groups of ``widths`` channels."""
+
+    widths: List[int] = field(default_factory=lambda: [64, 256, 256])  # noqa: UP006
+    bn_momentum: float = 0.6  # running statistics keep this much per step
+    scale: float = 1 / 9  # logits scale
+    norm_bias_lr_mult: float = 64.0  # batch-norm biases train at this times the rate
+    whiten_eps: float = 5e-4  # whitening filters scaled by 1/sqrt(eigenvalue + eps)
+    whiten_images: int = 5000  # training images the whitening covariance comes from
+
+    def __post_init__(self) -> None:
+        stage_widths("widths", self.widths, count=3)
+        probability("bn_momentum", self.bn_momentum, high_open=True)
+        positive("norm_bias_lr_mult", self.norm_bias_lr_mult)
+        positive("whiten_eps", self.whiten_eps)
+        at_least("whiten_images", self.whiten_images, 1)
