@@ -42,7 +42,7 @@ class Registry:
         self, name: str, options: type | None = None
     ) -> Callable[[Callable[..., Any]], Any]:
         """Decorator: register ``builder`` under ``name`` with its ``options`` dataclass."""
-        if options is not None and not dataclasses.is_dataclass(options):
+        if not dataclasses.is_dataclass(options):
             raise TypeError(f"{self.group} '{name}': options must be a dataclass, not {options}")
 
         def decorator(builder: Callable[..., Any]) -> Callable[..., Any]:
@@ -74,8 +74,6 @@ class Registry:
         """``name``'s options object from ``values`` (a mapping of its fields, or already
         the options object), its rules checked: a bad value names ``<prefix>.<key>``."""
         entry = self.get(name)
-        if entry.options is None:  # not yet migrated: plain keywords
-            return dict(values or {})
         if isinstance(values, entry.options):
             return values
         fields = dict(values or {})
@@ -92,8 +90,6 @@ class Registry:
         made = self.options(name, options, prefix)
         accepted = _keywords(entry.builder)
         supplied = {k: v for k, v in runtime.items() if accepted is None or k in accepted}
-        if entry.options is None:
-            return entry.builder(**made, **supplied)
         return entry.builder(made, **supplied)
 
 
