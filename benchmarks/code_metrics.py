@@ -3,9 +3,9 @@
     python benchmarks/code_metrics.py [REV ...]      e.g. 17f52c6 HEAD
 
 Counted the same way for every revision, from the source alone:
-- validation lines: non-blank lines of the functions and classes whose job is to check or
-  translate a config value (by name, listed in CHECKERS), plus every other ``raise UserError``
-  statement that says "is invalid"/"must be" (its lines), in imgcls/;
+- validation lines: non-blank lines of the functions and classes whose job is to check,
+  translate or mirror a config value (by name, listed in CHECKERS), plus every other
+  ``if ...: raise UserError`` that says "is invalid"/"must be", in the modules of SCOPE;
 - run-folder literals: lines in imgcls/ (outside the run record module) that spell a file or
   folder name of a run or sweep folder as a string literal, and the modules they are in;
 - override readers: modules that read ``overrides.yaml`` themselves;
@@ -48,16 +48,28 @@ def files(rev: str | None) -> dict[str, str]:
     ).stdout.split()
     wanted = [p for p in listing if (p.startswith("imgcls/") and p.endswith(".py"))]
     wanted.append("README.md")
-    show = lambda p: subprocess.run(  # noqa: E731
-        ["git", "show", f"{rev}:{p}"], cwd=ROOT, capture_output=True, text=True
+    return {p: _git_show(rev, p) for p in wanted}
+
+
+def _git_show(rev: str, path: str) -> str:
+    return subprocess.run(
+        ["git", "show", f"{rev}:{path}"], cwd=ROOT, capture_output=True, text=True
     ).stdout
-    return {p: show(p) for p in wanted}
 
 
-def validation_lines(sources: dict[str, str]) -> int:
-    total = 0
+# Where a config value's validity is decided: the registry, the config layer (without the
+# command grammar), validation and build, and the component packages.
+SCOPE = re.compile(
+    r"^imgcls/(registry\.py|config/(?!arguments)|app/(validation|build)\.py|train/|data/|models/|"
+    r"transfer/)"
+)
+
+
+def validation_lines(sources: dict[str, str]) -> tuple[int, int]:
+    """(lines, modules) of validation and mirroring code in SCOPE."""
+    total, modules = 0, 0
     for path, text in sources.items():
-        if not path.endswith(".py"):
+        if not path.endswith(".py") or not SCOPE.match(path):
             continue
         lines = text.splitlines()
         tree = ast.parse(text)
@@ -71,8 +83,9 @@ def validation_lines(sources: dict[str, str]) -> int:
                 segment = "\n".join(lines[node.lineno - 1 : node.end_lineno])
                 if "UserError" in segment and re.search(r"is invalid|must be", segment):
                     counted.update(range(node.lineno, node.end_lineno + 1))
-        total += sum(1 for n in counted if lines[n - 1].strip())
-    return total
+        found = sum(1 for n in counted if lines[n - 1].strip())
+        total, modules = total + found, modules + bool(found)
+    return total, modules
 
 
 def report(rev: str | None) -> None:
@@ -93,7 +106,8 @@ def report(rev: str | None) -> None:
         "hydra parser": sorted(p for p, t in code.items() if "OverridesParser" in t),
     }
     print(f"revision: {rev or 'working tree'}")
-    print(f"  validation and mirroring lines: {validation_lines(code)}")
+    lines, modules = validation_lines(code)
+    print(f"  validation and mirroring lines: {lines} in {modules} modules")
     print(f"  run-folder literals: {sum(spelled.values())} lines in {len(spelled)} modules")
     print(f"  modules reading overrides.yaml themselves: {len(readers)} {readers}")
     print(f"  modules splitting key=value text by hand: {len(parsers)} {parsers}")

@@ -190,7 +190,10 @@ def test_densenet_dropout_and_bc_options():
     ("overrides", "message"),
     [
         (["model=vgg", "model.variant=vgg12"], r"unknown vgg variant 'vgg12' — did you mean"),
-        (["model=resnet", "model.stem=tiny"], r"model.stem: invalid value 'tiny', expected one of"),
+        (
+            ["model=resnet", "model.stem=tiny"],
+            r"unknown model.stem 'tiny'; available: auto, cifar, imagenet",
+        ),
         (["model=alexnet", "model.dropout=1.0"], r"model.dropout=1 is invalid"),
         (["model=densenet", "model.depth=41"], r"model.depth=41 is invalid: DenseNet-BC needs"),
         (

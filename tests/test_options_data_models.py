@@ -119,7 +119,12 @@ def test_variant_names_take_their_family_options_with_the_variant_fixed():
         ("model", "simplecnn", {"dropout": 1.0}, r"^model.dropout=1 is invalid: use \[0, 1\)$"),
         ("model", "bncnn", {"widths": [8, 0]}, r"^model.widths=\[8, 0\] is invalid: use >= 1$"),
         ("model", "densenet", {"growth_rate": 0}, r"^model.growth_rate=0 is invalid"),
-        ("model", "resnet", {"stem": "tiny"}, r"^model.stem=tiny is invalid: use one of auto"),
+        (
+            "model",
+            "resnet",
+            {"stem": "tiny"},
+            r"^unknown model.stem 'tiny'; available: auto, cifar, imagenet",
+        ),
         ("dataset", "digits", {"val_fraction": 1.5}, r"^dataset.val_fraction=1.5 is invalid"),
         ("dataset", "folder", {"channels": 2}, r"^dataset.channels=2 is invalid: use 1"),
         ("augment", "basic", {"crop": {"padding": -1}}, r"^augment.crop.padding=-1 is invalid"),
@@ -139,7 +144,7 @@ def test_eval_dataset_option_loads_the_file_without_its_schema_line():
     from omegaconf import OmegaConf
 
     from imgcls.app.build import build_dataset
-    from imgcls.commands.evaluate import dataset_config
+    from imgcls.app.evaluation import dataset_config
 
     base = OmegaConf.to_container(compose([]), resolve=True, enum_to_str=True)  # a run's
     cfg = dataset_config(OmegaConf.create(base), {"dataset": "digits_shifted"})

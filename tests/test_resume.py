@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from imgcls.app.job import train
 from imgcls.app.resume import train_or_resume
 from imgcls.base.checkpoint import load_checkpoint
 from imgcls.config.compose import compose
+from imgcls.config.options.base import Options
 from imgcls.registry import MODELS
 
 TIMING = ("epoch_seconds", "images_per_second")
@@ -107,13 +109,19 @@ def _equal(a, b) -> bool:
     return a == b
 
 
+@dataclass
+class _SignalOnceOptions(Options):
+    at_call: int = 8
+
+
 class _SignalOnce(nn.Module):
     """A small dropout MLP that sends SIGINT to its own process at the given training call."""
 
     armed = False
 
-    def __init__(self, num_classes, in_channels, image_size, at_call: int = 8) -> None:
+    def __init__(self, options, num_classes, in_channels, image_size) -> None:
         super().__init__()
+        at_call = options.at_call
         features = in_channels * image_size[0] * image_size[1]
         self.net = nn.Sequential(
             nn.Flatten(),
@@ -135,7 +143,7 @@ class _SignalOnce(nn.Module):
 
 
 if "test_signal_once" not in MODELS:
-    MODELS.register("test_signal_once")(_SignalOnce)
+    MODELS.register("test_signal_once", _SignalOnceOptions)(_SignalOnce)
 
 SMALL = [*TINY, "trainer.batch_size=16", "trainer.epochs=2", "augment=basic"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from dataclasses import dataclass
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from imgcls.app.job import train
 from imgcls.base.checkpoint import CHECKPOINT_KEYS, load_checkpoint
 from imgcls.base.errors import NonFiniteLossError
 from imgcls.config.compose import compose
+from imgcls.config.options.base import Options
 from imgcls.registry import MODELS
 
 METRIC_COLUMNS = [
@@ -140,10 +142,9 @@ def test_default_run_dir_is_created_under_output_root(tmp_path, tiny):
 class _NanAfterFirstEpoch(torch.nn.Module):
     """Finite outputs for the first epoch's steps, NaN afterwards."""
 
-    def __init__(
-        self, num_classes: int, in_channels: int, image_size: tuple[int, int], finite_steps: int = 6
-    ):
+    def __init__(self, options, num_classes: int, in_channels: int, image_size: tuple[int, int]):
         super().__init__()
+        finite_steps = options.finite_steps
         self.linear = torch.nn.Linear(in_channels * image_size[0] * image_size[1], num_classes)
         self.finite_steps = finite_steps
         self.calls = 0
@@ -157,8 +158,13 @@ class _NanAfterFirstEpoch(torch.nn.Module):
         return out
 
 
+@dataclass
+class _NanOptions(Options):
+    finite_steps: int = 6
+
+
 if "test_nan_after_first_epoch" not in MODELS:
-    MODELS.register("test_nan_after_first_epoch")(_NanAfterFirstEpoch)
+    MODELS.register("test_nan_after_first_epoch", _NanOptions)(_NanAfterFirstEpoch)
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, tiny):

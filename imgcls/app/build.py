@@ -50,11 +50,13 @@ def _one(cfg: DictConfig, group: str) -> tuple[str, str, dict[str, Any]]:
 
 
 def build_dataset(cfg: DictConfig) -> DataSplits:
+    """The dataset the config chooses, split into train, validation and test."""
     name, prefix, options = _one(cfg, "dataset")
     return DATASETS.build(name, options, prefix=prefix)
 
 
 def build_model(cfg: DictConfig, data: DataSplits) -> nn.Module:
+    """The model the config chooses, sized for the dataset's classes, channels and images."""
     name, prefix, options = _one(cfg, "model")
     return MODELS.build(
         name,
@@ -67,11 +69,13 @@ def build_model(cfg: DictConfig, data: DataSplits) -> nn.Module:
 
 
 def build_augment(cfg: DictConfig) -> Augment:
+    """The augmentation pipeline the config chooses."""
     name, prefix, options = _one(cfg, "augment")
     return AUGMENTS.build(name, options, prefix=prefix)
 
 
 def build_regularizers(cfg: DictConfig) -> list[Regularizer]:
+    """Every regularizer the config selects (several may be active at once)."""
     return [
         REGULARIZERS.build(name, options, prefix=prefix)
         for name, prefix, options in component_options(cfg, "regularizer")
@@ -81,6 +85,7 @@ def build_regularizers(cfg: DictConfig) -> list[Regularizer]:
 def build_optimizer(
     cfg: DictConfig, params: Iterable[nn.Parameter], regularizers: list[Regularizer]
 ) -> torch.optim.Optimizer:
+    """The optimizer over ``params``; ``regularizer=l2`` sets its weight decay."""
     name, prefix, options = _one(cfg, "optimizer")
     decays = [r.weight_decay for r in regularizers if r.weight_decay is not None]
     if decays:  # regularizer=l2 sets the weight decay, whatever the optimizer file says
@@ -131,6 +136,7 @@ class Training:
 
     @property
     def label_smoothing(self) -> float:
+        """The loss's label smoothing: the sum of what the regularizers ask for."""
         return sum(r.label_smoothing for r in self.regularizers)
 
 

@@ -74,6 +74,8 @@ Runner = Callable[[np.ndarray], np.ndarray]  # float32 NCHW in, float32 logits o
 
 @dataclass
 class ExportResult:
+    """What an export wrote: its folder, the model file and the export.json record."""
+
     out_dir: Path
     model_file: Path
     info: dict[str, Any]
@@ -208,6 +210,7 @@ def _quiet_exporter_logs() -> Iterator[None]:
 
 
 def export_onnx_dynamo(model: nn.Module, example: torch.Tensor, path: Path) -> None:
+    """ONNX through torch.export (the dynamo exporter), its info logs held back."""
     with _quiet_exporter_logs():
         _export_onnx_dynamo(model, example, path)
 
@@ -229,6 +232,7 @@ def _export_onnx_dynamo(model: nn.Module, example: torch.Tensor, path: Path) -> 
 
 
 def export_onnx_torchscript(model: nn.Module, example: torch.Tensor, path: Path) -> None:
+    """ONNX through the TorchScript-based exporter: the fallback when dynamo fails."""
     torch.onnx.export(
         model,
         (example,),
@@ -276,6 +280,7 @@ def export_onnx(
 
 
 def export_torchscript(model: nn.Module, example: torch.Tensor, path: Path) -> str:
+    """A traced TorchScript file; returns how it was made."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -287,6 +292,7 @@ def export_torchscript(model: nn.Module, example: torch.Tensor, path: Path) -> s
 
 
 def export_pt2(model: nn.Module, example: torch.Tensor, path: Path) -> str:
+    """A ``.pt2`` ExportedProgram with a dynamic batch dimension; returns how it was made."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -324,6 +330,7 @@ def load_runner(fmt: str, path: Path) -> Runner:
 
 
 def onnx_opset(path: Path) -> int | None:
+    """The default-domain opset an ONNX file was written with, recorded in export.json."""
     onnx = require("onnx", "format=onnx")
     model = onnx.load(str(path), load_external_data=False)
     return next((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
@@ -401,6 +408,7 @@ def export_run(
 
 
 def parity_failure(fmt: str, parity: dict[str, Any]) -> str:
+    """The one-line reason a parity check failed (logits too far apart, top-1 changes)."""
     n, wrong, diff = parity["images"], parity["top1_mismatches"], parity["max_abs_diff"]
     problems = []
     if not diff <= parity["tolerance"]:

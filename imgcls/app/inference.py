@@ -42,6 +42,7 @@ class LoadedRun:
 
     @property
     def name(self) -> str:
+        """How tables and folders name this member: its run folder, or the checkpoint file's stem."""
         return self.run_dir.name if self.run_dir is not None else self.checkpoint.stem
 
 
@@ -72,6 +73,7 @@ def resolve_checkpoint(run: str | Path, checkpoint: str = "best") -> tuple[Path 
 
 
 def select_inference_device(name: str = "auto") -> torch.device:
+    """The device to evaluate or predict on (``auto``: CUDA, then MPS, then CPU)."""
     return select_device(name)
 
 

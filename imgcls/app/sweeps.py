@@ -116,6 +116,7 @@ _last_sweep_dir: list[Path] = []
 
 
 def last_sweep_dir() -> Path | None:
+    """The folder of the last sweep this process ran, for the command that launched it."""
     return _last_sweep_dir[-1] if _last_sweep_dir else None
 
 
@@ -123,6 +124,7 @@ class SweepCallback(Callback):
     """Runs in the launching process when a multirun ends: report what every job did."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        """Write the sweep's leaderboard, jobs list and report, and say where they are."""
         sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
         _last_sweep_dir.append(sweep_dir)
         if not sweep_dir.is_dir():

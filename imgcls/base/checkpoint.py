@@ -52,6 +52,9 @@ def rng_state(generator: torch.Generator | None = None) -> dict[str, Any]:
 
 
 def restore_rng(state: dict[str, Any], generator: torch.Generator | None = None) -> None:
+    """Put back the Python, NumPy, torch (and CUDA) random states a checkpoint saved, so a resumed
+    run draws what a straight run would have.
+    """
     random.setstate(_as_tuple(state["python"]))
     kind, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((kind, keys.numpy(), pos, has_gauss, cached))
@@ -132,6 +135,7 @@ class BackgroundCheckpointer:
                 self.blocked_seconds += time.perf_counter() - started
 
     def close(self) -> None:
+        """Wait for the write in flight, then stop the writer thread."""
         try:
             self.wait()
         finally:

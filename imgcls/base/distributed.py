@@ -19,6 +19,8 @@ STRATEGIES = ("auto", "single", "ddp")
 
 @dataclass(frozen=True)
 class DistributedContext:
+    """This process's place in a DDP group (rank 0 of 1 without one): who writes, who waits."""
+
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
@@ -32,6 +34,7 @@ class DistributedContext:
 
     @property
     def is_main(self) -> bool:
+        """Rank 0: the one process that writes the run folder and reports."""
         return self.rank == 0
 
 
@@ -40,6 +43,7 @@ _context: list[DistributedContext] = [SINGLE]
 
 
 def launched_by_torchrun() -> bool:
+    """Whether torchrun started this process (it sets RANK and WORLD_SIZE)."""
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
@@ -133,6 +137,7 @@ def all_reduce_sum(tensor):
 
 
 def barrier() -> None:
+    """Wait for every process of the group (nothing to wait for without one)."""
     import torch.distributed as dist
 
     if context().enabled:
@@ -140,6 +145,7 @@ def barrier() -> None:
 
 
 def shutdown() -> None:
+    """Leave the process group, so that a later run in this process starts single again."""
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():

@@ -8,6 +8,7 @@ from types import TracebackType
 
 
 def is_terminal() -> bool:
+    """Whether stdout is a terminal: a progress bar there, plain log lines otherwise (CI)."""
     return sys.stdout.isatty()
 
 
@@ -37,6 +38,7 @@ class EpochProgress(AbstractContextManager):
         return self
 
     def advance(self) -> None:
+        """One batch done."""
         if self._progress is not None:
             self._progress.advance(self._task)
 

@@ -78,6 +78,7 @@ class MetricsWriter:
                 csv.writer(handle).writerow(self.columns)
 
     def write(self, row: Mapping[str, Any]) -> None:
+        """Append one epoch's row and flush it, so a crash keeps every finished epoch."""
         values = [_format(row.get(c, "")) for c in self.columns]
         with self.path.open("a", newline="") as handle:
             csv.writer(handle).writerow(values)
@@ -103,18 +104,22 @@ class RunDirectory:
 
     @property
     def checkpoints(self) -> Path:
+        """The run's ``checkpoints/`` folder (from the run record)."""
         return self.folder.checkpoints
 
     @property
     def plots(self) -> Path:
+        """The run's ``plots/`` folder (from the run record)."""
         return self.folder.plots
 
     @property
     def summary_path(self) -> Path:
+        """The run's ``summary.json`` (from the run record)."""
         return self.folder.summary_json
 
     @property
     def metrics_path(self) -> Path:
+        """The run's ``metrics.csv`` (from the run record)."""
         return self.folder.metrics_csv
 
     def checkpoint(self, name: str) -> Path:
@@ -161,6 +166,7 @@ class RunDirectory:
         self._log_handler = handler
 
     def detach_log(self) -> None:
+        """Stop copying log lines into ``train.log`` and close it."""
         if self._log_handler is not None:
             logger.removeHandler(self._log_handler)
             self._log_handler.close()

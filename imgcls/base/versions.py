@@ -11,6 +11,9 @@ PACKAGES = ("imgcls", "torch", "torchvision", "hydra-core", "omegaconf", "numpy"
 
 
 def library_versions() -> dict[str, str]:
+    """Python's and the installed libraries' versions, recorded in every summary for
+    reproducibility.
+    """
     versions = {"python": platform.python_version()}
     for name in PACKAGES:
         try:

@@ -31,6 +31,7 @@ class Scaling:
         return ALPHA**self.phi, BETA**self.phi, GAMMA**self.phi
 
     def describe(self) -> str:
+        """The compound-scaling rule of this EfficientNet variant, in words."""
         depth, width, resolution = self.compound
         return (
             f"φ={self.phi}: rule depth α^φ={depth:.2f} width β^φ={width:.2f} "
@@ -41,6 +42,10 @@ class Scaling:
 
 @dataclass(frozen=True)
 class Variant:
+    """One selectable variant of a model family (``model.variant=``), with what ``imgcls list
+    models`` says of it.
+    """
+
     name: str
     family: str
     description: str
@@ -48,6 +53,7 @@ class Variant:
     scaling: Scaling | None = None
 
     def describe(self) -> str:
+        """The description, with the scaling rule for EfficientNet variants."""
         return (
             f"{self.description}; {self.scaling.describe()}" if self.scaling else self.description
         )
@@ -55,17 +61,23 @@ class Variant:
 
 @dataclass(frozen=True)
 class Family:
+    """A model family's variants and its default one; the torch-free list that options and ``imgcls
+    list`` check names against.
+    """
+
     name: str
     default: str
     variants: tuple[Variant, ...]
 
     def variant(self, name: str) -> Variant:
+        """The variant ``name``; an unknown one is a UserError with a did-you-mean."""
         for v in self.variants:
             if v.name == name:
                 return v
         raise unknown_choice(f"{self.name} variant", name, self.names())
 
     def names(self) -> list[str]:
+        """The variants' names, in catalogue order."""
         return [v.name for v in self.variants]
 
 
@@ -143,7 +155,7 @@ FAMILIES: dict[str, Family] = {
             ),
             (
                 "seed_resnet",
-                "the seed document's ResNet: 3 stages of 2 basic blocks, "
+                "the ResNet of experiment=seed_demo: 3 stages of 2 basic blocks, "
                 "64/128/256 channels, 1x1 projection shortcuts; small images",
                 False,
             ),

@@ -17,6 +17,8 @@ from imgcls.config.options.trainer import TrainerOptions
 
 
 class LoaderMode(Enum):
+    """How batches are made: in device memory, by a DataLoader, or chosen by size (auto)."""
+
     auto = "auto"
     memory = "memory"
     dataloader = "dataloader"
@@ -36,6 +38,8 @@ class DataConfig:
 @dataclass
 class SweepConfig:
     # A sweep folder to re-run into: finished jobs are skipped (matched by config hash).
+    """``sweep.*``: how a sweep continues (``sweep.resume=<dir>`` re-runs into its folder)."""
+
     resume: Optional[str] = None  # noqa: UP045  (OmegaConf needs typing.Optional)
 
 
@@ -43,6 +47,8 @@ class SweepConfig:
 class ReportConfig:
     # Write report.html into the run folder (and the sweep folder) at the end: the HTML
     # report of imgcls.evaluate.html_report. report.html=false skips it.
+    """``report.*``: what a run writes besides its results (``report.html``)."""
+
     html: bool = True
 
 

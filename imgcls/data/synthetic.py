@@ -1,4 +1,4 @@
-"""The procedural pattern dataset of the seed document, for any size, shape and class count.
+"""The procedural pattern dataset: one pattern per class, any image size, shape and class count.
 
 Class k draws a pattern with a random phase into channel ``k % channels`` on top of Gaussian
 noise: 0 horizontal lines, 1 vertical lines, 2 diagonal stripes, 3 concentric circles,

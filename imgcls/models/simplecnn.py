@@ -1,4 +1,4 @@
-"""The seed document's SimpleCNN: three blocks of two 3x3 convs, then a dropout MLP."""
+"""SimpleCNN (experiment=seed_demo): three blocks of two 3x3 convs, then a dropout MLP."""
 
 from __future__ import annotations
 

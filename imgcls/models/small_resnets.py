@@ -17,7 +17,7 @@
   max-pool, residual of two 512 convs; global max pool; linear head. Every conv is
   conv3x3-BN-ReLU. Page's version ends in a bias-free linear layer scaled by 0.125; this one
   has a plain linear layer (with bias). A max-pool whose input is under 2 pixels is skipped.
-- ``seed_resnet``: the 3-stage ResNet of the seed document: a 3x3 conv with 64 channels,
+- ``seed_resnet``: the 3-stage ResNet of experiment=seed_demo: a 3x3 conv with 64 channels,
   BN, ReLU, stages of 64/128/256 channels with two basic blocks each (stride 2 at stages 2
   and 3), a 1x1 conv + BN projection shortcut where the shape changes, average pool, fc.
 
@@ -110,7 +110,7 @@ class SmallResNet(nn.Module):
     """3x3 stem conv-BN-ReLU, stages of basic blocks, global average pool, linear head.
 
     ``projection=False`` is the CIFAR ResNets' option A shortcut; ``True`` a 1x1 conv + BN
-    (the seed document's network).
+    (experiment=seed_demo's network).
     """
 
     def __init__(
@@ -144,7 +144,7 @@ def cifar_resnet(depth: int, num_classes: int, in_channels: int) -> SmallResNet:
 
 
 def seed_resnet(num_classes: int, in_channels: int) -> SmallResNet:
-    """The seed document's ResNet: 64/128/256 channels, 2 blocks each, projection shortcuts."""
+    """The ResNet of experiment=seed_demo: 64/128/256 channels, 2 blocks each, projection shortcuts."""
     return SmallResNet((64, 128, 256), (2, 2, 2), num_classes, in_channels, projection=True)
 
 
