@@ -109,3 +109,19 @@ def test_the_command_line_refuses_before_any_folder_is_made(tmp_path, capsys, ov
     assert code == 2
     assert len(err.splitlines()) == 1 and overrides[-1].split("=")[0] in err, err
     assert _files(tmp_path) == set(), "a folder or file was made"
+
+
+def test_an_optimizer_added_in_three_files_builds_from_its_config():
+    """NAdam was added as an options class, a builder and a YAML file: it composes, validates
+    and builds torch's NAdam with the configured values."""
+    import torch
+
+    from imgcls.app.build import build_optimizer
+    from imgcls.app.validation import validate
+
+    cfg = compose(["optimizer=nadam", "optimizer.momentum_decay=0.01", "trainer.device=cpu"])
+    validate(cfg)
+    optimizer = build_optimizer(cfg, [torch.nn.Parameter(torch.zeros(2, 2))], [])
+    assert isinstance(optimizer, torch.optim.NAdam)
+    group = optimizer.param_groups[0]
+    assert group["lr"] == 0.002 and group["momentum_decay"] == 0.01

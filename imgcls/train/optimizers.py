@@ -14,7 +14,13 @@ from typing import Any
 
 import torch
 
-from imgcls.config.options.optimizers import AdamOptions, AdamWOptions, RmspropOptions, SgdOptions
+from imgcls.config.options.optimizers import (
+    AdamOptions,
+    AdamWOptions,
+    NAdamOptions,
+    RmspropOptions,
+    SgdOptions,
+)
 from imgcls.registry import OPTIMIZERS
 
 
@@ -76,4 +82,17 @@ def rmsprop(options: RmspropOptions, params: Iterable[torch.nn.Parameter]) -> to
     groups = param_groups(params, options.weight_decay, options.decay_norm_and_bias)
     return torch.optim.RMSprop(
         groups, lr=options.lr, alpha=options.alpha, momentum=options.momentum, eps=options.eps
+    )
+
+
+@OPTIMIZERS.register("nadam", NAdamOptions)
+def nadam(options: NAdamOptions, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    """NAdam (Dozat 2016): Adam with Nesterov momentum."""
+    groups = param_groups(params, options.weight_decay, options.decay_norm_and_bias)
+    return torch.optim.NAdam(
+        groups,
+        lr=options.lr,
+        betas=tuple(options.betas),
+        momentum_decay=options.momentum_decay,
+        decoupled_weight_decay=options.decoupled_weight_decay,
     )

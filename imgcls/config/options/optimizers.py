@@ -81,3 +81,17 @@ class RmspropOptions(OptimizerOptions):
         probability("momentum", self.momentum, high_open=True)
         positive("eps", self.eps)
         require(0 < self.alpha < 1, "alpha", self.alpha, "use (0, 1)")
+
+
+@schema("optimizer", "nadam")
+@dataclass
+class NAdamOptions(AdamFamilyOptions):
+    """NAdam: Adam with Nesterov momentum; ``decoupled_weight_decay`` makes its decay AdamW's."""
+
+    lr: float = 2e-3
+    momentum_decay: float = 4e-3
+    decoupled_weight_decay: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.momentum_decay >= 0, "momentum_decay", self.momentum_decay, "use >= 0")
