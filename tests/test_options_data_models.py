@@ -135,7 +135,10 @@ def test_rules_name_the_key_under_the_prefix_given(group, name, values, message)
     with pytest.raises(UserError, match=message):
         GROUPS[group].options(name, values)
     prefix = "method.target_dataset" if group == "dataset" else f"teacher.{group}"
-    with pytest.raises(UserError, match=message.replace(f"^{group}", f"^{prefix}")):
+    prefixed = message.replace(f"^{group}", f"^{prefix}").replace(
+        f"^unknown {group}", f"^unknown {prefix}"
+    )
+    with pytest.raises(UserError, match=prefixed):
         GROUPS[group].options(name, values, prefix)
 
 

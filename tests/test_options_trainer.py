@@ -21,8 +21,7 @@ from conftest import TINY
 from torch import nn
 
 from imgcls import cli
-from imgcls.app.build import trainer_options
-from imgcls.app.validation import validate
+from imgcls.app.validation import trainer_options, validate
 from imgcls.base.errors import UserError
 from imgcls.base.runs import RunDirectory
 from imgcls.config.compose import compose

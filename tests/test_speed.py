@@ -12,9 +12,8 @@ import pytest
 import torch
 from conftest import ROOT, TINY, cli_env
 
-from imgcls.app.build import trainer_options
 from imgcls.app.job import train
-from imgcls.app.validation import validate
+from imgcls.app.validation import trainer_options, validate
 from imgcls.base.errors import UserError
 from imgcls.config.compose import compose
 from imgcls.config.options.trainer import TrainerOptions

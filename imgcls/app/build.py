@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import nn
 
 import imgcls.app.components  # noqa: F401  (registers every component)
+from imgcls.app.validation import check_batch_fits, check_global_batch, trainer_options
 from imgcls.base import distributed
 from imgcls.base.distributed import DistributedContext
 from imgcls.base.errors import UserError
@@ -33,7 +34,6 @@ from imgcls.registry import (
     OPTIMIZERS,
     REGULARIZERS,
     SCHEDULERS,
-    make_options,
 )
 from imgcls.train.data_init import initialize_from_data
 from imgcls.train.devices import resolve_precision, select_device
@@ -149,14 +149,6 @@ class Placement:
     processes: DistributedContext
 
 
-def trainer_options(trainer: DictConfig | TrainerOptions) -> TrainerOptions:
-    """The typed, checked trainer options of ``cfg.trainer``; a bad value names its full key
-    (``trainer.early_stopping.patience=-1 is invalid: ...``)."""
-    if isinstance(trainer, TrainerOptions):
-        return trainer
-    return make_options(TrainerOptions, OmegaConf.to_container(trainer, resolve=True), "trainer")
-
-
 def place(trainer: DictConfig | TrainerOptions) -> Placement:
     """The device and precision for ``trainer``; under torchrun with DDP, this process's GPU."""
     trainer = trainer_options(trainer)
@@ -165,11 +157,7 @@ def place(trainer: DictConfig | TrainerOptions) -> Placement:
     if processes.enabled:
         if device.type == "cuda":
             device = torch.device("cuda", processes.local_rank)
-        if trainer.batch_size % processes.world_size:
-            raise UserError(
-                f"trainer.batch_size={trainer.batch_size} is the global batch: it must be "
-                f"divisible by the {processes.world_size} processes"
-            )
+        check_global_batch(trainer, processes.world_size)
         if not processes.is_main:
             logging.getLogger("imgcls").setLevel(logging.WARNING)  # rank 0 alone reports
     return Placement(device, resolve_precision(trainer.precision.name, device), processes)
@@ -180,11 +168,7 @@ def build_training(cfg: DictConfig, place: Placement) -> Training:
     trainer, device = trainer_options(cfg.trainer), place.device
     started = time.perf_counter()
     data = build_dataset(cfg)
-    if trainer.batch_size > len(data.train):
-        raise UserError(
-            f"trainer.batch_size={trainer.batch_size} is larger than the {len(data.train)} "
-            f"training images of {data.name}; use at most {len(data.train)}"
-        )
+    check_batch_fits(trainer, len(data.train), data.name)
     data_seconds = time.perf_counter() - started
     model = build_model(cfg, data).to(device)
     init_seconds = initialize_from_data(model, data, device)  # airbench's whitening; timed

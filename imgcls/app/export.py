@@ -337,6 +337,22 @@ def onnx_opset(path: Path) -> int | None:
 
 
 # -- the command ----------------------------------------------------------------------------
+def check_export_arguments(run: str | Path | None, fmt: str, exporter: str) -> None:
+    """``run`` is required, ``fmt`` and ``exporter`` are choices, ``exporter`` applies to ONNX
+    only, and ONNX needs its extra installed: each a one-line error before any work."""
+    if run is None:
+        raise UserError("imgcls export needs run=<run dir>: e.g. imgcls export run=outputs/...")
+    if fmt not in FORMATS:
+        raise unknown_choice("format", fmt, FORMATS)
+    if exporter not in EXPORTERS:
+        raise unknown_choice("exporter", exporter, EXPORTERS)
+    if exporter != "auto" and fmt != "onnx":
+        raise UserError(f"exporter={exporter} applies to format=onnx only, not format={fmt}")
+    if fmt == "onnx":
+        require("onnx", "format=onnx")
+        require("onnxruntime", "format=onnx")
+
+
 def export_run(
     run: str | Path | None,
     checkpoint: str = "best",
@@ -349,19 +365,8 @@ def export_run(
 ) -> ExportResult:
     """Export a run's model and write ``<out>/model.<ext>`` and ``<out>/export.json``.
 
-    The arguments are checked before any work: ``run`` is required, ``fmt`` and ``exporter``
-    are choices, ``exporter`` applies to ONNX only."""
-    if run is None:
-        raise UserError("imgcls export needs run=<run dir>: e.g. imgcls export run=outputs/...")
-    if fmt not in FORMATS:
-        raise unknown_choice("format", fmt, FORMATS)
-    if exporter not in EXPORTERS:
-        raise unknown_choice("exporter", exporter, EXPORTERS)
-    if exporter != "auto" and fmt != "onnx":
-        raise UserError(f"exporter={exporter} applies to format=onnx only, not format={fmt}")
-    if fmt == "onnx":  # before any work: a missing extra is one line naming it
-        require("onnx", "format=onnx")
-        require("onnxruntime", "format=onnx")
+    The arguments are checked before any work (:func:`check_export_arguments`)."""
+    check_export_arguments(run, fmt, exporter)
     loaded = load_run(run, checkpoint, "cpu")
     out_dir = Path(out) if out is not None else default_out_dir(loaded, checkpoint, fmt)
     check_out_dir(out_dir)

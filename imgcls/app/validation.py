@@ -3,7 +3,9 @@
 Composition already refused unknown keys and wrong types (every component's options
 dataclass is its schema). Here every mistake left fails with one clear line: the components'
 own rules (their options' ``__post_init__``), the trainer's, the transfer settings, and the
-rules that span components (a schedule's floor against the optimizer's rate).
+rules that span components: a schedule's floor against the optimizer's rate here, and, once
+the dataset and the processes are known, the batch against the training images and the DDP
+processes (called from :mod:`imgcls.app.build`).
 """
 
 from __future__ import annotations
@@ -11,10 +13,10 @@ from __future__ import annotations
 from omegaconf import DictConfig, OmegaConf
 
 import imgcls.app.components  # noqa: F401  (registers every component)
-from imgcls.app.build import trainer_options
 from imgcls.base.errors import UserError
 from imgcls.config.files import COMPONENT_GROUPS
 from imgcls.config.options.optimizers import OptimizerOptions
+from imgcls.config.options.trainer import TrainerOptions
 from imgcls.config.schemas import DataConfig
 from imgcls.config.values import check_finite, component_options
 from imgcls.registry import REGISTRIES, make_options
@@ -43,4 +45,30 @@ def check_schedule_floor(schedule: object, optimizer: OptimizerOptions) -> None:
     if not 0 <= lr_min <= optimizer.lr:
         raise UserError(
             f"scheduler.lr_min={lr_min} is invalid: it must be in [0, optimizer.lr={optimizer.lr}]"
+        )
+
+
+def trainer_options(trainer: DictConfig | TrainerOptions) -> TrainerOptions:
+    """The typed, checked trainer options of ``cfg.trainer``; a bad value names its full key
+    (``trainer.early_stopping.patience=-1 is invalid: ...``)."""
+    if isinstance(trainer, TrainerOptions):
+        return trainer
+    return make_options(TrainerOptions, OmegaConf.to_container(trainer, resolve=True), "trainer")
+
+
+def check_batch_fits(trainer: TrainerOptions, train_images: int, dataset: str) -> None:
+    """A batch is at most the training set (known once the dataset is loaded)."""
+    if trainer.batch_size > train_images:
+        raise UserError(
+            f"trainer.batch_size={trainer.batch_size} is larger than the {train_images} "
+            f"training images of {dataset}; use at most {train_images}"
+        )
+
+
+def check_global_batch(trainer: TrainerOptions, world_size: int) -> None:
+    """Under DDP ``trainer.batch_size`` is the global batch: the processes share it evenly."""
+    if trainer.batch_size % world_size:
+        raise UserError(
+            f"trainer.batch_size={trainer.batch_size} is the global batch: it must be "
+            f"divisible by the {world_size} processes"
         )

@@ -1,6 +1,7 @@
 """Validation of the ``finetune`` node and the ``method`` options, before any work starts.
 
-No torch import: :func:`imgcls.app.validation.validate` calls this for every composed config.
+:func:`imgcls.app.validation.validate` calls this for every composed config. ``finetune`` has
+no options dataclass: its key ``from`` cannot be a dataclass field, so its rules are here.
 """
 
 from __future__ import annotations
