@@ -113,14 +113,25 @@ def test_every_leaf_and_node_is_covered():
 
 
 @pytest.mark.parametrize(("overrides", "key"), CASES, ids=[" ".join(c[0]) for c in CASES])
-def test_a_wrong_type_or_an_unknown_key_is_refused_naming_the_full_key(
+def test_a_wrong_type_or_an_unknown_key_is_refused_naming_the_full_key(overrides, key):
+    if key == "trainer.compile":  # untyped (false, true or a mode): refused while validating
+        refused_in_one_line(overrides, key)
+        return
+    with pytest.raises(UserError) as error:  # typed: Hydra refuses it while composing
+        compose([*TINY, *overrides])
+    message = str(error.value)
+    assert "\n" not in message and key in message, message
+
+
+# Through the command line: every node's unknown key and one wrong type per node.
+CLI_CASES = UNKNOWN + list({c[1].rsplit(".", 1)[0]: c for c in WRONG}.values())
+
+
+@pytest.mark.parametrize(("overrides", "key"), CLI_CASES, ids=[" ".join(c[0]) for c in CLI_CASES])
+def test_the_command_line_refuses_in_the_same_line_before_any_folder(
     tmp_path, monkeypatch, capsys, overrides, key
 ):
     message = refused_in_one_line(overrides, key)
-    if key != "trainer.compile":  # typed: Hydra refuses it while composing
-        with pytest.raises(UserError, match=key.replace(".", r"\.")):
-            compose([*TINY, *overrides])
-    # the command line: the same one line, exit 2, and no folder
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("IMGCLS_DEBUG", raising=False)
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
