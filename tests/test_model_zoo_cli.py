@@ -69,7 +69,7 @@ def test_list_models_input_for_small_images(capsys):
         (["--input", "3x32"], "--input '3x32' is invalid: give channels x height x width"),
         (["--input", "0x8x8"], "--input '0x8x8' is invalid"),
         (["--input", "rgb"], "--input 'rgb' is invalid"),
-        (["--input"], "--input needs a value"),
+        (["--input"], "imgcls list: argument --input: expected one argument"),
         (["--input", "1x8x8", "--classes", "1"], "--classes '1' is invalid"),
         (["--classes", "3"], "--classes goes with --input"),
     ],

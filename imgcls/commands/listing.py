@@ -1,7 +1,9 @@
-"""``imgcls list [group] [pattern]``: config groups and their options, read from conf/.
+"""``imgcls list [group] [pattern] [--input CxHxW [--classes N]]``: config groups and their
+options, read from conf/.
 
 Reads the YAML files only (their first comment line is the description), so it needs no
-torch import and answers at once.
+torch import and answers at once; ``--input`` builds the models to count their parameters.
+The arguments are read by argparse (:class:`~imgcls.commands.options.OneLineParser`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from imgcls.config.files import GROUPS, group_options, option_description
 if TYPE_CHECKING:
     from rich.table import Table
 
-from imgcls.models.overview import FactsRequest, fact_names, facts_rows, model_rows, split_options
+from imgcls.commands.options import OneLineParser
+from imgcls.models.overview import FactsRequest, fact_names, facts_request, facts_rows, model_rows
 
 ALIASES = {f"{g}s": g for g in GROUPS} | {"augmentations": "augment", "regularizers": "regularizer"}
 
@@ -49,19 +52,39 @@ def rows(groups: Sequence[str], pattern: str = "*") -> list[tuple[str, str, str]
     return found
 
 
+def parser() -> OneLineParser:
+    """The arguments of ``imgcls list``."""
+    parse = OneLineParser(
+        "list",
+        "imgcls list [group] [pattern] [--input CxHxW [--classes N]], "
+        "e.g. imgcls list models 'res*'",
+        "Every config group's options with a description; a group and a glob pattern narrow "
+        "it. --input CxHxW (models only) also builds each model for that input and shows its "
+        "parameters, FLOPs and output size; --classes N (default 10) sets its classes.",
+    )
+    parse.add_argument("group", nargs="?", help="a config group (plural too: models)")
+    parse.add_argument("pattern", nargs="?", default="*", help="a glob over option names")
+    parse.add_argument("--input", metavar="CxHxW", help="build the models for this input")
+    parse.add_argument("--classes", metavar="N", help="classes of the built models")
+    return parse
+
+
 def run_list(args: Sequence[str]) -> int:
-    args, facts = split_options(args)
-    if len(args) > 2 or any(a.startswith("-") for a in args):
+    """``imgcls list``: print the options table, or the models' facts with ``--input``."""
+    options = parser().parse_args(list(args))
+    if options.help:
+        print(parser().format_help().rstrip())
+        return 0
+    groups = [resolve_group(options.group)] if options.group else list(GROUPS)
+    pattern = options.pattern
+    if options.classes is not None and options.input is None:
         raise UserError(
-            "usage: imgcls list [group] [pattern] [--input CxHxW [--classes N]], "
-            "e.g. imgcls list models 'res*'"
+            "--classes goes with --input, e.g. imgcls list models --input 3x32x32 --classes 10"
         )
-    groups = [resolve_group(args[0])] if args else list(GROUPS)
-    pattern = args[1] if len(args) > 1 else "*"
-    if facts is not None:
+    if options.input is not None:
         if groups != ["model"]:
             raise UserError("--input applies to models only: imgcls list models --input 3x32x32")
-        return print_facts(pattern, facts)
+        return print_facts(pattern, facts_request(options.input, options.classes))
     found = rows(groups, pattern)
     if not found:
         raise UserError(f"no {'/'.join(groups)} option matches '{pattern}'")

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from typing import NoReturn
 
 from imgcls.app.report import ReportResult, report
 from imgcls.base.errors import UserError, did_you_mean
+from imgcls.commands.options import OneLineParser
 from imgcls.evaluate.leaderboard import Leaderboard, table_rows
 
 DESCRIPTION = """Writes leaderboard.csv and leaderboard.md (into the directory when one is given, else into
@@ -28,30 +28,17 @@ into the first folder given."""
 OPTIONS = ("--html", "--out", "--plot")
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose mistakes raise :class:`UserError` (one line, exit 2) rather
-    than printing the usage and exiting by itself."""
-
-    def error(self, message: str) -> NoReturn:
-        """Raise argparse's message as the one-line error of imgcls."""
-        raise UserError(f"imgcls report: {message} (see imgcls report --help)")
-
-
 def parser() -> OneLineParser:
     """The arguments of ``imgcls report``; ``--help`` is answered by :func:`run_report`."""
     parse = OneLineParser(
-        prog="imgcls report",
-        usage="imgcls report [--html] <run or sweep dir> [<dir> ...] [--plot] [--out PATH]",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        add_help=False,
-        allow_abbrev=False,  # --pl is no --plot: an option is spelled out or refused
+        "report",
+        "imgcls report [--html] <run or sweep dir> [<dir> ...] [--plot] [--out PATH]",
+        DESCRIPTION,
     )
     parse.add_argument("dirs", nargs="*", metavar="DIR", help="run or sweep folders")
     parse.add_argument("--html", action="store_true", help="write report.html instead")
     parse.add_argument("--plot", action="store_true", help="also write val_curves.png")
     parse.add_argument("--out", metavar="PATH", help="where the leaderboard or page goes")
-    parse.add_argument("-h", "--help", action="store_true", help="show this help")
     return parse
 
 

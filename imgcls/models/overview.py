@@ -38,34 +38,12 @@ def parse_shape(text: str) -> tuple[int, int, int]:
     return c, h, w
 
 
-def split_options(args: Sequence[str]) -> tuple[list[str], FactsRequest | None]:
-    """Take ``--input CxHxW`` and ``--classes N`` out of ``imgcls list`` arguments."""
-    rest: list[str] = []
-    values: dict[str, str] = {}
-    items = list(args)
-    while items:
-        arg = items.pop(0)
-        key, eq, value = arg.partition("=")
-        if key in ("--input", "--classes"):
-            if not eq:
-                if not items:
-                    raise UserError(
-                        f"{key} needs a value, e.g. {key} {'3x32x32' if key == '--input' else '10'}"
-                    )
-                value = items.pop(0)
-            values[key] = value
-        else:
-            rest.append(arg)
-    if not values:
-        return rest, None
-    if "--input" not in values:
-        raise UserError(
-            "--classes goes with --input, e.g. imgcls list models --input 3x32x32 --classes 10"
-        )
-    classes = values.get("--classes", "10")
-    if not classes.isdigit() or int(classes) < 2:
-        raise UserError(f"--classes {classes!r} is invalid: give a class count of at least 2")
-    return rest, FactsRequest(parse_shape(values["--input"]), int(classes))
+def facts_request(shape: str, classes: str | None) -> FactsRequest:
+    """``--input CxHxW [--classes N]`` of ``imgcls list models`` as a checked request."""
+    count = "10" if classes is None else classes
+    if not count.isdigit() or int(count) < 2:
+        raise UserError(f"--classes {count!r} is invalid: give a class count of at least 2")
+    return FactsRequest(parse_shape(shape), int(count))
 
 
 def _matches(name: str, pattern: str) -> bool:
