@@ -22,7 +22,7 @@ from imgcls.app.build import build_dataset
 from imgcls.app.inference import check_compatible, load_run, predict_probabilities
 from imgcls.base.errors import UserError, unknown_choice
 from imgcls.base.folders import claim_dir, ensure_dir
-from imgcls.base.record import EVAL_METRICS_JSON, RunFolder
+from imgcls.base.record import EvalFolder, RunFolder
 from imgcls.base.runs import atomic_write, write_json
 from imgcls.config.files import config_dir, group_options
 from imgcls.evaluate import plots
@@ -213,26 +213,27 @@ def write_results(
     """Write the record (metrics.json) and its tables, predictions, probabilities and two
     plots into ``out_dir``, each file atomically."""
     ensure_dir(out_dir, "output folder")
+    folder = EvalFolder(out_dir)
     k = min(5, len(classes))
     atomic_write(
-        out_dir / "predictions.csv",
+        folder.predictions_csv,
         lambda f: f.write(_csv_text(prediction_rows(targets, probabilities, classes, k))),
     )
-    atomic_write(out_dir / "probabilities.npy", lambda f: np.save(f, probabilities), binary=True)
+    atomic_write(folder.probabilities_npy, lambda f: np.save(f, probabilities), binary=True)
     per_class = [["class", "precision", "recall", "f1", "support"]] + [
         [r["class"], r["precision"], r["recall"], r["f1"], r["support"]]
         for r in record["per_class"]
     ]
-    atomic_write(out_dir / "per_class.csv", lambda f: f.write(_csv_text(per_class)))
+    atomic_write(folder.per_class_csv, lambda f: f.write(_csv_text(per_class)))
     matrix = [["true\\predicted", *classes]] + [
         [classes[i], *row] for i, row in enumerate(record["confusion_matrix"])
     ]
-    atomic_write(out_dir / "confusion_matrix.csv", lambda f: f.write(_csv_text(matrix)))
+    atomic_write(folder.confusion_matrix_csv, lambda f: f.write(_csv_text(matrix)))
     atomic_write(
-        out_dir / "classification_report.txt", lambda f: f.write(record["classification_report"])
+        folder.classification_report_txt, lambda f: f.write(record["classification_report"])
     )
-    write_json(out_dir / EVAL_METRICS_JSON, record)
+    write_json(folder.metrics_json, record)
     plots.plot_confusion_matrix(
-        np.array(record["confusion_matrix"]), classes, out_dir / "confusion_matrix.png"
+        np.array(record["confusion_matrix"]), classes, folder.confusion_matrix_png
     )
-    plots.plot_predictions(images, targets, probabilities, classes, out_dir / "predictions.png")
+    plots.plot_predictions(images, targets, probabilities, classes, folder.predictions_png)

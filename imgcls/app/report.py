@@ -10,6 +10,7 @@ from pathlib import Path
 
 from imgcls.base.errors import UserError
 from imgcls.base.folders import claim_dir
+from imgcls.base.record import SweepFolder
 from imgcls.evaluate.html_report import write_report
 from imgcls.evaluate.leaderboard import (
     Leaderboard,
@@ -71,5 +72,7 @@ def report(
         curves = mean_curves(board)
         if not curves:
             raise UserError("no metrics.csv found to plot: the runs have no per-epoch metrics")
-        result.plot = plot_validation_curves(curves, out_dir / "val_curves.png", board.metric)
+        result.plot = plot_validation_curves(
+            curves, SweepFolder(out_dir).val_curves_png, board.metric
+        )
     return result

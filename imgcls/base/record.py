@@ -229,6 +229,53 @@ class RunFolder:
 
 
 @dataclass(frozen=True)
+class EvalFolder:
+    """``<run>/eval/<name>/`` (or an ensemble's folder): what one ``imgcls eval`` writes."""
+
+    path: Path
+
+    @property
+    def metrics_json(self) -> Path:
+        """``metrics.json``: the evaluation's record (read back by the report)."""
+        return self.path / EVAL_METRICS_JSON
+
+    @property
+    def predictions_csv(self) -> Path:
+        """``predictions.csv``: each image's label, top-k classes and probabilities."""
+        return self.path / "predictions.csv"
+
+    @property
+    def probabilities_npy(self) -> Path:
+        """``probabilities.npy``: the full probability matrix."""
+        return self.path / "probabilities.npy"
+
+    @property
+    def per_class_csv(self) -> Path:
+        """``per_class.csv``: precision, recall, F1 and support of each class."""
+        return self.path / "per_class.csv"
+
+    @property
+    def confusion_matrix_csv(self) -> Path:
+        """``confusion_matrix.csv``: the matrix with class names on both axes."""
+        return self.path / "confusion_matrix.csv"
+
+    @property
+    def classification_report_txt(self) -> Path:
+        """``classification_report.txt``: scikit-learn's text report."""
+        return self.path / "classification_report.txt"
+
+    @property
+    def confusion_matrix_png(self) -> Path:
+        """``confusion_matrix.png``: the matrix as a figure."""
+        return self.path / "confusion_matrix.png"
+
+    @property
+    def predictions_png(self) -> Path:
+        """``predictions.png``: a grid of images with their predictions, mistakes first."""
+        return self.path / "predictions.png"
+
+
+@dataclass(frozen=True)
 class SweepFolder:
     """Every path of one sweep folder (or of a folder that holds a leaderboard or report)."""
 
