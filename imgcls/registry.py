@@ -14,10 +14,9 @@ import inspect
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
-from imgcls.base.errors import OptionError, UserError, did_you_mean, unknown_choice
+from imgcls.base.errors import ChoiceError, OptionError, UserError, did_you_mean, unknown_choice
 
 
 @dataclass(frozen=True)
@@ -108,36 +107,19 @@ def make_options(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
             f"unknown config key '{prefix}.{unknown[0]}'{hint} valid keys under {prefix}: "
             f"{', '.join(valid)}"
         )
+    hints = typing.get_type_hints(cls)  # resolves string annotations
     made: dict[str, Any] = {}
     for key, value in values.items():
-        kind = known[key].type
-        kind = _field_type(cls, key, kind)
-        if _is_dataclass_type(kind) and isinstance(value, Mapping):
+        kind = hints.get(key)
+        if isinstance(kind, type) and dataclasses.is_dataclass(kind) and isinstance(value, Mapping):
             value = make_options(kind, value, f"{prefix}.{key}")
-        elif isinstance(kind, type) and issubclass(kind, Enum) and not isinstance(value, kind):
-            value = _enum_member(kind, value, f"{prefix}.{key}")
         made[key] = value
     try:
-        return cls(**made)
+        return cls(**made)  # __post_init__ checks the rules and turns choices into members
+    except ChoiceError as error:
+        raise unknown_choice(f"{prefix}.{error.key}", str(error.value), error.choices) from error
     except OptionError as error:
         raise UserError(f"{prefix}.{error}") from error
-
-
-def _field_type(cls: type, key: str, kind: Any) -> Any:
-    """A field's type, resolving string annotations (``from __future__ import annotations``)."""
-    return typing.get_type_hints(cls).get(key) if isinstance(kind, str) else kind
-
-
-def _is_dataclass_type(kind: Any) -> bool:
-    return isinstance(kind, type) and dataclasses.is_dataclass(kind)
-
-
-def _enum_member(kind: type[Enum], value: Any, key: str) -> Enum:
-    """``value`` (a member's name or value, as Python callers write it) as a member of ``kind``."""
-    for member in kind:
-        if value in (member.name, member.value):
-            return member
-    raise unknown_choice(key, str(value), [str(m.value) for m in kind])
 
 
 def _keywords(builder: Callable[..., Any]) -> set[str] | None:

@@ -9,7 +9,7 @@ from typing import List, Optional  # noqa: UP035
 import pytest
 
 from imgcls.base.errors import OptionError, UserError
-from imgcls.config.options.base import Options, at_least, positive
+from imgcls.config.options.base import Options, at_least, choice, positive
 from imgcls.registry import Registry
 
 
@@ -35,6 +35,7 @@ class SquareOptions(Options):
     border: Border = field(default_factory=Border)
 
     def __post_init__(self) -> None:
+        self.finish = choice(Finish, "finish", self.finish)
         positive("side", self.side)
 
 

@@ -21,6 +21,15 @@ class OptionError(ValueError):
     path in front (``optimizer.lr=...``) and raises it as a :class:`UserError`."""
 
 
+class ChoiceError(OptionError):
+    """An option that is not one of its choices (an Enum's members); the registry turns it
+    into the standard unknown-choice line naming the full key and the valid values."""
+
+    def __init__(self, key: str, value: object, choices: Iterable[str]) -> None:
+        self.key, self.value, self.choices = key, value, sorted(choices)
+        super().__init__(f"{key}={value} is invalid: use one of {', '.join(self.choices)}")
+
+
 class UnreadableImageError(UserError):
     """An image file that Pillow refuses: corrupt, truncated, not an image, or a
     decompression bomb (more pixels than Pillow's limit). ``predict`` skips it by name;

@@ -378,7 +378,9 @@ class RunOverride:
 _parser: Any = None
 
 
-def _override_parser() -> Any:
+def override_parser() -> Any:
+    """Hydra's override parser, made once (making one costs milliseconds): the grammar of
+    ``train`` that run records and the other commands' arguments are read with."""
     global _parser
     if _parser is None:
         from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -397,7 +399,7 @@ def parse_override(text: str) -> RunOverride:
     from hydra.errors import HydraException
 
     try:
-        parsed = _override_parser().parse_overrides([text])[0]
+        parsed = override_parser().parse_overrides([text])[0]
     except HydraException as error:
         raise UserError(f"cannot parse the override {text!r}") from error
     key_element = parsed.get_key_element()  # with its +, ++ or ~ and @package

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
 
 from imgcls.base.errors import UserError, did_you_mean
+from imgcls.base.record import override_parser
 
 GRAMMAR_URL = "https://hydra.cc/docs/advanced/override_grammar/basic"
 
@@ -136,7 +136,7 @@ def _is_int(value: Any) -> bool:
 def parse_override(arg: str) -> Override:
     """One argument read by Hydra's override parser; a malformed one is one line naming it."""
     try:
-        return OverridesParser.create().parse_overrides([arg])[0]
+        return override_parser().parse_overrides([arg])[0]
     except Exception as error:  # Hydra's OverrideParseException, and its function errors
         raise override_error(arg, error) from error
 

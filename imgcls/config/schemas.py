@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 from omegaconf import MISSING
 
-from imgcls.config.options.base import at_least
+from imgcls.config.options.base import at_least, choice
 from imgcls.config.options.trainer import TrainerOptions
 
 
@@ -32,23 +32,24 @@ class DataConfig:
     memory_mb: int = 4096  # auto: datasets up to this size (uint8) are held in memory
 
     def __post_init__(self) -> None:
+        self.loader = choice(LoaderMode, "loader", self.loader)
         at_least("memory_mb", self.memory_mb, 0)
 
 
 @dataclass
 class SweepConfig:
-    # A sweep folder to re-run into: finished jobs are skipped (matched by config hash).
     """``sweep.*``: how a sweep continues (``sweep.resume=<dir>`` re-runs into its folder)."""
 
+    # A sweep folder to re-run into: finished jobs are skipped (matched by config hash).
     resume: Optional[str] = None  # noqa: UP045  (OmegaConf needs typing.Optional)
 
 
 @dataclass
 class ReportConfig:
-    # Write report.html into the run folder (and the sweep folder) at the end: the HTML
-    # report of imgcls.evaluate.html_report. report.html=false skips it.
     """``report.*``: what a run writes besides its results (``report.html``)."""
 
+    # Write report.html into the run folder (and the sweep folder) at the end: the HTML
+    # report of imgcls.evaluate.html_report. report.html=false skips it.
     html: bool = True
 
 

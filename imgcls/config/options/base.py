@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from omegaconf import MISSING
 
-from imgcls.base.errors import OptionError
+from imgcls.base.errors import ChoiceError, OptionError
 
 SCHEMAS: dict[tuple[str, str], type] = {}
 """(group, name) -> options dataclass, stored in the ConfigStore as ``schema/<group>/<name>``."""
@@ -87,13 +87,13 @@ def ordered_pair(key: str, value: Sequence[float], low: float, high: float | Non
 
 
 def choice(kind: type[E], key: str, value: Any) -> E:
-    """``value`` as a member of the Enum ``kind``: options given from Python may hold the
-    member's value as a string (``"reflect"``), composed ones hold the member."""
+    """``value`` as a member of the Enum ``kind``: composed options hold the member; options
+    built in Python may hold its name or value (``"reflect"``, ``16``), or a member of a
+    related Enum of the same name (the early-stopping monitor from the trainer's)."""
     if isinstance(value, kind):
         return value
+    text = value.name if isinstance(value, Enum) else str(value)
     for member in kind:
-        if value in (member.value, member.name):
+        if text in (member.name, str(member.value)):
             return member
-    raise OptionError(
-        f"{key}={show(value)} is invalid: use one of {', '.join(str(m.value) for m in kind)}"
-    )
+    raise ChoiceError(key, show(value), [str(m.value) for m in kind])

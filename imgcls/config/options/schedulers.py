@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import List  # noqa: UP035  (OmegaConf 2.3 needs typing.List)
 
-from imgcls.config.options.base import Options, at_least, positive, require, schema
+from imgcls.config.options.base import Options, at_least, choice, positive, require, schema
 
 
 @dataclass
@@ -111,6 +111,7 @@ class OneCycleOptions(ScheduleOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self.anneal = choice(Anneal, "anneal", self.anneal)
         require(0 < self.pct_start < 1, "pct_start", self.pct_start, "use (0, 1)")
         at_least("div_factor", self.div_factor, 1)
         at_least("final_div_factor", self.final_div_factor, 1)

@@ -17,7 +17,7 @@ from enum import Enum
 from typing import Any, List  # noqa: UP035  (OmegaConf 2.3 needs typing.List)
 
 from imgcls.base.errors import OptionError
-from imgcls.config.options.base import at_least, require, show
+from imgcls.config.options.base import at_least, choice, require, show
 
 # The spellings "32" and "16" cannot be Python names, so this Enum is made by the functional
 # API: the names are what users type, and the values 32 and 16 let OmegaConf take the integers
@@ -91,18 +91,6 @@ def _compile_mode(value: Any) -> str | None:
         return text
     valid = ", ".join(("false", "true", *COMPILE_MODES))
     raise OptionError(f"compile={show(value)} is invalid: use one of {valid}")
-
-
-def choice(kind: type[Enum], key: str, value: Any) -> Any:
-    """``value`` as a member of ``kind``: a member, its name or its value (options built in
-    Python from plain values); anything else raises :class:`OptionError` naming the choices."""
-    if isinstance(value, kind):
-        return value
-    text = value.name if isinstance(value, Enum) else str(value)
-    for member in kind:
-        if text in (member.name, str(member.value)):
-            return member
-    raise OptionError(f"{key}={text} is invalid: use one of {', '.join(kind.__members__)}")
 
 
 def _pending(value: Any) -> bool:
