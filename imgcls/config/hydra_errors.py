@@ -14,6 +14,7 @@ from enum import Enum
 from typing import Any
 
 from hydra.errors import MissingConfigException, OverrideParseException
+from omegaconf import DictConfig, ListConfig
 from omegaconf.errors import (
     ConfigAttributeError,
     ConfigKeyError,
@@ -73,10 +74,7 @@ def _field_type(schema: Any, key: str) -> Any:
 
 
 def _is_container(value: Any) -> bool:
-    return isinstance(value, (list, tuple, dict)) or type(value).__name__ in (
-        "ListConfig",
-        "DictConfig",
-    )
+    return isinstance(value, (list, tuple, dict, ListConfig, DictConfig))
 
 
 def _expected(kind: Any) -> str | None:
