@@ -159,3 +159,46 @@ def write_bomb_png(path: Path, side: int = 20000) -> Path:
         + chunk(b"IEND", b"")
     )
     return path
+
+
+def gray_levels(classes: int = 2, per_class: int = 12, side: int = 8, seed: int = 0) -> np.ndarray:
+    """16-bit grayscale pictures (classes*per_class, side, side), dark as scientific images
+    often are (every value under 9,000 of 65,535), one brightness level per class."""
+    rng = np.random.default_rng(seed)
+    levels = np.repeat(np.arange(classes) * 3000 + 1500, per_class)
+    noise = rng.integers(0, 2500, size=(len(levels), side, side))
+    return (levels[:, None, None] + noise).astype(np.uint16)
+
+
+def write_gray_folder(
+    root: Path, bits: int = 16, classes: int = 2, per_class: int = 12, side: int = 8
+) -> Path:
+    """A folder dataset of :func:`gray_levels` pictures saved as 16-bit PNGs (``bits=16``),
+    32-bit integer TIFFs (``bits=32``), or their exact 8-bit copies (``bits=8``: each value
+    divided by 257 and rounded, the rule imgcls decodes deeper images by)."""
+    from PIL import Image
+
+    pictures = gray_levels(classes, per_class, side)
+    for i, picture in enumerate(pictures):
+        folder = root / f"class{i // per_class}"
+        folder.mkdir(parents=True, exist_ok=True)
+        if bits == 16:
+            Image.fromarray(picture).save(folder / f"{i}.png")
+        elif bits == 32:
+            Image.fromarray(picture.astype(np.int32)).save(folder / f"{i}.tif")
+        else:
+            eight = np.rint(picture / 257).astype(np.uint8)
+            Image.fromarray(eight).save(folder / f"{i}.png")
+    return root
+
+
+def gzip_idx(path: Path, array: np.ndarray, type_code: int = 0x08) -> Path:
+    """One gzipped IDX file holding ``array`` with the given type code (0x08 unsigned byte,
+    0x09 signed byte, 0x0B int16, 0x0C int32, 0x0D float32, 0x0E float64), big-endian."""
+    dtypes = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+    header = bytes([0, 0, type_code, array.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in array.shape
+    )
+    data = np.ascontiguousarray(array, dtype=dtypes[type_code]).tobytes()
+    path.write_bytes(gzip.compress(header + data))
+    return path

@@ -13,13 +13,16 @@ MD5 sums and would reject any other copy; ``download=true`` uses torchvision's d
 from __future__ import annotations
 
 import gzip
+import math
 import os
+import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
 
-from imgcls.base.errors import UserError
+from imgcls.base.errors import UserError, one_line
 from imgcls.config.options.datasets import IdxOptions
 from imgcls.data.archives import download as run_download
 from imgcls.data.archives import find_folder, locate, missing_files
@@ -50,38 +53,80 @@ SYSTEM_DATASETS = "/usr/share/datasets"  # Debian's dataset packages; $IMGCLS_SY
 # exists yet, its folder follows the same convention.
 SYSTEM_FOLDERS = {"mnist": "mnist", "fashion_mnist": "fashion-mnist"}
 PACKAGES = {"fashion_mnist": "dataset-fashion-mnist"}
+# Deflate cannot expand data more than about 1032 times: a .gz claiming more is damaged.
+GZIP_RATIO = 1100
 DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """An IDX array (magic: two zero bytes, a type byte, the number of dimensions)."""
-    opener = gzip.open if path.suffix == ".gz" else open
+    """An IDX array (magic: two zero bytes, a type byte, the number of dimensions).
+
+    Nothing larger than the file can hold is read or allocated: a raw file's data must be
+    exactly what its header says, and a gzipped one can at most hold ``GZIP_RATIO`` times
+    its own size (deflate's limit), so a forged header or a gzip bomb is refused unread.
+    Every failure names the file."""
     try:
-        with opener(path, "rb") as handle:
-            data = handle.read()
-    except (OSError, EOFError) as error:
-        raise UserError(f"cannot read IDX file {path}: {error}") from error
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in DTYPES:
-        raise UserError(f"{path} is not an IDX file (bad magic number)")
-    ndim = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    dtype = np.dtype(DTYPES[data[2]])
-    offset = 4 + 4 * ndim
-    expected = int(np.prod(shape)) * dtype.itemsize
-    if len(data) - offset != expected:
+        size = path.stat().st_size
+        with _open(path) as handle:
+            header = handle.read(4)
+            if len(header) < 4 or header[0] != 0 or header[1] != 0 or header[2] not in DTYPES:
+                raise UserError(f"{path} is not an IDX file (bad magic number)")
+            ndim = header[3]
+            dims = handle.read(4 * ndim)
+            if len(dims) < 4 * ndim:
+                raise UserError(f"{path} is truncated: its header names {ndim} dimensions")
+            shape = tuple(int.from_bytes(dims[4 * i : 4 * i + 4], "big") for i in range(ndim))
+            dtype = np.dtype(DTYPES[header[2]])
+            expected = math.prod(shape) * dtype.itemsize
+            room = size * GZIP_RATIO if path.suffix == ".gz" else size - 4 - 4 * ndim
+            if expected > room:
+                raise UserError(
+                    f"{path} is truncated or corrupt: its header says {shape} "
+                    f"({expected:,} bytes of data), more than its {size:,} bytes can hold"
+                )
+            data = handle.read(expected + 1)
+    except UserError:
+        raise
+    except (OSError, EOFError, zlib.error) as error:
+        raise UserError(f"cannot read IDX file {path}: {one_line(error)}") from error
+    if len(data) != expected:
+        found = f"{len(data)}" if len(data) < expected else "more"
         raise UserError(
             f"{path} is truncated or corrupt: header says {shape}, "
-            f"{len(data) - offset} bytes of data instead of {expected}"
+            f"{found} bytes of data instead of {expected}"
         )
-    return np.frombuffer(data, dtype=dtype, offset=offset).reshape(shape)
+    return np.frombuffer(data, dtype=dtype).reshape(shape)
 
 
-def _load_pair(folder: Path, images_key: str, labels_key: str) -> ImageSet:
-    images = read_idx(locate(folder, FILES[images_key]))  # type: ignore[arg-type]
-    labels = read_idx(locate(folder, FILES[labels_key]))  # type: ignore[arg-type]
-    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+def _open(path: Path) -> BinaryIO:
+    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")  # type: ignore[return-value]
+
+
+def _load_pair(folder: Path, images_key: str, labels_key: str, classes: list[str]) -> ImageSet:
+    """An images file and its labels file, checked: (N, H, W) bytes and N labels, each an
+    integer naming one of ``classes``."""
+    images_file = locate(folder, FILES[images_key])
+    labels_file = locate(folder, FILES[labels_key])
+    images = read_idx(images_file)  # type: ignore[arg-type]
+    labels = read_idx(labels_file)  # type: ignore[arg-type]
+    if images.ndim != 3 or images.dtype != np.uint8 or 0 in images.shape[1:]:
+        raise UserError(
+            f"{images_file} holds {images.dtype} data of shape {images.shape}: "
+            "expected unsigned bytes of shape (N, height, width)"
+        )
+    if labels.ndim != 1 or labels.dtype.kind not in "iu":
+        raise UserError(
+            f"{labels_file} holds {labels.dtype} data of shape {labels.shape}: "
+            "expected integers of shape (N,)"
+        )
+    if len(images) != len(labels):
         raise UserError(
             f"IDX files in {folder} do not match: images {images.shape}, labels {labels.shape}"
+        )
+    if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= len(classes)):
+        raise UserError(
+            f"{labels_file} has labels from {int(labels.min())} to {int(labels.max())}; "
+            f"expected 0..{len(classes) - 1}"
         )
     tensor = torch.from_numpy(np.array(images, dtype=np.uint8)[:, None])  # a writable copy
     return ImageSet(tensor, torch.from_numpy(labels.astype(np.int64)))
@@ -126,14 +171,8 @@ def load_idx_dataset(
             also=system,
             install=f"apt-get install {package}" if package else None,
         )
-    train = _load_pair(folder, "train_images", "train_labels")
-    test = _load_pair(folder, "test_images", "test_labels")
-    for split in (train, test):
-        if len(split) and int(split.labels.max()) >= len(classes):
-            raise UserError(
-                f"{name} labels in {folder} go up to {int(split.labels.max())}; "
-                f"expected 0..{len(classes) - 1}"
-            )
+    train = _load_pair(folder, "train_images", "train_labels", classes)
+    test = _load_pair(folder, "test_images", "test_labels", classes)
     return from_splits(name, train, test, classes, options.val_fraction, options.split_seed)
 
 
