@@ -23,9 +23,10 @@ from PIL import Image
 
 from imgcls import cli
 from imgcls.app.prediction import load_image
-from imgcls.base.errors import UnreadableImageError
+from imgcls.base.errors import UnreadableImageError, UserError
 from imgcls.base.images import open_image
 from imgcls.data.files import read_image
+from imgcls.registry import DATASETS
 
 # -- decoding ------------------------------------------------------------------------------
 RAMP = np.array([[0, 128, 129, 257, 1000, 32768, 65535]], dtype=np.uint16)
@@ -215,7 +216,7 @@ def refused(ws: Path, capsys, dataset: str, root: Path, message: str) -> str:
     before = snapshot(ws)
     argv = ["train", *SMALL_MODEL, f"dataset={dataset}", f"dataset.root={root}"]
     if dataset == "folder":
-        argv += ["dataset.channels=1", "dataset.image_size=8"]
+        argv += ["dataset.channels=1", "dataset.image_size=8", "trainer.batch_size=2"]
     code = cli.main([*argv, f"output_root={ws / 'outputs'}"])
     captured = capsys.readouterr()
     err = captured.err.strip()
@@ -225,6 +226,16 @@ def refused(ws: Path, capsys, dataset: str, root: Path, message: str) -> str:
     assert re.search(message, err), err
     assert snapshot(ws) == before, "the workspace changed"
     return err
+
+
+def load_refused(dataset: str, root: Path, message: str) -> str:
+    """Building ``dataset`` from ``root`` (what ``imgcls train`` does first, without the
+    seconds of composing its config) raises a UserError: one line matching ``message``."""
+    with pytest.raises(UserError) as caught:
+        DATASETS.build(dataset, {"root": str(root)}, prefix="dataset")
+    text = str(caught.value)
+    assert "\n" not in text and re.search(message, text), text
+    return text
 
 
 def _mnist(tmp_path: Path) -> tuple[Path, Path]:
@@ -306,17 +317,23 @@ IDX_DAMAGE = [
 
 
 @pytest.mark.parametrize(("damage", "message"), IDX_DAMAGE, ids=[d.__name__ for d, _ in IDX_DAMAGE])
-def test_a_damaged_idx_file_is_one_line_naming_it(damage, message, tmp_path, capsys):
+def test_a_damaged_idx_file_is_one_line_naming_it(damage, message, tmp_path):
     root, raw = _mnist(tmp_path)
     file = raw / damage(raw)
-    refused(tmp_path, capsys, "mnist", root, message.format(file=re.escape(str(file))))
+    load_refused("mnist", root, message.format(file=re.escape(str(file))))
 
 
-def test_an_idx_file_longer_than_its_header_says_is_refused(tmp_path, capsys):
+def test_a_corrupt_gz_stops_imgcls_train_in_one_line(tmp_path, capsys):
+    root, raw = _mnist(tmp_path)
+    file = raw / _corrupt_stream(raw)
+    refused(tmp_path, capsys, "mnist", root, rf"cannot read IDX file {re.escape(str(file))}: ")
+
+
+def test_an_idx_file_longer_than_its_header_says_is_refused(tmp_path):
     root = write_idx(tmp_path / "data", "MNIST/raw", n=(40, 20))
     file = root / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
     file.write_bytes(file.read_bytes() + b"\0")
-    refused(tmp_path, capsys, "mnist", root, rf"{re.escape(str(file))} is truncated or corrupt")
+    load_refused("mnist", root, rf"{re.escape(str(file))} is truncated or corrupt")
 
 
 # CIFAR pickles, each written into test_batch of an otherwise valid CIFAR-10 folder
@@ -340,9 +357,8 @@ class _Calls:
 
 
 def _numpy_reconstruct():
-    from numpy.core.multiarray import _reconstruct
-
-    return _reconstruct
+    """NumPy's array reconstructor, as an array's pickle names it."""
+    return np.zeros(1).__reduce__()[0]
 
 
 def _terabyte_start() -> bytes:
@@ -383,15 +399,22 @@ CIFAR_DAMAGE = [
 @pytest.mark.parametrize(
     ("data", "message"), [c[1:] for c in CIFAR_DAMAGE], ids=[c[0] for c in CIFAR_DAMAGE]
 )
-def test_a_damaged_cifar_pickle_is_one_line_naming_it(data, message, tmp_path, capsys):
+def test_a_damaged_cifar_pickle_is_one_line_naming_it(data, message, tmp_path):
     root = write_cifar10(tmp_path / "data", per_batch=4, test=4)
     file = root / "cifar-10-batches-py" / "test_batch"
     file.write_bytes(data)
-    refused(tmp_path, capsys, "cifar10", root, rf"{re.escape(str(file))}.*{message}")
+    load_refused("cifar10", root, rf"{re.escape(str(file))}.*{message}")
 
 
-def test_a_cifar_meta_file_without_class_names_is_named(tmp_path, capsys):
+def test_a_cifar_pickle_asking_for_terabytes_stops_imgcls_train_in_one_line(tmp_path, capsys):
+    root = write_cifar10(tmp_path / "data", per_batch=4, test=4)
+    file = root / "cifar-10-batches-py" / "data_batch_3"
+    file.write_bytes(_terabyte_state())
+    refused(tmp_path, capsys, "cifar10", root, rf"cannot read CIFAR pickle {re.escape(str(file))}")
+
+
+def test_a_cifar_meta_file_without_class_names_is_named(tmp_path):
     root = write_cifar10(tmp_path / "data", per_batch=4, test=4)
     meta = root / "cifar-10-batches-py" / "batches.meta"
     meta.write_bytes(pickle.dumps({b"label_names": 5}))
-    refused(tmp_path, capsys, "cifar10", root, rf"{re.escape(str(meta))} has no list of class")
+    load_refused("cifar10", root, rf"{re.escape(str(meta))} has no list of class")
