@@ -18,7 +18,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import CPU, SMALL_MODEL
-from fabricate import gray_levels, gzip_idx, write_cifar10, write_gray_folder, write_idx
+from fabricate import (
+    gray_levels,
+    gzip_idx,
+    write_cifar10,
+    write_gray_folder,
+    write_idx,
+    write_svhn,
+)
 from PIL import Image
 
 from imgcls import cli
@@ -418,3 +425,22 @@ def test_a_cifar_meta_file_without_class_names_is_named(tmp_path):
     meta = root / "cifar-10-batches-py" / "batches.meta"
     meta.write_bytes(pickle.dumps({b"label_names": 5}))
     load_refused("cifar10", root, rf"{re.escape(str(meta))} has no list of class")
+
+
+# SVHN .mat files
+@pytest.mark.parametrize("cut", [10, 200, 3000])
+def test_a_cut_svhn_file_is_one_line_naming_it(cut, tmp_path):
+    root = write_svhn(tmp_path / "data", n=(20, 10))
+    file = root / "train_32x32.mat"
+    file.write_bytes(file.read_bytes()[:cut])
+    load_refused("svhn", root, rf"cannot read SVHN file {re.escape(str(file))}: ")
+
+
+def test_svhn_images_that_are_not_bytes_are_named(tmp_path):
+    import scipy.io
+
+    root = write_svhn(tmp_path / "data", n=(20, 10))
+    file = root / "test_32x32.mat"
+    x = np.full((32, 32, 3, 10), 300.0)
+    scipy.io.savemat(str(file), {"X": x, "y": np.ones((10, 1))})
+    load_refused("svhn", root, rf"{re.escape(str(file))} holds X of type float64")

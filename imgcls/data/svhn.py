@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from imgcls.base.errors import UserError
+from imgcls.base.errors import UserError, one_line
 from imgcls.config.options.datasets import SvhnOptions
 from imgcls.data.archives import download as run_download
 from imgcls.data.archives import missing_files
@@ -20,15 +20,27 @@ from imgcls.registry import DATASETS
 
 
 def read_mat(path: Path) -> ImageSet:
+    """A .mat file's images (uint8 X of shape (32, 32, 3, N)) and labels (y, 1..10).
+
+    SciPy's readers raise many kinds of errors for a damaged file (OSError, ValueError, its
+    own MatReadError, zlib's), so any error while loading is one line naming the file."""
     import scipy.io
 
     try:
         mat = scipy.io.loadmat(str(path))
-    except (OSError, ValueError, TypeError, NotImplementedError) as error:
-        raise UserError(f"cannot read SVHN file {path}: {' '.join(str(error).split())}") from error
+    except Exception as error:
+        raise UserError(f"cannot read SVHN file {path}: {one_line(error, typed=True)}") from error
     if "X" not in mat or "y" not in mat:
         raise UserError(f"{path} has no 'X' and 'y' arrays: not an SVHN .mat file")
-    x, y = np.asarray(mat["X"]), np.asarray(mat["y"]).reshape(-1).astype(np.int64)
+    x, y = np.asarray(mat["X"]), np.asarray(mat["y"]).reshape(-1)
+    if x.dtype != np.uint8 or y.dtype.kind not in "iuf" or not np.isfinite(y).all():
+        raise UserError(
+            f"{path} holds X of type {x.dtype} and y of type {y.dtype}; expected uint8 images "
+            "and numeric labels"
+        )
+    if (y != np.round(y)).any():
+        raise UserError(f"{path} has labels that are not whole numbers; expected 1..10")
+    y = y.astype(np.int64)
     if x.ndim != 4 or x.shape[2] != 3 or x.shape[3] != len(y):
         raise UserError(
             f"{path} holds X of shape {x.shape}; expected (32, 32, 3, N) for {len(y)} labels"
