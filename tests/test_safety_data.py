@@ -310,6 +310,12 @@ def _short_data(raw: Path) -> str:
     return LABELS
 
 
+def _no_images(raw: Path) -> str:
+    gzip_idx(raw / IMAGES.replace("train", "t10k"), np.zeros((0, 28, 28), dtype=np.uint8))
+    gzip_idx(raw / LABELS.replace("train", "t10k"), np.zeros(0, dtype=np.uint8))
+    return IMAGES.replace("train", "t10k")
+
+
 IDX_DAMAGE = [
     (_corrupt_stream, r"cannot read IDX file {file}: "),
     (_truncated, r"cannot read IDX file {file}: .*(ended|EOF)"),
@@ -320,6 +326,7 @@ IDX_DAMAGE = [
     (_float_labels, r"{file} holds >f4 data of shape \(40,\): expected integers"),
     (_flat_images, r"{file} holds uint8 data of shape \(40, 784\): expected unsigned bytes"),
     (_short_data, r"{file} is truncated or corrupt: header says \(40,\), 30 bytes"),
+    (_no_images, r"{file} holds no images"),
 ]
 
 

@@ -119,6 +119,8 @@ def _load_pair(folder: Path, images_key: str, labels_key: str, classes: list[str
             f"{labels_file} holds {labels.dtype} data of shape {labels.shape}: "
             "expected integers of shape (N,)"
         )
+    if len(images) == 0:
+        raise UserError(f"{images_file} holds no images: expected N > 0 images of (height, width)")
     if len(images) != len(labels):
         raise UserError(
             f"IDX files in {folder} do not match: images {images.shape}, labels {labels.shape}"
