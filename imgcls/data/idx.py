@@ -55,6 +55,9 @@ SYSTEM_FOLDERS = {"mnist": "mnist", "fashion_mnist": "fashion-mnist"}
 PACKAGES = {"fashion_mnist": "dataset-fashion-mnist"}
 # Deflate cannot expand data more than about 1032 times: a .gz claiming more is damaged.
 GZIP_RATIO = 1100
+# MNIST and Fashion-MNIST hold 47 MB each; a header asking for more than this is not theirs.
+MAX_DATA_BYTES = 2 << 30
+CHUNK = 16 << 20  # data is read in pieces, so memory grows only with what is really there
 DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
@@ -62,9 +65,10 @@ def read_idx(path: Path) -> np.ndarray:
     """An IDX array (magic: two zero bytes, a type byte, the number of dimensions).
 
     Nothing larger than the file can hold is read or allocated: a raw file's data must be
-    exactly what its header says, and a gzipped one can at most hold ``GZIP_RATIO`` times
-    its own size (deflate's limit), so a forged header or a gzip bomb is refused unread.
-    Every failure names the file."""
+    exactly what its header says, a gzipped one can at most hold ``GZIP_RATIO`` times its
+    own size (deflate's limit), neither more than ``MAX_DATA_BYTES``, so a forged header or
+    a gzip bomb is refused unread; the data is read in ``CHUNK`` pieces, so a header that
+    lies within those limits costs only the bytes really there. Every failure names the file."""
     try:
         size = path.stat().st_size
         with _open(path) as handle:
@@ -79,12 +83,12 @@ def read_idx(path: Path) -> np.ndarray:
             dtype = np.dtype(DTYPES[header[2]])
             expected = math.prod(shape) * dtype.itemsize
             room = size * GZIP_RATIO if path.suffix == ".gz" else size - 4 - 4 * ndim
-            if expected > room:
+            if expected > min(room, MAX_DATA_BYTES):
                 raise UserError(
                     f"{path} is truncated or corrupt: its header says {shape} "
                     f"({expected:,} bytes of data), more than its {size:,} bytes can hold"
                 )
-            data = handle.read(expected + 1)
+            data = _read_at_most(handle, expected + 1)
     except UserError:
         raise
     except (OSError, EOFError, zlib.error) as error:
@@ -96,6 +100,16 @@ def read_idx(path: Path) -> np.ndarray:
             f"{found} bytes of data instead of {expected}"
         )
     return np.frombuffer(data, dtype=dtype).reshape(shape)
+
+
+def _read_at_most(handle: BinaryIO, count: int) -> bytearray:
+    data = bytearray()
+    while len(data) < count:
+        chunk = handle.read(min(CHUNK, count - len(data)))
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def _open(path: Path) -> BinaryIO:
