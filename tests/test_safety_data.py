@@ -198,6 +198,20 @@ def test_predict_onnx_gives_a_16_bit_file_the_same_answer_as_its_8_bit_copy(
     assert _probabilities(tmp_path / "16") == _probabilities(tmp_path / "8")
 
 
+def test_predict_skips_an_image_outside_the_rule_naming_it(gray_runs, tmp_path, capsys):
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(gray_levels(1, 1)[0]).save(images / "good.png")
+    Image.fromarray(np.full((8, 8), 2.0, dtype=np.float32)).save(images / "bright.tif")
+    run, out = gray_runs[16]["run"], tmp_path / "out"
+    assert cli.main(["predict", f"run={run}", f"images={images}", f"out={out}", "device=cpu"]) == 0
+    err = capsys.readouterr().err
+    assert f"skipped {images / 'bright.tif'}: cannot read it as an image" in err
+    assert "float grayscale of 0..1 only" in err
+    document = json.loads((out / "predictions.json").read_text())
+    assert [Path(r["file"]).name for r in document["predictions"]] == ["good.png"]
+
+
 def test_a_32_bit_folder_out_of_range_stops_training_naming_the_file(tmp_path, capsys):
     root = write_gray_folder(tmp_path / "gray32", bits=32)
     bad = root / "class1" / "20.tif"
