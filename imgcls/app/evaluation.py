@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 from imgcls.app.build import build_dataset
 from imgcls.app.inference import check_compatible, load_run, predict_probabilities
 from imgcls.base.errors import UserError, unknown_choice
-from imgcls.base.folders import claim_dir, ensure_dir
+from imgcls.base.folders import check_output_dir, claim_dir, writing_into, written_by_imgcls
 from imgcls.base.record import EvalFolder, RunFolder
 from imgcls.base.runs import atomic_write, write_json
 from imgcls.config.files import config_dir, group_options
@@ -100,6 +100,8 @@ def evaluate_runs(
     tta = _choice(tta, "tta", TTA)
     mode = _choice(mode, "mode", MODES)
     topk = check_topk(topk)
+    if out is not None:  # a folder of the user's: new, empty or an earlier evaluation's
+        check_output_dir(out, "out", is_eval_output)
     members = [load_run(r, checkpoint, device) for r in runs]
     cfg = dataset_config(members[0].config, dataset_overrides or {})
     data = build_dataset(cfg)
@@ -147,6 +149,12 @@ def _output_folder(members: list[Any], split: str, checkpoint: str | Path, tta: 
     root = Path(str(members[0].config.get("output_root", "outputs")))
     stamp = datetime.now().strftime("%Y-%m-%d/%H-%M-%S")
     return Path(claim_dir(str(root / "eval" / f"{stamp}_ensemble")))
+
+
+def is_eval_output(folder: Path) -> bool:
+    """True for a folder holding an earlier evaluation (its metrics.json, as imgcls writes
+    it), whose files a new evaluation may replace."""
+    return written_by_imgcls(EvalFolder(folder).metrics_json, b'{\n  "runs": [')
 
 
 def _label(member: Any, index: int) -> str:
@@ -211,29 +219,31 @@ def write_results(
     classes: Sequence[str],
 ) -> None:
     """Write the record (metrics.json) and its tables, predictions, probabilities and two
-    plots into ``out_dir``, each file atomically."""
-    ensure_dir(out_dir, "output folder")
+    plots into ``out_dir``, each file atomically; if one fails, none stays."""
     folder = EvalFolder(out_dir)
     k = min(5, len(classes))
-    atomic_write(
-        folder.predictions_csv,
-        lambda f: f.write(_csv_text(prediction_rows(targets, probabilities, classes, k))),
-    )
-    atomic_write(folder.probabilities_npy, lambda f: np.save(f, probabilities), binary=True)
     per_class = [["class", "precision", "recall", "f1", "support"]] + [
         [r["class"], r["precision"], r["recall"], r["f1"], r["support"]]
         for r in record["per_class"]
     ]
-    atomic_write(folder.per_class_csv, lambda f: f.write(_csv_text(per_class)))
     matrix = [["true\\predicted", *classes]] + [
         [classes[i], *row] for i, row in enumerate(record["confusion_matrix"])
     ]
-    atomic_write(folder.confusion_matrix_csv, lambda f: f.write(_csv_text(matrix)))
-    atomic_write(
-        folder.classification_report_txt, lambda f: f.write(record["classification_report"])
-    )
-    write_json(folder.metrics_json, record)
-    plots.plot_confusion_matrix(
-        np.array(record["confusion_matrix"]), classes, folder.confusion_matrix_png
-    )
-    plots.plot_predictions(images, targets, probabilities, classes, folder.predictions_png)
+    texts = {
+        folder.predictions_csv: _csv_text(prediction_rows(targets, probabilities, classes, k)),
+        folder.per_class_csv: _csv_text(per_class),
+        folder.confusion_matrix_csv: _csv_text(matrix),
+        folder.classification_report_txt: record["classification_report"],
+    }
+    with writing_into(out_dir) as written:
+        for path, text in texts.items():
+            written.append(path)
+            atomic_write(path, lambda f, text=text: f.write(text))
+        written.append(folder.probabilities_npy)
+        atomic_write(folder.probabilities_npy, lambda f: np.save(f, probabilities), binary=True)
+        written += [folder.confusion_matrix_png, folder.predictions_png, folder.metrics_json]
+        plots.plot_confusion_matrix(
+            np.array(record["confusion_matrix"]), classes, folder.confusion_matrix_png
+        )
+        plots.plot_predictions(images, targets, probabilities, classes, folder.predictions_png)
+        write_json(folder.metrics_json, record)  # last: the record of a complete evaluation

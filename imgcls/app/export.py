@@ -48,7 +48,7 @@ from imgcls.app.inference import LoadedRun, load_run
 from imgcls.app.prediction import MODES, RESIZE
 from imgcls.base.errors import UserError, one_line, unknown_choice
 from imgcls.base.extras import require
-from imgcls.base.folders import ensure_dir, holds_run
+from imgcls.base.folders import check_output_dir, make_dirs, remove_made, written_by_imgcls
 from imgcls.base.record import RunFolder
 from imgcls.base.runs import write_json
 from imgcls.base.versions import library_versions
@@ -92,18 +92,15 @@ def default_out_dir(loaded: LoadedRun, checkpoint: str, fmt: str) -> Path:
     return RunFolder(base).export_folder(fmt, checkpoint)
 
 
+def is_export_output(folder: Path) -> bool:
+    """True for a folder holding an earlier export (its export.json, as imgcls writes it),
+    whose model and export.json a new export replaces."""
+    return written_by_imgcls(folder / EXPORT_FILE, b'"exporter_fallback": ')
+
+
 def check_out_dir(out: Path) -> None:
     """``out`` must be a new or empty folder, or one holding an earlier export (replaced)."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"cannot write the export to {out}: it is a file")
-    if not out.is_dir() or (out / EXPORT_FILE).is_file():
-        if holds_run(out):
-            raise UserError(f"out={out} holds a run: choose a folder of its own for the export")
-        return
-    if any(out.iterdir()):
-        raise UserError(
-            f"out={out} is not empty and holds no earlier export: choose a new or empty folder"
-        )
+    check_output_dir(out, "out", is_export_output)
 
 
 # -- parity inputs --------------------------------------------------------------------------
@@ -379,9 +376,16 @@ def export_run(
     example = inputs[:1].expand(TRACE_BATCH, -1, -1, -1) if len(inputs) < TRACE_BATCH else inputs
     example = example[:TRACE_BATCH].clone()
 
-    created = [p for p in (out_dir, *out_dir.parents) if not p.exists()]
-    ensure_dir(out_dir.parent, "output folder")
-    stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    created = make_dirs(out_dir.parent, "output folder")  # only these go if the export fails
+    try:
+        stage = Path(
+            tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent)
+        )
+    except OSError as error:
+        remove_made(created)
+        raise UserError(
+            f"cannot write the export to {out_dir}: {error.strerror or error}"
+        ) from error
     stage.chmod(0o777 & ~UMASK)  # mkdtemp makes 0700 folders; this one becomes the export
     try:
         file = stage / f"model{FORMATS[fmt]}"
@@ -402,12 +406,7 @@ def export_run(
         final = move_into_place(stage, out_dir, file.name)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
-        for folder in created:  # deepest first: only the folders this export made
-            try:
-                if folder.exists():
-                    folder.rmdir()
-            except OSError:
-                break
+        remove_made(created)  # only the folders this export made
         raise
     return ExportResult(out_dir, final, info)
 

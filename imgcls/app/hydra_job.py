@@ -131,10 +131,11 @@ def _status(error: BaseException) -> str:
 def remove_unstarted_run(run_dir: Path, state: LaunchState | None = None) -> None:
     """Delete what Hydra and imgcls wrote for a job that failed before training started.
 
-    A folder the user named and that existed before the run keeps existing (empty).
+    Only what this process made goes: a folder the user named that existed before the run
+    keeps existing (empty), and so do the folders above a run folder.
     """
     claim = state.claim if state is not None else None
     if claim is not None and claim.path.resolve() == run_dir.resolve():
-        remove_unstarted(run_dir, keep_folder=not claim.created, empty_parent=claim.generated)
+        remove_unstarted(run_dir, claim.made)
     else:
-        remove_unstarted(run_dir, empty_parent=False)
+        remove_unstarted(run_dir)

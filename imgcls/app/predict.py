@@ -13,12 +13,14 @@ from pathlib import Path
 from imgcls.app.onnx_predict import predict_onnx
 from imgcls.app.prediction import (
     Predictions,
+    is_predict_output,
     output_folder,
     read_images,
     top_k_records,
     write_predictions,
 )
 from imgcls.base.errors import UserError, unknown_choice
+from imgcls.base.folders import check_output_dir
 
 TTA = ("none", "flip")
 
@@ -56,6 +58,8 @@ def predict(
         raise UserError(f"topk={topk} is invalid: list at least 1 class per image")
     if tta not in TTA:
         raise unknown_choice("tta", tta, TTA)
+    if out is not None:  # before any work: new, empty or earlier predictions
+        check_output_dir(out, "out", is_predict_output)
     if model is not None:
         return predict_onnx(model, str(images), topk, tta, out, device)
     return predict_with_run(str(run), str(images), checkpoint or "best", topk, tta, out, device)

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from imgcls.base.errors import UnreadableImageError, UserError, one_line
-from imgcls.base.folders import claim_dir, ensure_dir
+from imgcls.base.folders import check_output_dir, claim_dir, writing_into, written_by_imgcls
 from imgcls.base.images import open_image
 from imgcls.base.runs import atomic_write
 
@@ -118,10 +118,17 @@ def top_k_records(
     ]
 
 
+def is_predict_output(folder: Path) -> bool:
+    """True for a folder holding earlier predictions (predictions.json, as imgcls writes it),
+    which new predictions may replace."""
+    return written_by_imgcls(folder / "predictions.json", b'"classes": [')
+
+
 def output_folder(out: str | Path | None, beside: Path) -> Path:
-    """``out`` (created if missing), or a new ``<beside>/predict/<date>_<time>/``."""
+    """``out`` (checked: new, empty or earlier predictions; made when the files are
+    written), or a new ``<beside>/predict/<date>_<time>/``."""
     if out is not None:
-        return ensure_dir(out, "output folder")
+        return check_output_dir(out, "out", is_predict_output)
     base = beside / "predict" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     return Path(claim_dir(str(base)))
 
@@ -147,10 +154,13 @@ def write_predictions(
         for entry in record["top"]:
             row += [entry["class"], entry["probability"]]
         writer.writerow(row)
-    atomic_write(out_dir / "predictions.csv", lambda f: f.write(buffer.getvalue()))
     document = {
         **source,
         "predictions": records,
         "skipped": [{"file": f, "error": e} for f, e in skipped],
     }
-    atomic_write(out_dir / "predictions.json", lambda f: json.dump(document, f, indent=2))
+    with writing_into(out_dir) as written:
+        written.append(out_dir / "predictions.csv")
+        atomic_write(written[-1], lambda f: f.write(buffer.getvalue()))
+        written.append(out_dir / "predictions.json")
+        atomic_write(written[-1], lambda f: json.dump(document, f, indent=2))

@@ -23,7 +23,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from imgcls.app import build
 from imgcls.base.errors import UserError
-from imgcls.base.folders import claim_run_folder
+from imgcls.base.folders import check_place, claim_run_folder, made_for, remove_made
 from imgcls.base.record import RunFolder
 from imgcls.base.runs import RunDirectory, new_run_dir
 from imgcls.config.compose import compose
@@ -49,6 +49,7 @@ def compose_preview(overrides: Sequence[str]) -> DictConfig:
     ConfigStore.instance().store(name="preview_schema", node=PreviewConfig)
     cfg = compose(list(overrides), config_name="preview")
     check_finite(cfg)
+    check_place(str(cfg.output_root), "output_root")
     for group, registry in (("dataset", DATASETS), ("augment", AUGMENTS)):
         name, prefix, options = component_options(cfg, group)[0]
         registry.options(name, options, prefix)
@@ -85,19 +86,21 @@ def preview(cfg: DictConfig, run_dir: Path | None = None) -> Path:
     images = (images * std + mean).clamp(0, 1)
     titles = [_title(t, data.classes) for t in targets]
 
-    created = run_dir is None
     if run_dir is not None:
-        run_dir, created = claim_run_folder(run_dir)
-    run = RunDirectory(run_dir or new_run_dir(cfg.output_root, "preview", data.name))
+        run_dir, made = claim_run_folder(run_dir)
+    else:
+        check_place(str(cfg.output_root), "output_root")
+        run_dir = new_run_dir(cfg.output_root, "preview", data.name)
+        made = made_for(run_dir) or (run_dir,)
+    run = RunDirectory(run_dir)
+    path = run.path / "preview.png"
     try:
         run.write_config(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True), [])
-        path = run.path / "preview.png"
         _draw(images, titles, int(cfg.columns), path, f"{data.name}, augment={cfg.augment.name}")
-    except BaseException:
-        if created:  # a folder made for this preview: no half-made one stays
-            shutil.rmtree(run.path, ignore_errors=True)
-        else:
-            shutil.rmtree(RunFolder(run.path).hydra_dir, ignore_errors=True)
+    except BaseException:  # no half-made preview stays; only what this call made goes
+        shutil.rmtree(RunFolder(run.path).hydra_dir, ignore_errors=True)
+        path.unlink(missing_ok=True)
+        remove_made(made)
         raise
     return path
 

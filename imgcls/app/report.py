@@ -9,9 +9,14 @@ from datetime import datetime
 from pathlib import Path
 
 from imgcls.base.errors import UserError
-from imgcls.base.folders import claim_dir
+from imgcls.base.folders import (
+    check_output_dir,
+    claim_dir,
+    refuse_foreign_file,
+    written_by_imgcls,
+)
 from imgcls.base.record import SweepFolder
-from imgcls.evaluate.html_report import write_report
+from imgcls.evaluate.html_report import output_path, write_report
 from imgcls.evaluate.leaderboard import (
     Leaderboard,
     build_leaderboard,
@@ -55,7 +60,12 @@ def report(
             "charts: use one of them"
         )
     if html:
+        check_page_place(dirs, out)
         return ReportResult(html=write_report([str(d) for d in dirs], out))
+    if out is not None:
+        check_output_dir(out, "--out", is_leaderboard_output, "report folder")
+    elif len(dirs) == 1:
+        check_leaderboard_files(Path(dirs[0]), plot)
     runs = collect_runs([str(d) for d in dirs])
     board = build_leaderboard(runs)
     if out is not None:
@@ -65,9 +75,14 @@ def report(
     else:
         stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
         out_dir = Path(claim_dir(str(Path("outputs") / "reports" / stamp)))
-    result = ReportResult(
-        board=board, runs=len(runs), files=list(write_leaderboard(out_dir, board))
-    )
+    try:
+        files = list(write_leaderboard(out_dir, board))
+    except OSError as error:
+        raise UserError(
+            f"cannot write the leaderboard into {out_dir}: {error.strerror or error} "
+            "(write it elsewhere with --out DIR)"
+        ) from error
+    result = ReportResult(board=board, runs=len(runs), files=files)
     if plot:
         curves = mean_curves(board)
         if not curves:
@@ -76,3 +91,42 @@ def report(
             curves, SweepFolder(out_dir).val_curves_png, board.metric
         )
     return result
+
+
+# What imgcls writes at the top of its report and leaderboard files: a file of that name
+# without it is the user's, and is never overwritten.
+PAGE_MARK = b'<meta name="generator" content="imgcls report">'
+LEADERBOARD_MARKS = {"leaderboard_csv": b"rank,", "leaderboard_md": b"# Leaderboard"}
+PLOT_MARK = b"Matplotlib"
+
+
+def check_page_place(dirs: Sequence[str | Path], out: str | Path | None) -> None:
+    """Where report.html goes: a file of that name there must be an earlier imgcls report,
+    and a folder the user named with ``--out`` must be new, empty or hold an earlier one."""
+    if out is not None and Path(out).suffix.lower() not in (".html", ".htm"):
+        check_output_dir(out, "--out", is_page_output, "report folder")
+    page = output_path(dirs, out)
+    refuse_foreign_file(page, PAGE_MARK, "choose another file with --out PATH.html")
+
+
+def is_page_output(folder: Path) -> bool:
+    """True for a folder holding an earlier report.html that imgcls wrote."""
+    return written_by_imgcls(SweepFolder(folder).report_html, PAGE_MARK)
+
+
+def is_leaderboard_output(folder: Path) -> bool:
+    """True for a folder holding an earlier leaderboard that imgcls wrote."""
+    return written_by_imgcls(
+        SweepFolder(folder).leaderboard_csv, LEADERBOARD_MARKS["leaderboard_csv"]
+    )
+
+
+def check_leaderboard_files(folder: Path, plot: bool) -> None:
+    """The leaderboard files about to be written into ``folder``: each one there already
+    must be imgcls's own (an earlier leaderboard), never a file of the user's."""
+    sweep = SweepFolder(folder)
+    marks = {getattr(sweep, name): mark for name, mark in LEADERBOARD_MARKS.items()}
+    if plot:
+        marks[sweep.val_curves_png] = PLOT_MARK
+    for path, mark in marks.items():
+        refuse_foreign_file(path, mark, "write the leaderboard elsewhere with --out DIR")

@@ -17,7 +17,13 @@ from omegaconf import OmegaConf
 
 from imgcls.base import distributed
 from imgcls.base.errors import UserError, one_line
-from imgcls.base.folders import claim_run_folder, ensure_dir
+from imgcls.base.folders import (
+    check_place,
+    claim_run_folder,
+    ensure_dir,
+    made_for,
+    refuse_non_empty,
+)
 from imgcls.base.record import SweepFolder, parse_overrides
 from imgcls.config.compose import compose
 from imgcls.config.files import HYDRA_KEYS
@@ -30,7 +36,9 @@ class Claim:
     """The folder a single run was given before Hydra started, and how it came to be."""
 
     path: Path
-    created: bool = True  # False: an empty folder the user named, kept if the run fails
+    # the folders made for it, outermost first: all a failed start may remove (an empty
+    # folder the user named, which existed before, is not among them and stays)
+    made: tuple[Path, ...] = ()
     generated: bool = True  # True: the default <root>/<date>/<time>_... name
 
 
@@ -62,7 +70,10 @@ def claim_output_folder(overrides: Sequence[str], multirun: bool) -> tuple[list[
     if multirun:
         if resumed:
             return resumed, None
-        sweep_dir = ensure_dir(resolve_output_dir(overrides, "hydra.sweep.dir"), "sweep directory")
+        sweep_dir = Path(resolve_output_dir(overrides, "hydra.sweep.dir"))
+        if _named(overrides, "hydra.sweep.dir") and not _is_sweep(sweep_dir):
+            refuse_non_empty(sweep_dir, "hydra.sweep.dir", SWEEP_ADVICE)
+        ensure_dir(sweep_dir, "sweep directory")
         return [f"hydra.sweep.dir={_quoted(sweep_dir.resolve())}"], None
     claim = claim_single_run(overrides)
     return [f"hydra.run.dir={_quoted(claim.path.resolve())}"], claim
@@ -70,12 +81,26 @@ def claim_output_folder(overrides: Sequence[str], multirun: bool) -> tuple[list[
 
 def claim_single_run(overrides: Sequence[str]) -> Claim:
     """A fresh generated run folder, or the one ``hydra.run.dir=`` names (checked)."""
-    named = any(o.lstrip("+~").startswith("hydra.run.dir=") for o in overrides)
     path = Path(resolve_output_dir(overrides, "hydra.run.dir"))
-    if not named:  # the imgcls_unique_dir resolver has just created it, fresh
-        return Claim(path)
-    folder, created = claim_run_folder(path)
-    return Claim(folder, created=created, generated=False)
+    if not _named(overrides, "hydra.run.dir"):  # the imgcls_unique_dir resolver made it
+        return Claim(path, made_for(path) or (path,))
+    folder, made = claim_run_folder(path)
+    return Claim(folder, made, generated=False)
+
+
+SWEEP_ADVICE = "a sweep needs a new or empty folder (or sweep.resume=<its folder>)"
+
+
+def _named(overrides: Sequence[str], key: str) -> bool:
+    """True when the user set ``key`` (``hydra.run.dir=``) on the command line."""
+    return any(o.lstrip("+~").startswith(f"{key}=") for o in overrides)
+
+
+def _is_sweep(folder: Path) -> bool:
+    """A folder an imgcls sweep made (its multirun.yaml or jobs.json): a sweep may go on
+    into it, each job in a folder of its own."""
+    sweep = SweepFolder(folder)
+    return sweep.multirun_yaml.is_file() or sweep.jobs_json.is_file()
 
 
 def resolve_output_dir(overrides: Sequence[str], key: str) -> str:
@@ -88,6 +113,11 @@ def resolve_output_dir(overrides: Sequence[str], key: str) -> str:
     hydra_overrides = [o for o in overrides if o.startswith(HYDRA_KEYS)]
     cfg = compose([*config_overrides, *hydra_overrides], return_hydra=True)
     HydraConfig.instance().set_config(cfg)
+    root = OmegaConf.select(cfg, "output_root", throw_on_resolution_failure=False)
+    if root is not None:  # checked before the default folder is resolved, which makes it
+        check_place(str(root), "output_root")
+    if _named(overrides, key):
+        check_place(str(OmegaConf.select(cfg, key, throw_on_resolution_failure=False)), key)
     try:
         return str(OmegaConf.select(cfg, key))
     except Exception as error:  # a resolver failed: report its own UserError if it was one

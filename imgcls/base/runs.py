@@ -19,7 +19,7 @@ import yaml
 
 from imgcls.base.atomic import atomic_write, write_json
 from imgcls.base.errors import UserError
-from imgcls.base.folders import claim_dir
+from imgcls.base.folders import claim_dir, made_for, remove_made
 from imgcls.base.record import RunFolder, Summary, write_overrides
 
 __all__ = [
@@ -44,12 +44,14 @@ def new_run_dir(root: str | Path, model: str, dataset: str) -> Path:
     return Path(claim_dir(str(base)))
 
 
-def remove_unstarted(run_dir: Path, keep_folder: bool = False, empty_parent: bool = True) -> None:
+def remove_unstarted(run_dir: Path, made: Sequence[Path] | None = None) -> None:
     """Delete what a run that failed before training wrote (no summary.json, no checkpoint).
 
-    Only the files a run makes are removed, so a folder the user named keeps anything else;
-    ``keep_folder`` keeps the (then empty) folder itself, e.g. one that existed before, and
-    ``empty_parent`` also removes the date folder above it when nothing else is there.
+    Only the files a run makes are removed (a run folder was new or empty when claimed), and
+    of the folders only those this process created for the run: ``made`` (outermost first),
+    by default what the claim of ``run_dir`` recorded (:func:`made_for`). A folder no claim
+    of this process made (a sweep job's, which Hydra made) is removed when empty, never its
+    parent; a folder that existed before the claim is never removed.
     """
     folder = RunFolder(run_dir)
     if not run_dir.is_dir() or folder.summary_json.exists() or folder.has_checkpoints():
@@ -59,12 +61,9 @@ def remove_unstarted(run_dir: Path, keep_folder: bool = False, empty_parent: boo
             shutil.rmtree(target, ignore_errors=True)
         elif target.exists() or target.is_symlink():
             target.unlink(missing_ok=True)
-    if keep_folder or any(run_dir.iterdir()):
-        return
-    run_dir.rmdir()
-    parent = run_dir.parent
-    if empty_parent and parent.is_dir() and not any(parent.iterdir()):
-        parent.rmdir()
+    if made is None:
+        made = made_for(run_dir)
+    remove_made((run_dir,) if made is None else made)
 
 
 class MetricsWriter:

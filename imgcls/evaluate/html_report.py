@@ -738,7 +738,9 @@ def _write(path: Path, html: str) -> Path:
     try:
         atomic_write(path, lambda f: f.write(html.encode("utf-8")), binary=True)
     except OSError as error:
-        raise UserError(f"cannot write {path}: {error.strerror or error}") from error
+        raise UserError(
+            f"cannot write {path}: {error.strerror or error} (write it elsewhere with --out PATH)"
+        ) from error
     return path
 
 
