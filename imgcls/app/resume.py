@@ -32,6 +32,8 @@ logger = logging.getLogger("imgcls")
 
 UNFINISHED = ("interrupted", "running")
 STATUSES = ("running", "interrupted", "failed", "completed")
+# Keys every run's config.yaml has held: a file without one of them was cut short.
+CORE_KEYS = ("model", "dataset", "optimizer", "scheduler", "trainer", "seed")
 
 
 def saved_config(run_dir: RunFolder | Path) -> DictConfig:
@@ -75,6 +77,10 @@ def config_text(config_file: Path) -> str:
     if not isinstance(data, dict):
         kind = "null" if data is None else type(data).__name__
         raise UserError(f"{config_file} is damaged: it holds a {kind}, not a mapping of keys")
+    missing = [key for key in CORE_KEYS if key not in data]
+    if missing or not text.endswith("\n"):
+        lacking = f" (it lacks {', '.join(missing)})" if missing else ""
+        raise UserError(f"{config_file} is damaged: cut short{lacking}; the run cannot continue")
     return text
 
 
