@@ -327,3 +327,27 @@ def test_torch_out_of_memory_error_is_one_line():
 
     line, code = error_line(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"))
     assert code == 2 and "out of memory (CUDA out of memory" in line and "\n" not in line
+
+
+def test_synthetic_images_that_cannot_fit_are_refused_before_allocating(
+    tmp_path, capsys, monkeypatch
+):
+    from imgcls.base import memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda: 2**20)  # 1 MiB left
+    err = one_line_error(
+        capsys, ["train", *ONE_EPOCH, "dataset.image_size=64", f"output_root={tmp_path}"]
+    )
+    assert re.search(
+        r"240 synthetic images of 1x64x64 need 8.4 MiB of memory but only 1.0 MiB is "
+        r"available: lower dataset.num_samples or dataset.image_size$",
+        err,
+    ), err
+    assert list(tmp_path.rglob("*")) == []
+
+
+def test_the_available_memory_is_known_on_linux():
+    from imgcls.base.memory import available_bytes
+
+    available = available_bytes()
+    assert available is not None and available > 0
