@@ -351,3 +351,45 @@ def test_the_available_memory_is_known_on_linux():
 
     available = available_bytes()
     assert available is not None and available > 0
+
+
+def test_a_full_disk_under_train_log_prints_no_logging_traceback(tmp_path, capsys):
+    from imgcls.base.runs import RunDirectory, logger
+
+    run = RunDirectory(tmp_path)
+    run.attach_log()
+    try:
+        logger.info("a first line")
+        handler = run._log_handler
+
+        def full(_text):
+            raise full_disk()
+
+        handler.stream.write = full
+        logger.info("a line the disk has no room for")
+        logger.info("and another")
+        assert isinstance(handler.failure, OSError) and handler.failure.errno == errno.ENOSPC
+    finally:
+        run.detach_log()
+    assert capsys.readouterr().err == ""  # logging would print "--- Logging error ---"
+    assert (tmp_path / "train.log").read_text() == "a first line\n"
+
+
+def test_a_failed_copy_of_best_pt_leaves_no_temporary(tmp_path, monkeypatch):
+    from imgcls.base import checkpoint
+
+    source = tmp_path / "last.pt"
+    source.write_bytes(b"a checkpoint")
+
+    def no_links(*_args):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    def half_copy(_source, target):
+        Path(target).write_bytes(b"a chec")
+        raise full_disk(str(target))
+
+    monkeypatch.setattr(os, "link", no_links)
+    monkeypatch.setattr(checkpoint.shutil, "copyfile", half_copy)
+    with pytest.raises(OSError, match=NO_SPACE):
+        checkpoint.link_atomically(source, tmp_path / "best.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]

@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import shutil
+import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -207,7 +208,7 @@ class RunDirectory:
         """Copy the ``imgcls`` logger's messages into train.log for the duration of the run."""
         if not self.writable:
             return
-        handler = logging.FileHandler(self.folder.train_log, encoding="utf-8")
+        handler = RunLogHandler(self.folder.train_log)
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
@@ -219,6 +220,26 @@ class RunDirectory:
             logger.removeHandler(self._log_handler)
             self._log_handler.close()
             self._log_handler = None
+
+
+class RunLogHandler(logging.FileHandler):
+    """train.log's handler: a line that cannot be written (a full disk, a folder gone)
+    stops the copying, quietly. The console keeps every line; the run's next write of its
+    own files reports the disk in one line, where logging would print a traceback per line.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, encoding="utf-8")
+        self.failure: BaseException | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write the line unless an earlier line already failed."""
+        if self.failure is None:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        """Remember the first failure instead of printing a traceback on stderr."""
+        self.failure = sys.exc_info()[1]
 
 
 def refuse_completed(run_dir: Path) -> None:
