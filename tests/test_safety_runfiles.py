@@ -100,7 +100,7 @@ def test_a_failed_metrics_write_leaves_only_whole_rows(tmp_path, monkeypatch):
     assert failed.value.errno == errno.ENOSPC and failed.value.filename == str(path)
     assert path.read_bytes() == before  # the half row was cut off again
     writer.write({"epoch": 2, "loss": 0.25})
-    assert path.read_text() == "epoch,loss\n1,0.5\n2,0.25\n"
+    assert path.read_bytes() == b"epoch,loss\r\n1,0.5\r\n2,0.25\r\n"
 
 
 def test_a_row_after_a_cut_one_starts_on_its_own_line(tmp_path):
@@ -115,7 +115,7 @@ def test_resume_drops_cut_and_garbage_rows_with_one_log_line(tmp_path, caplog):
     path.write_bytes(b"epoch,loss\n1,0.5\nxx,yy,zz\n\xff\xfe\n2,0.2\n3,0.")
     with caplog.at_level(logging.WARNING, logger="imgcls"):
         truncate_metrics(path, epochs_done=2)
-    assert path.read_text() == "epoch,loss\n1,0.5\n2,0.2\n"
+    assert path.read_bytes() == b"epoch,loss\r\n1,0.5\r\n2,0.2\r\n"
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 1, lines
     assert str(path) in lines[0] and "dropped 3 damaged row(s)" in lines[0]
@@ -215,7 +215,7 @@ def test_a_full_disk_while_writing_metrics_is_one_line_and_no_half_row(
     err = one_line_error(capsys, ["train", *ONE_EPOCH, f"output_root={tmp_path}"])
     assert re.search(rf"metrics.csv: {NO_SPACE}", err), err
     (metrics,) = tmp_path.rglob("metrics.csv")
-    assert metrics.read_text().count("\n") == 1 and metrics.read_text().endswith("\n")
+    assert metrics.read_bytes().count(b"\n") == 1 and metrics.read_bytes().endswith(b"\r\n")
 
 
 def test_a_full_disk_at_the_first_summary_removes_the_new_run(tmp_path, capsys, monkeypatch):
@@ -353,9 +353,10 @@ def test_the_available_memory_is_known_on_linux():
     assert available is not None and available > 0
 
 
-def test_a_full_disk_under_train_log_prints_no_logging_traceback(tmp_path, capsys):
+def test_a_full_disk_under_train_log_prints_no_logging_traceback(tmp_path, capsys, monkeypatch):
     from imgcls.base.runs import RunDirectory, logger
 
+    monkeypatch.setattr(logger, "propagate", False)  # only train.log's handler is under test
     run = RunDirectory(tmp_path)
     run.attach_log()
     try:

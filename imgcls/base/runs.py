@@ -105,8 +105,9 @@ class MetricsWriter:
 
 
 def _csv_line(values: Sequence[Any]) -> str:
+    """One CSV row as the csv module writes it (ending in ``\\r\\n``, as metrics.csv always has)."""
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(values)
+    csv.writer(buffer).writerow(values)
     return buffer.getvalue()
 
 
