@@ -15,7 +15,6 @@ are generated from fixed seeds, so a failure names a case that can be run again.
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import shutil
@@ -223,4 +222,3 @@ def test_the_fuzz_is_seeded_and_large_enough():
     assert [c.data for c in again[0]] == [c.data for c in RESUME[: len(again[0])]]
     assert len(RESUME) + len(EVAL) + len(REPORT) >= 40
     assert all(re.fullmatch(r"[\w./-]+", c.id) for c in [*RESUME, *EVAL, *REPORT])
-    assert os.path.basename(__file__) == "test_hostile_fuzz_runfiles.py"
