@@ -14,13 +14,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from imgcls.app.job import RunResult, train
 from imgcls.app.validation import validate
-from imgcls.base.checkpoint import load_checkpoint
+from imgcls.base.checkpoint import check_resumable, load_checkpoint
 from imgcls.base.errors import UserError, one_line
 from imgcls.base.record import RunFolder, find_runs, parse_overrides
+from imgcls.base.runs import check_metrics
 from imgcls.config.compose import compose, register_configs
 from imgcls.config.files import HYDRA_KEYS
 from imgcls.config.schemas import TrainConfig
@@ -29,14 +31,19 @@ from imgcls.config.values import comparable_config
 logger = logging.getLogger("imgcls")
 
 UNFINISHED = ("interrupted", "running")
+STATUSES = ("running", "interrupted", "failed", "completed")
+# Keys every run's config.yaml has held: a file without one of them was cut short.
+CORE_KEYS = ("model", "dataset", "optimizer", "scheduler", "trainer", "seed")
 
 
 def saved_config(run_dir: RunFolder | Path) -> DictConfig:
-    """The run's config from ``.hydra/config.yaml``, checked against the schema."""
+    """The run's config from ``.hydra/config.yaml``, checked against the schema; an empty,
+    unreadable or damaged file is a one-line UserError naming it."""
     register_configs()
     config_file = RunFolder.of(run_dir).config_file
+    text = config_text(config_file)
     try:
-        cfg = OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.load(config_file))
+        cfg = OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.create(text))
     except Exception as error:
         raise UserError(
             f"{config_file} is not a valid imgcls config ({one_line(error, limit=200)})"
@@ -45,8 +52,45 @@ def saved_config(run_dir: RunFolder | Path) -> DictConfig:
     return cfg
 
 
+def config_text(config_file: Path) -> str:
+    """The text of a run's config.yaml, once it is known to hold a YAML mapping.
+
+    A full disk leaves a 0-byte file, a crash or a hand edit a damaged one: each is one
+    line naming the file, before anything of the run is touched.
+    """
+    try:
+        text = config_file.read_text(encoding="utf-8")
+    except OSError as error:
+        raise UserError(f"{config_file} is unreadable ({error.strerror or error})") from error
+    except UnicodeDecodeError as error:
+        raise UserError(f"{config_file} is damaged: it is not UTF-8 text") from error
+    if not text.strip():
+        raise UserError(
+            f"{config_file} is empty: the run's config was never written whole (a full "
+            "disk?), so the run cannot be continued; start it again"
+        )
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        detail = one_line(error, limit=160)
+        raise UserError(f"{config_file} is damaged: not valid YAML ({detail})") from error
+    if not isinstance(data, dict):
+        kind = "null" if data is None else type(data).__name__
+        raise UserError(f"{config_file} is damaged: it holds a {kind}, not a mapping of keys")
+    missing = [key for key in CORE_KEYS if key not in data]
+    if missing or not text.endswith("\n"):
+        lacking = f" (it lacks {', '.join(missing)})" if missing else ""
+        raise UserError(f"{config_file} is damaged: cut short{lacking}; the run cannot continue")
+    return text
+
+
 def check_run_dir(value: str | Path) -> Path:
-    """A run directory that can be resumed, or a one-line UserError saying why not."""
+    """A run directory that can be resumed, or a one-line UserError saying why not.
+
+    Every file that resuming reads is checked here, before anything is written: the
+    summary, the config, the overrides and the header of metrics.csv (damaged rows are
+    dropped when the run goes on); the checkpoint is checked as it is loaded.
+    """
     run = RunFolder(Path(value))
     if not run.path.is_dir():
         raise UserError(f"resume={value}: no such run directory")
@@ -56,12 +100,20 @@ def check_run_dir(value: str | Path) -> Path:
             "summary.json, as written by imgcls train)"
         )
     summary = run.read_summary()
+    if summary.status not in STATUSES:
+        raise UserError(
+            f"{run.summary_json} is damaged: its status is missing or not one of "
+            f"{', '.join(STATUSES)}"
+        )
     if summary.status == "completed":
         raise UserError(f"resume={value}: that run has already completed")
     if summary.status == "running" and _alive(summary.pid):
         raise UserError(f"resume={value}: that run is still running (process {summary.pid})")
     if not run.last_checkpoint.is_file():
         raise UserError(f"resume={value}: the run has no checkpoints/last.pt to continue from")
+    saved_config(run)
+    run.read_overrides()
+    check_metrics(run.metrics_csv)
     return run.path
 
 
@@ -144,6 +196,7 @@ def continue_run(run_dir: str | Path) -> RunResult:
     run = RunFolder(check_run_dir(run_dir))
     cfg = saved_config(run)
     state = load_checkpoint(run.last_checkpoint)
+    check_resumable(state, run.last_checkpoint)
     overrides = [o.text for o in run.read_overrides()]  # all of them, as they were given
     return train(cfg, run.path, overrides, resume_state=state)
 

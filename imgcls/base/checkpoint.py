@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import os
-import pickle
 import random
 import re
 import shutil
@@ -19,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from imgcls.base.errors import UserError
-from imgcls.base.runs import atomic_write
+from imgcls.base.atomic import atomic_write, vanished
+from imgcls.base.errors import UserError, one_line
 
 CHECKPOINT_KEYS = (
     "model",
@@ -65,13 +64,37 @@ def restore_rng(state: dict[str, Any], generator: torch.Generator | None = None)
         generator.set_state(state["loader"])
 
 
+def check_resumable(state: dict[str, Any], path: Path) -> None:
+    """A loaded checkpoint that a run can continue from: whole counts and random states
+    that can be restored (tried here, then the current ones put back), else a one-line
+    UserError naming ``path`` before anything of the run is written."""
+    for key in ("epoch", "step"):
+        value = state.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise UserError(f"{path} is damaged: its '{key}' is {value!r}, not a count")
+    current = rng_state(torch.Generator())
+    try:
+        restore_rng(state["rng"], torch.Generator())
+    except Exception as error:  # noqa: BLE001 - any shape of damage is the same message
+        raise UserError(
+            f"{path} is damaged: its random-number states cannot be restored "
+            f"({one_line(error, typed=True, limit=120)})"
+        ) from error
+    finally:
+        restore_rng(current, torch.Generator())
+
+
 def _as_tuple(value: Any) -> Any:
     return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """torch.save through a temporary file and a rename: never a half-written checkpoint."""
-    atomic_write(path, lambda handle: torch.save(state, handle), binary=True)
+    """torch.save through a temporary file and a rename: never a half-written checkpoint.
+
+    The folder is not made again if it is gone (a run folder deleted during the run is a
+    one-line error), and a full disk is an OSError naming ``path``, its temporary removed.
+    """
+    atomic_write(path, lambda handle: torch.save(state, handle), binary=True, make_parents=False)
 
 
 def snapshot(value: Any) -> Any:
@@ -148,12 +171,20 @@ def link_atomically(source: Path, target: Path) -> None:
     Safe because ``source`` is only ever replaced by a rename, which leaves this inode alone.
     """
     tmp = target.with_name(f".{target.name}.tmp")
-    tmp.unlink(missing_ok=True)
     try:
-        os.link(source, tmp)
-    except OSError:
-        shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    except FileNotFoundError as error:
+        if not target.parent.is_dir():
+            raise vanished(target) from error
+        raise
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a copy cut short by a full disk is not left behind
+        raise
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -175,21 +206,14 @@ def safe_load(path: Path, map_location: str | torch.device = "cpu") -> Any:
 
     Torch's own messages for a bad file suggest loading with ``weights_only=False`` (which
     would run whatever the file holds) or say only ``[Errno 22]``; this says what is wrong.
+    Any failure is the file's: damaged bytes make torch's unpickler raise errors of many
+    types (an IndexError from a garbage opcode, for one).
     """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's legacy-format notes are not for users
             return torch.load(path, map_location=map_location, weights_only=True)
-    except (
-        RuntimeError,
-        EOFError,
-        pickle.UnpicklingError,
-        zipfile.BadZipFile,
-        OSError,
-        ValueError,
-        KeyError,
-        AttributeError,
-    ) as error:
+    except Exception as error:  # noqa: BLE001 - a damaged or hostile file can raise anything
         raise UserError(f"{path} {describe_load_error(path, error)}") from error
 
 

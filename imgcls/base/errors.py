@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import errno
 from collections.abc import Iterable
 
 
@@ -80,13 +81,82 @@ def one_line(
     return f"{name}: {text}" if typed else text
 
 
+# Failures of the machine rather than of imgcls: a full disk or quota, a read-only or
+# forbidden place, a name too long, a failing disk. They are the user's to fix, not bugs.
+ENVIRONMENT_ERRNOS = frozenset(
+    {
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EROFS,
+        errno.EACCES,
+        errno.EPERM,
+        errno.ENAMETOOLONG,
+        errno.EFBIG,
+        errno.EIO,
+    }
+)
+
+# What sets the memory a run needs: named when it runs out.
+MEMORY_KEYS = "trainer.batch_size, dataset.image_size, dataset.num_samples or model.widths"
+
+
+def environment_error(error: BaseException) -> UserError | None:
+    """The one-line :class:`UserError` for an error the machine caused, or None for a bug.
+
+    A full disk, a read-only place, a missing permission or a file name too long (an
+    :class:`OSError` with one of :data:`ENVIRONMENT_ERRNOS`, here or in the chain of errors
+    that led to ``error``) names the file; running out of memory (CPU or CUDA) names the
+    keys that set the size of a run. Translating here, once, spares every writer a case.
+    """
+    for cause in error_chain(error):
+        if isinstance(cause, OSError) and cause.errno in ENVIRONMENT_ERRNOS:
+            return UserError(_os_error_text(cause))
+        if _is_out_of_memory(cause):
+            detail = one_line(cause, first_line=True, limit=160)
+            return UserError(f"out of memory ({detail}); make the run smaller with {MEMORY_KEYS}")
+    return None
+
+
+def error_chain(error: BaseException) -> list[BaseException]:
+    """``error`` and the errors it was raised from or while handling, without cycles (torch
+    raises a RuntimeError while handling the OSError of a full disk, for one)."""
+    seen: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and all(current is not s for s in seen):
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _os_error_text(error: OSError) -> str:
+    """``<file>: <reason>`` (``<file> -> <other>`` for a rename), with what to do when full."""
+    reason = error.strerror or one_line(error)
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        reason += " (free some space, then run again or continue with resume=)"
+    names = [str(n) for n in (error.filename, error.filename2) if n is not None]
+    return f"{' -> '.join(names)}: {reason}" if names else reason
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    """MemoryError, torch's OutOfMemoryError (CPU or CUDA) and the allocator's messages."""
+    if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError":
+        return True
+    text = str(error)
+    return isinstance(error, RuntimeError) and (
+        "can't allocate memory" in text or "out of memory" in text.lower()
+    )
+
+
 def error_line(error: BaseException) -> tuple[str, int]:
     """The one line the CLI prints for ``error`` on stderr, and the exit code.
 
-    A user mistake (:class:`UserError`) is its own message and exits 2; an interruption
-    (Ctrl-C, SIGTERM) says so and exits with its code (130 for Ctrl-C); anything else is a
-    bug: the type and message, a hint to report it, and exit 1.
+    A user mistake (:class:`UserError`) is its own message and exits 2, and so is a failure
+    of the machine (:func:`environment_error`: disk full, out of memory, ...); an
+    interruption (Ctrl-C, SIGTERM) says so and exits with its code (130 for Ctrl-C);
+    anything else is a bug: the type and message, a hint to report it, and exit 1.
     """
+    if not isinstance(error, (UserError, KeyboardInterrupt, TrainingInterrupted)):
+        error = environment_error(error) or error
     if isinstance(error, UserError):
         return f"imgcls: error: {one_line(error)}", error.exit_code
     if isinstance(error, (KeyboardInterrupt, TrainingInterrupted)):

@@ -455,8 +455,8 @@ def read_overrides(path: Path) -> list[RunOverride]:
         raise UserError(f"{path} is not a readable overrides file ({detail})") from error
     if values is None:
         return []
-    if not isinstance(values, list):
-        raise UserError(f"{path} is not a list of overrides")
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise UserError(f"{path} is not a list of overrides (texts such as 'seed=1')")
     return parse_overrides(values)
 
 

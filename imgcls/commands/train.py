@@ -8,6 +8,7 @@ would make a new folder: the run goes on in its own.
 from __future__ import annotations
 
 import logging.config
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import hydra
 import yaml
 
-from imgcls.app.hydra_job import LaunchState, run_job
+from imgcls.app.hydra_job import LaunchState, remove_unstarted_run, run_job
 from imgcls.app.resume import continue_run, target_from_overrides
 from imgcls.app.run_folders import claim_output_folder, distributed_overrides
 from imgcls.app.sweeps import last_sweep_dir, sweep_jobs
@@ -54,6 +55,10 @@ def run_train(args: Sequence[str]) -> int:
         folder_args, state.claim = claim_output_folder(overrides, multirun)
     try:
         run_hydra([*args, *folder_args, *distributed_args], multirun, state)
+    except BaseException:  # Hydra itself failed (e.g. a full disk as it wrote .hydra/)
+        if state.claim is not None:
+            remove_unstarted_run(state.claim.path, state)
+        raise
     finally:
         if distributed_args:
             distributed.shutdown()
@@ -73,12 +78,19 @@ def run_hydra(args: Sequence[str], multirun: bool, state: LaunchState) -> None:
     def app(cfg) -> float | None:
         return run_job(cfg, multirun, state)
 
-    saved_argv = sys.argv
+    saved_argv, saved_full_error = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
     sys.argv = ["imgcls train", *args]
+    # Hydra prints its own failures (a full disk as it writes .hydra/) as a traceback and
+    # exits; with this set it raises them, and the CLI prints its one line.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         app()
     finally:
         sys.argv = saved_argv
+        if saved_full_error is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = saved_full_error
 
 
 def run_resumed(run_dir: Path) -> int:

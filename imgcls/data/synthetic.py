@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from imgcls.base.memory import check_fits
 from imgcls.config.options.datasets import SyntheticOptions
 from imgcls.data.splits import DataSplits, from_arrays
 from imgcls.registry import DATASETS
@@ -70,8 +71,16 @@ def generate(
 
 @DATASETS.register("synthetic", SyntheticOptions)
 def synthetic(options: SyntheticOptions) -> DataSplits:
-    """The generated patterns, split three ways."""
+    """The generated patterns, split three ways (refused first when they cannot fit)."""
     o = options
+    pixels = o.channels * o.image_size**2
+    # the uint8 images, and the float32 chunk they are drawn in (with a temporary as large)
+    needed = o.num_samples * (pixels + 8) + min(o.num_samples, CHUNK) * pixels * 4 * 2
+    check_fits(
+        needed,
+        f"{o.num_samples} synthetic images of {o.channels}x{o.image_size}x{o.image_size}",
+        "dataset.num_samples or dataset.image_size",
+    )
     images, labels = generate(
         o.num_samples, o.num_classes, o.image_size, o.channels, o.noise, o.seed
     )

@@ -745,8 +745,11 @@ def _write(path: Path, html: str) -> Path:
 
 
 def write_run_report(run_dir: RunFolder | str | Path, out: str | Path | None = None) -> Path:
-    """Write one run's report (``<run>/report.html`` unless ``out`` is given)."""
+    """Write one run's report (``<run>/report.html`` unless ``out`` is given); a run folder
+    that is gone (deleted or renamed meanwhile) is an error, never made again."""
     run = RunFolder.of(run_dir)
+    if out is None and not run.path.is_dir():
+        raise UserError(f"the run folder {run.path} is gone: no report written")
     return _write(Path(out) if out else run.report_html, run_page(run))
 
 
