@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY
+from conftest import SMALL_MODEL, TINY
+from fabricate import write_folder
 from PIL import Image
 
 import imgcls.app.job as job
@@ -182,3 +183,26 @@ def test_the_grid_reads_only_the_images_it_shows(tmp_path):
     some = {int(i): images[i] for i in shown}
     part = plots.plot_predictions(some, targets, probabilities, classes, tmp_path / "b.png")
     assert whole.read_bytes() == part.read_bytes()
+
+
+def test_a_run_on_the_dataloader_path_gets_its_figures(tmp_path):
+    """On the DataLoader path the test split is files read on demand: the end of run reads
+    only the images the grid shows (it used to ask the split for all of them as one tensor,
+    which a file split does not have, and the figures were skipped with a warning)."""
+    root = write_folder(tmp_path / "images", per_class=12)
+    overrides = [
+        *SMALL_MODEL,
+        "dataset=folder",
+        f"dataset.root={root}",
+        "dataset.image_size=16",
+        "data.loader=dataloader",
+        "trainer.batch_size=8",
+    ]
+    train(compose(overrides), tmp_path / "run", overrides=overrides)
+    run = tmp_path / "run"
+    for name in ("predictions.png", "confusion_matrix.png", "curves.png"):
+        assert (run / "plots" / name).is_file(), name
+    summary = json.loads((run / "summary.json").read_text())
+    record = json.loads((run / "test_metrics.json").read_text())
+    assert summary["test"]["accuracy"] == record["accuracy"]
+    assert "could not write the plots" not in (run / "train.log").read_text()
