@@ -47,7 +47,7 @@ from imgcls.loggers import Loggers, start_loggers
 from imgcls.models.facts import count_flops, count_parameters
 from imgcls.train.backends import backend_settings
 from imgcls.train.devices import peak_tflops, throughput
-from imgcls.train.engine import Engine, FitResult, evaluate
+from imgcls.train.engine import Engine, FitResult, Predictions, evaluate_and_predict
 from imgcls.train.tta import with_tta
 
 logger = logging.getLogger("imgcls")
@@ -124,8 +124,8 @@ def train(
             report = bool(OmegaConf.select(cfg, "report.html", default=True))
             with run_status(run, summary, started, loggers, report=report):
                 engine.on_epoch_end.append(loggers.log_epoch)
-                _fit_and_test(cfg, parts, engine, run, summary)
-                _draw_plots(parts, run, summary)
+                predictions = _fit_and_test(cfg, parts, engine, run, summary)
+                _draw_plots(parts, run, summary, predictions)
         finally:
             _mark_job_end()
         return RunResult(run.path, summary)
@@ -249,15 +249,19 @@ def _log_start(
 
 def _fit_and_test(
     cfg: DictConfig, parts: Training, engine: Engine, run: RunDirectory, summary: Summary
-) -> None:
+) -> Predictions:
     """Fit, then evaluate the best checkpoint on the test split; summary.json has the results
-    (and where the time went) before the plots are drawn."""
+    (and where the time went) before the plots are drawn.
+
+    The test split is inferred once: the probabilities of that pass are returned for
+    test_metrics.json and the figures, so they agree with summary.json's test metrics.
+    """
     fit = engine.fit()
     model, trainer = parts.model, parts.trainer
     test_started = time.perf_counter()
     best = load_checkpoint(run.folder.best_checkpoint, map_location=parts.place.device)
     model.load_state_dict(inference_state(best))
-    test = evaluate(
+    test, predictions = evaluate_and_predict(
         with_tta(model, trainer.test_tta),  # test-time augmentation when views are named
         parts.loaders.test,
         parts.runtime.precision,
@@ -292,13 +296,18 @@ def _fit_and_test(
         f"best epoch {fit.best_epoch} ({monitor} {fit.best_value:.4f}); "
         f"test accuracy {test['accuracy']:.4f}, loss {test['loss']:.4f}"
     )
+    return predictions
 
 
-def _draw_plots(parts: Training, run: RunDirectory, summary: Summary) -> None:
-    """curves, confusion matrix and predictions; a plotting problem never fails the run."""
+def _draw_plots(
+    parts: Training, run: RunDirectory, summary: Summary, predictions: Predictions
+) -> None:
+    """curves, confusion matrix and predictions, and test_metrics.json, from the test
+    evaluation's ``predictions``; a plotting problem never fails the run."""
     started = time.perf_counter()
     if run.writable:
-        write_run_plots(run.folder, parts.model, parts.data.test, parts.data.spec())
+        tta = parts.trainer.test_tta
+        write_run_plots(run.folder, predictions, parts.data.test, parts.data.classes, tta)
     if summary.timings is not None:
         summary.timings["plots"] = round(time.perf_counter() - started, 3)
 

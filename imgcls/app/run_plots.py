@@ -1,35 +1,45 @@
-"""What is written at the end of every training run: ``<run>/plots/`` and test_metrics.json."""
+"""What is written at the end of every training run: ``<run>/plots/`` and test_metrics.json.
+
+Nothing here runs the model: the figures and test_metrics.json are drawn from the
+probabilities of the run's one test evaluation (:func:`imgcls.train.engine.evaluate_and_predict`),
+so they agree with the test metrics in summary.json, test-time augmentation included.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from torch import nn
 
-from imgcls.app.inference import predict_probabilities
 from imgcls.base.atomic import write_json
 from imgcls.base.errors import one_line
 from imgcls.base.record import RunFolder
-from imgcls.data.splits import ImageSet
+from imgcls.data.splits import SplitSet
 from imgcls.evaluate import plots
 from imgcls.evaluate.metrics import compute_metrics, default_topk
+from imgcls.train.engine import Predictions
 
 logger = logging.getLogger("imgcls")
 
 
 def write_run_plots(
-    run_dir: RunFolder | Path, model: nn.Module, test: ImageSet, spec: dict[str, Any]
+    run_dir: RunFolder | Path,
+    predictions: Predictions,
+    test: SplitSet,
+    classes: Sequence[str],
+    tta: Sequence[str] = (),
 ) -> list[Path]:
     """curves.png, confusion_matrix.png and predictions.png for a finished run, and
     test_metrics.json: the test split's per-class precision, recall and F1 and the confusion
-    matrix (from ``model`` as it is, the best checkpoint, without test-time augmentation).
+    matrix.
 
-    Runs once, after the test evaluation; a problem is logged as a warning and never fails a
-    run whose model and metrics are already saved.
+    ``predictions`` are those the test metrics in summary.json were computed from (the best
+    checkpoint, with the test-time augmentation ``tta`` names); ``test`` is the split they
+    came from, read only for the few images predictions.png shows. A problem is logged as a
+    warning and never fails a run whose model and metrics are already saved.
     """
     started = time.perf_counter()
     run = RunFolder.of(run_dir)
@@ -37,19 +47,19 @@ def write_run_plots(
     try:
         from sklearn.metrics import confusion_matrix
 
-        classes = list(spec["classes"])
+        classes = list(classes)
         if run.metrics_csv.is_file():
             curves = plots.read_metrics(run.metrics_csv)
             written.append(plots.plot_curves(curves, run.curves_png, run.path.name))
-        probabilities = predict_probabilities(model, test.images, spec["mean"], spec["std"]).numpy()
-        targets = test.labels.cpu().numpy()
-        _write_test_metrics(run, targets, probabilities, classes)
+        probabilities = predictions.probabilities.numpy()
+        targets = predictions.labels.numpy()
+        _write_test_metrics(run, targets, probabilities, classes, tta)
         matrix = confusion_matrix(targets, probabilities.argmax(1), labels=np.arange(len(classes)))
         written.append(plots.plot_confusion_matrix(matrix, classes, run.confusion_matrix_png))
+        shown = plots.prediction_slots(targets, probabilities.argmax(1))
+        images = {int(i): test.read(int(i)).cpu().numpy() for i in shown}
         written.append(
-            plots.plot_predictions(
-                test.images.cpu().numpy(), targets, probabilities, classes, run.predictions_png
-            )
+            plots.plot_predictions(images, targets, probabilities, classes, run.predictions_png)
         )
     except Exception as error:  # noqa: BLE001 - figures are a convenience, the run is complete
         logger.warning(f"could not write the plots: {one_line(error, typed=True)}")
@@ -59,13 +69,22 @@ def write_run_plots(
 
 
 def _write_test_metrics(
-    run: RunFolder, targets: np.ndarray, probabilities: np.ndarray, classes: list[str]
+    run: RunFolder,
+    targets: np.ndarray,
+    probabilities: np.ndarray,
+    classes: list[str],
+    tta: Sequence[str],
 ) -> None:
     """test_metrics.json: the per-class figures and confusion matrix the report shows."""
     try:
         metrics = compute_metrics(targets, probabilities, classes, default_topk(len(classes)))
         metrics.pop("classification_report", None)
-        record = {"split": "test", "checkpoint": "best", "tta": "none", "classes": classes}
+        record = {
+            "split": "test",
+            "checkpoint": "best",
+            "tta": ",".join(tta) or "none",
+            "classes": classes,
+        }
         write_json(run.test_metrics_json, {**record, **metrics})
     except Exception as error:  # noqa: BLE001 - the report shows them as missing
         name = run.test_metrics_json.name

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -104,37 +105,53 @@ def plot_confusion_matrix(matrix: np.ndarray, classes: Sequence[str], path: Path
     return _save(fig, path)
 
 
+def prediction_slots(targets: np.ndarray, predictions: np.ndarray, count: int = 16) -> np.ndarray:
+    """The sample indices the prediction grid shows, in its order: mistakes first (up to
+    half the grid), then correct predictions, then more mistakes if the grid is not full."""
+    wrong = np.flatnonzero(predictions != targets)
+    right = np.flatnonzero(predictions == targets)
+    chosen = np.concatenate([wrong[: count // 2], right])[:count]
+    return np.concatenate([chosen, wrong[count // 2 :]])[:count]
+
+
+# The prediction grid's geometry in inches: each image is drawn TILE wide, with LABEL above
+# it for its two lines of text and a gap of GAP between columns.
+TILE, LABEL, GAP = 2.0, 0.42, 0.45
+
+
 def plot_predictions(
-    images: np.ndarray,
+    images: np.ndarray | Mapping[int, np.ndarray],
     targets: np.ndarray,
     probabilities: np.ndarray,
     classes: Sequence[str],
     path: Path,
     count: int = 16,
 ) -> Path:
-    """A grid of uint8 NCHW images with true and predicted class; mistakes framed in red.
+    """A grid of uint8 CHW images with true and predicted class; mistakes framed in red.
 
-    Mistakes are shown first (up to half the grid) so that the figure is informative.
+    ``images`` is indexed by sample: a uint8 NCHW array, or a mapping that holds at least the
+    samples :func:`prediction_slots` chooses (so a caller reads only those from disk).
+    Mistakes are shown first (up to half the grid) so that the figure is informative. The
+    figure is sized to the grid, with the title right above it: no blank band.
     """
     plt = _pyplot()
     predictions = probabilities.argmax(axis=1)
-    wrong = np.flatnonzero(predictions != targets)
-    right = np.flatnonzero(predictions == targets)
-    chosen = np.concatenate([wrong[: count // 2], right])[:count]
-    chosen = np.concatenate([chosen, wrong[count // 2 :]])[:count]
+    chosen = prediction_slots(targets, predictions, count)
+    wrong = int((predictions != targets).sum())
     columns = min(4, max(1, len(chosen)))
     rows = max(1, -(-len(chosen) // columns))
+    tiles = [_tile(images[int(index)]) for index in chosen]
+    height, width = tiles[0].shape[:2] if tiles else (1, 1)
     # One mosaic image in one axes: far faster to draw than a grid of subplots.
-    height, width = images.shape[2], images.shape[3]
-    pad_y, pad_x = max(2, height // 2), max(1, width // 4)
+    inch = width / TILE  # pixels of the mosaic per inch of the figure
+    pad_y, pad_x = math.ceil(LABEL * inch), math.ceil(GAP * inch)
     cell_h, cell_w = height + pad_y, width + pad_x
-    canvas = np.full((rows * cell_h, columns * cell_w, 3), 255, dtype=np.uint8)
-    for slot, index in enumerate(chosen):
-        image = images[index]
-        tile = np.transpose(image, (1, 2, 0)) if image.shape[0] == 3 else image[0][:, :, None]
+    canvas = np.full((rows * cell_h, columns * cell_w - pad_x, 3), 255, dtype=np.uint8)
+    for slot, tile in enumerate(tiles):
         y, x = (slot // columns) * cell_h + pad_y, (slot % columns) * cell_w
         canvas[y : y + height, x : x + width] = tile
-    fig, ax = plt.subplots(figsize=(2.6 * columns, 2.8 * rows))
+    fig = plt.figure(figsize=(canvas.shape[1] / inch, canvas.shape[0] / inch))
+    ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))  # the mosaic fills the figure
     ax.imshow(canvas, interpolation="nearest")
     ax.axis("off")
     for slot, index in enumerate(chosen):
@@ -157,8 +174,15 @@ def plot_predictions(
                     (x - 0.5, y - 0.5), width, height, fill=False, edgecolor="red", linewidth=3
                 )
             )
-    fig.suptitle(f"{len(wrong)} of {len(targets)} wrong; mistakes in red", fontsize=10)
+    # The title sits on the axes (not the figure's top edge), so it follows the grid.
+    ax.set_title(f"{wrong} of {len(targets)} wrong; mistakes in red", fontsize=10, pad=2)
     return _save(fig, path)
+
+
+def _tile(image: np.ndarray) -> np.ndarray:
+    """A uint8 (C, H, W) image as (H, W, 3) or (H, W, 1) for the mosaic."""
+    image = np.asarray(image)
+    return np.transpose(image, (1, 2, 0)) if image.shape[0] == 3 else image[0][:, :, None]
 
 
 def plot_validation_curves(

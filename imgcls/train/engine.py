@@ -64,7 +64,15 @@ class FitResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-@torch.inference_mode()
+@dataclass
+class Predictions:
+    """Every evaluated sample's softmax probabilities and label, on the CPU, in the loader's
+    order (the evaluation loaders do not shuffle, so row i is sample i of the split)."""
+
+    probabilities: torch.Tensor  # (N, classes) float32
+    labels: torch.Tensor  # (N,) class indices
+
+
 def evaluate(
     model: nn.Module,
     loader: DeviceLoader,
@@ -76,6 +84,37 @@ def evaluate(
 
     ``max_batches`` > 0 evaluates only that many batches (``trainer.fast_dev_run``).
     """
+    return _evaluate(model, loader, precision, topk, max_batches, keep=False)[0]
+
+
+def evaluate_and_predict(
+    model: nn.Module,
+    loader: DeviceLoader,
+    precision: str = "32",
+    topk: int = 5,
+    max_batches: int = 0,
+) -> tuple[dict[str, float], Predictions]:
+    """:func:`evaluate`, keeping the probabilities it computed: the end of a run scores the
+    test split and draws its figures from this one pass over it.
+
+    The metrics are :func:`evaluate`'s to the last bit; the probabilities are the softmax of
+    the same logits (so they carry the model's test-time augmentation and precision).
+    """
+    metrics, predictions = _evaluate(model, loader, precision, topk, max_batches, keep=True)
+    assert predictions is not None
+    return metrics, predictions
+
+
+@torch.inference_mode()
+def _evaluate(
+    model: nn.Module,
+    loader: DeviceLoader,
+    precision: str,
+    topk: int,
+    max_batches: int,
+    *,
+    keep: bool,
+) -> tuple[dict[str, float], Predictions | None]:
     model.eval()
     device = loader.device
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
@@ -83,6 +122,7 @@ def evaluate(
     correct_k = torch.zeros((), device=device, dtype=torch.int64)
     count = 0
     num_classes = None
+    kept: list[tuple[torch.Tensor, torch.Tensor]] = []  # on the device: no sync per batch
     for index, (images, labels) in enumerate(loader):
         if 0 < max_batches <= index:
             break
@@ -96,10 +136,15 @@ def evaluate(
             top = logits.topk(topk, dim=1).indices
             correct_k += (top == labels[:, None]).any(dim=1).sum()
         count += labels.shape[0]
+        if keep:
+            kept.append((logits.softmax(dim=1), labels))
     metrics = {"loss": float(loss_sum) / count, "accuracy": float(correct) / count}
     if num_classes is not None and num_classes > topk:
         metrics[f"top{topk}_accuracy"] = float(correct_k) / count
-    return metrics
+    if not keep:
+        return metrics, None
+    probabilities = torch.cat([p for p, _ in kept]).cpu()
+    return metrics, Predictions(probabilities, torch.cat([y for _, y in kept]).cpu())
 
 
 class Engine:
