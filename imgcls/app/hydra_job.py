@@ -234,17 +234,34 @@ def _remove_unstarted_sweep(state: LaunchState) -> None:
 
 
 def drop_own_summary(run_dir: Path) -> None:
-    """Delete the summary.json this process wrote for a run with no checkpoint yet, so that
-    the clean-up of an unstarted run removes it: without a last.pt nothing can be resumed."""
+    """Delete the summary.json (and the report.html written after it) that this process wrote
+    for a run with no checkpoint yet, so that the clean-up of an unstarted run removes the
+    rest: without a last.pt nothing can be resumed."""
     run = RunFolder(run_dir)
+    _close_logs_in(run_dir)  # a signal between train.log's opening and run_status' start
     if run.has_checkpoints() or not run.summary_json.is_file():
         return
     try:
         written_by = run.read_summary().process
     except UserError:
         return
-    if written_by == process_identity():
-        run.summary_json.unlink(missing_ok=True)
+    if written_by != process_identity():
+        return
+    written = run.summary_json.stat().st_mtime
+    report = run.report_html
+    if report.is_file() and report.stat().st_mtime >= written:  # not a file from before
+        report.unlink(missing_ok=True)
+    run.summary_json.unlink(missing_ok=True)
+
+
+def _close_logs_in(run_dir: Path) -> None:
+    """Detach and close the ``imgcls`` logger's file handlers that write into ``run_dir``."""
+    folder = run_dir.resolve()
+    for handler in list(logger.handlers):
+        name = getattr(handler, "baseFilename", None)
+        if name is not None and Path(name).resolve().is_relative_to(folder):
+            logger.removeHandler(handler)
+            handler.close()
 
 
 def _interrupted(text: str, exit_code: int) -> TrainingInterrupted:
