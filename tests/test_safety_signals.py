@@ -41,13 +41,20 @@ def _found(root: Path, marker: str) -> bool:
     return root.is_dir() and any(root.rglob(MARKERS[marker]))
 
 
-def signal_run(tmp_path: Path, signum: int, marker: str | None, seed: int, sweep: bool = False):
+def signal_run(
+    tmp_path: Path,
+    signum: int,
+    marker: str | None,
+    seed: int,
+    sweep: bool = False,
+    extra: tuple[str, ...] = (),
+):
     """Start ``imgcls train`` on a tiny run, send ``signum`` at a seeded random moment
     (after ``marker`` appears, or after a random delay since the start), wait for the end."""
     rng = random.Random(seed)
     root = tmp_path / "out"
     args = [sys.executable, "-m", "imgcls", "train", *(["-m", "seed=0,1"] if sweep else [])]
-    args += [*TINY, f"output_root={root}"]
+    args += [*TINY, *extra, f"output_root={root}"]
     with (tmp_path / "stdout.txt").open("w") as stdout:
         process = subprocess.Popen(
             args, cwd=tmp_path, stdout=stdout, stderr=subprocess.PIPE, text=True, env=cli_env()
@@ -135,7 +142,8 @@ def test_a_signal_at_a_random_moment_leaves_nothing_or_a_resumable_run(
 
 @pytest.mark.slow
 def test_sighup_in_training_stops_gracefully_and_the_run_resumes(tmp_path, capsys):
-    code, stderr, root = signal_run(tmp_path, signal.SIGHUP, "checkpoint", seed=0)
+    many = ("trainer.epochs=6",)  # the signal comes while it trains
+    code, stderr, root = signal_run(tmp_path, signal.SIGHUP, "checkpoint", seed=0, extra=many)
     line = assert_one_line(stderr)
     assert code == 129, stderr
     assert "SIGHUP received: stopped" in line and "resume=" in line

@@ -228,7 +228,8 @@ def _remove_unstarted_sweep(state: LaunchState) -> None:
     if sweep.job_folders():
         return
     sweep.multirun_yaml.unlink(missing_ok=True)
-    for folder in (sweep.path, sweep.path.parent):  # <root>/multirun/<date>/<time>
+    # the default is <output_root>/multirun/<date>/<time>: output_root itself stays
+    for folder in (sweep.path, sweep.path.parent, sweep.path.parent.parent):
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
 

@@ -352,7 +352,10 @@ def run_status(
     except (TrainingInterrupted, KeyboardInterrupt) as error:
         _finish(run, summary, started, loggers, "interrupted", error, report)
         if isinstance(error, KeyboardInterrupt):  # a signal's exit code (129, 130, 143) goes on
-            stopped = TrainingInterrupted(f"{error or 'interrupted'}; state kept in {run.path}")
+            stopped = TrainingInterrupted(
+                f"{error or 'interrupted'}; state kept in {run.path}; continue with: "
+                f"imgcls train resume={run.path}"
+            )
             stopped.exit_code = getattr(error, "exit_code", TrainingInterrupted.exit_code)
             raise stopped from error
         raise
