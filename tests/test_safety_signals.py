@@ -132,9 +132,9 @@ def test_a_signal_at_a_random_moment_leaves_nothing_or_a_resumable_run(
     tmp_path, capsys, signum, marker, seed, sweep
 ):
     code, stderr, root = signal_run(tmp_path, signum, marker, seed, sweep)
-    line = assert_one_line(stderr)
     if code == 0:  # the run finished before the signal came: nothing to judge
         pytest.skip("the run completed before the signal")
+    line = assert_one_line(stderr)
     assert code == 128 + signum, stderr
     assert signal.Signals(signum).name in line
     assert_nothing_or_resumable(root, capsys)
@@ -346,3 +346,20 @@ def test_a_signal_while_held_is_raised_after_the_block():
         done.append(True)  # the block is never cut half-way
     assert done == [True] and raised.value.exit_code == 143
     assert str(raised.value) == "interrupted by SIGTERM"
+
+
+def test_a_requeued_job_continues_its_own_folder_marked_running_on_another_host(tmp_path, capsys):
+    """SLURM requeues a job killed with its node onto another node: the summary there says
+    running on a host that cannot be checked, but this job is the one now running."""
+    args = ["train", "-m", "seed=0", *ONE_EPOCH, f"output_root={tmp_path / 'out'}"]
+    assert cli.main(args) == 0, capsys.readouterr().err
+    (job,) = [p.parent for p in (tmp_path / "out").rglob("summary.json")]
+    data = json.loads((job / "summary.json").read_text())
+    data["status"] = "running"
+    data["process"] = {**data["process"], "host": "elsewhere.invalid"}
+    (job / "summary.json").write_text(json.dumps(data))
+    assert Summary.read(job / "summary.json").status == "running"  # unverifiable: trusted
+    capsys.readouterr()
+    assert cli.main([*args, f"hydra.sweep.dir={job.parent}"]) == 0, capsys.readouterr().err
+    assert "resuming the unfinished job" in capsys.readouterr().out
+    assert json.loads((job / "summary.json").read_text())["status"] == "completed"

@@ -20,7 +20,7 @@ from imgcls.app.run_folders import Claim
 from imgcls.app.sweeps import JobResult, config_hash, find_job, read_job, share_cores
 from imgcls.base.errors import TrainingInterrupted, UserError, one_line
 from imgcls.base.processes import process_identity
-from imgcls.base.record import RunFolder, Summary, SweepFolder
+from imgcls.base.record import GONE_STATUS, RunFolder, Summary, SweepFolder
 from imgcls.base.runs import remove_unstarted
 from imgcls.base.signals import raise_if_received, received, signals_held
 
@@ -102,6 +102,9 @@ def finished_job(cfg, run_dir: Path) -> JobResult | None:
     own = read_job(run_dir)
     if own is not None and own.config_hash == config_hash(cfg):
         job = own  # a requeued job (SLURM preemption) finds its own folder: continue it
+        if job.status == "running":  # written on another host (unverifiable), yet this job
+            _mark_gone(run_dir)  # is the one Hydra runs now: the earlier process is gone
+            job.status = GONE_STATUS
     elif OmegaConf.select(cfg, "sweep.resume"):
         job = find_job(run_dir.parent, config_hash(cfg))
     else:
@@ -120,6 +123,13 @@ def finished_job(cfg, run_dir: Path) -> JobResult | None:
     if job.run_dir.resolve() != run_dir.resolve():
         remove_unstarted_run(run_dir)
     return job
+
+
+def _mark_gone(run_dir: Path) -> None:
+    run = RunFolder(run_dir)
+    summary = run.read_summary()
+    summary.status = GONE_STATUS
+    summary.write(run.summary_json)
 
 
 def record_failure(run_dir: Path, cfg, error: BaseException) -> None:
