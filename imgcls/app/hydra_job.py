@@ -102,8 +102,7 @@ def finished_job(cfg, run_dir: Path) -> JobResult | None:
     own = read_job(run_dir)
     if own is not None and own.config_hash == config_hash(cfg):
         job = own  # a requeued job (SLURM preemption) finds its own folder: continue it
-        if job.status == "running":  # written on another host (unverifiable), yet this job
-            _mark_gone(run_dir)  # is the one Hydra runs now: the earlier process is gone
+        if job.status == "running" and _mark_gone_elsewhere(run_dir):
             job.status = GONE_STATUS
     elif OmegaConf.select(cfg, "sweep.resume"):
         job = find_job(run_dir.parent, config_hash(cfg))
@@ -125,11 +124,16 @@ def finished_job(cfg, run_dir: Path) -> JobResult | None:
     return job
 
 
-def _mark_gone(run_dir: Path) -> None:
+def _mark_gone_elsewhere(run_dir: Path) -> bool:
+    """A job's own summary that says running on another host cannot be checked from here,
+    yet this job is the one Hydra runs now (a requeue): the earlier process is gone."""
     run = RunFolder(run_dir)
     summary = run.read_summary()
+    if (summary.process or {}).get("host") in (None, process_identity()["host"]):
+        return False
     summary.status = GONE_STATUS
     summary.write(run.summary_json)
+    return True
 
 
 def record_failure(run_dir: Path, cfg, error: BaseException) -> None:
