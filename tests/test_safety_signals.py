@@ -142,7 +142,7 @@ def test_a_signal_at_a_random_moment_leaves_nothing_or_a_resumable_run(
 
 @pytest.mark.slow
 def test_sighup_in_training_stops_gracefully_and_the_run_resumes(tmp_path, capsys):
-    many = ("trainer.epochs=6",)  # the signal comes while it trains
+    many = ("trainer.epochs=40",)  # the signal comes while it trains
     code, stderr, root = signal_run(tmp_path, signal.SIGHUP, "checkpoint", seed=0, extra=many)
     line = assert_one_line(stderr)
     assert code == 129, stderr
