@@ -2,18 +2,22 @@
 
 Nothing here imports torch at module level: ``imgcls --help`` and ``imgcls list`` stay fast.
 Every error becomes one line on stderr through :func:`imgcls.base.errors.error_line`: a user
-mistake exits 2, an interruption 130, an unexpected error (a bug) 1 (set IMGCLS_DEBUG=1 for
-the traceback of either).
+mistake exits 2, an interruption 128 + the signal's number (SIGINT 130, SIGTERM 143, SIGHUP
+129: commands run inside :func:`imgcls.base.signals.signals_raise`, so each signal unwinds
+through the command's clean-up), an unexpected error (a bug) 1 (set IMGCLS_DEBUG=1 for the
+traceback of either).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Sequence
 
 from imgcls import __version__
 from imgcls.base.errors import TrainingInterrupted, error_line, unknown_choice
+from imgcls.base.signals import SignalReceived, raise_if_received, signals_raise
 
 COMMANDS: dict[str, str] = {
     "train": "train a model: imgcls train [group=option ...] [key=value ...] [-m]",
@@ -106,7 +110,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args[0] not in COMMANDS:
             raise unknown_choice("command", args[0], COMMANDS)
-        code = _command(args[0])(args[1:])
+        with signals_raise():
+            try:
+                command = _command(args[0])  # imports (torch): seconds, before any work
+            except SignalReceived as stop:
+                raise SignalReceived(stop.signum, " during start-up; nothing was kept") from None
+            code = command(args[1:])
+            raise_if_received()  # a signal whose exception a library swallowed still counts
         sys.stdout.flush()  # a reader gone away shows here, in the handler below
         return code
     except BrokenPipeError:  # `imgcls list | head`: the reader has all it wants; no error
@@ -117,7 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if _debug() and not interrupted:
             raise
         line, code = error_line(error)
-        print(line, file=sys.stderr)
+        with contextlib.suppress(OSError):  # SIGHUP: no terminal; the exit code still tells
+            print(line, file=sys.stderr)
         return code
 
 

@@ -93,6 +93,7 @@ def test_summary_round_trip(tmp_path):
         "versions",
         "git_commit",
         "pid",
+        "process",
         "timings",
         "epochs_completed",
         "steps",

@@ -32,6 +32,7 @@ from imgcls.app.sweeps import config_hash
 from imgcls.app.validation import validate
 from imgcls.base.checkpoint import inference_state, load_checkpoint
 from imgcls.base.errors import TrainingInterrupted, UserError, one_line
+from imgcls.base.processes import process_identity
 from imgcls.base.record import RunFolder, Summary
 from imgcls.base.runs import (
     RunDirectory,
@@ -174,6 +175,7 @@ def _start_summary(cfg: DictConfig, parts: Training, run: RunDirectory) -> Summa
         versions=library_versions(),
         git_commit=git_commit(),
         pid=os.getpid(),
+        process=process_identity(),
     )
 
 
@@ -358,8 +360,13 @@ def run_status(
         yield
     except (TrainingInterrupted, KeyboardInterrupt) as error:
         _finish(run, summary, started, loggers, "interrupted", error, report)
-        if isinstance(error, KeyboardInterrupt):
-            raise TrainingInterrupted(f"interrupted; state kept in {run.path}") from error
+        if isinstance(error, KeyboardInterrupt):  # a signal's exit code (129, 130, 143) goes on
+            stopped = TrainingInterrupted(
+                f"{error or 'interrupted'}; state kept in {run.path}; continue with: "
+                f"imgcls train resume={run.path}"
+            )
+            stopped.exit_code = getattr(error, "exit_code", TrainingInterrupted.exit_code)
+            raise stopped from error
         raise
     except BaseException as error:  # NonFiniteLossError and anything unexpected
         _finish(run, summary, started, loggers, "failed", error, report)

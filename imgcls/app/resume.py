@@ -9,10 +9,8 @@ an interrupted epoch (:mod:`imgcls.train.replay`); this module decides *which* r
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
@@ -30,7 +28,7 @@ from imgcls.config.values import comparable_config
 
 logger = logging.getLogger("imgcls")
 
-UNFINISHED = ("interrupted", "running")
+UNFINISHED = ("interrupted",)  # "running" is read as interrupted once its process is gone
 STATUSES = ("running", "interrupted", "failed", "completed")
 # Keys every run's config.yaml has held: a file without one of them was cut short.
 CORE_KEYS = ("model", "dataset", "optimizer", "scheduler", "trainer", "seed")
@@ -107,7 +105,7 @@ def check_run_dir(value: str | Path) -> Path:
         )
     if summary.status == "completed":
         raise UserError(f"resume={value}: that run has already completed")
-    if summary.status == "running" and _alive(summary.pid):
+    if summary.status == "running":  # read settled: its process is alive (identity checked)
         raise UserError(f"resume={value}: that run is still running (process {summary.pid})")
     if not run.last_checkpoint.is_file():
         raise UserError(f"resume={value}: the run has no checkpoints/last.pt to continue from")
@@ -117,23 +115,11 @@ def check_run_dir(value: str | Path) -> Path:
     return run.path
 
 
-def _alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0 or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def find_unfinished(cfg: DictConfig) -> Path | None:
     """The newest unfinished run under ``cfg.output_root`` with the same config, if any.
 
-    Unfinished: ``summary.json`` says interrupted, or running while its process is gone
-    (killed), and ``checkpoints/last.pt`` exists.
+    Unfinished: ``summary.json`` says interrupted (a run whose process is gone reads so:
+    :func:`imgcls.base.record.settled`), and ``checkpoints/last.pt`` exists.
     """
     root = Path(str(cfg.output_root))
     if not root.is_dir():
@@ -145,8 +131,7 @@ def find_unfinished(cfg: DictConfig) -> Path | None:
             continue
         try:
             summary = run.read_summary()
-            status = summary.status
-            if status not in UNFINISHED or (status == "running" and _alive(summary.pid)):
+            if summary.status not in UNFINISHED:
                 continue
             if comparable_config(OmegaConf.load(run.config_file)) != wanted:
                 continue

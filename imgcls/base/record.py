@@ -40,6 +40,7 @@ import yaml
 
 from imgcls.base.atomic import atomic_write, write_json
 from imgcls.base.errors import UserError
+from imgcls.base.processes import process_alive
 
 SUMMARY_JSON = "summary.json"
 JOBS_JSON = "jobs.json"
@@ -489,10 +490,11 @@ _START_FACTS = {
     "versions",
     "git_commit",
     "pid",
+    "process",
     "timings",
 }
 _DICTS = {"hyperparameters", "data", "versions", "timings", "resumed_from", "best", "test"}
-_DICTS |= {"throughput"}
+_DICTS |= {"throughput", "process"}
 _LISTS = {"classes", "resumed"}
 _INTS = {"seed", "params", "flops", "pid", "epochs_completed", "steps"}
 _NUMBERS = {"init_from_data_seconds", "train_seconds", "wall_seconds"}
@@ -551,6 +553,7 @@ class Summary:
     versions: dict[str, Any] | None = None
     git_commit: str | None = None
     pid: int | None = None
+    process: dict[str, Any] | None = None  # the writer's identity: processes.process_identity
     timings: dict[str, float | None] | None = None
     resumed: list[str] | None = None
     resumed_from: dict[str, int] | None = None
@@ -612,8 +615,31 @@ class Summary:
         if not isinstance(data, dict):
             kind = "null" if data is None else f"a JSON {type(data).__name__}"
             raise UserError(f"{path} is not a run summary: it holds {kind}, not an object")
-        return cls.from_dict(data)
+        return settled(cls.from_dict(data))
 
     def write(self, path: Path) -> None:
         """Write atomically: a reader sees the previous summary or this one, never half."""
         write_json(path, self.to_dict())
+
+    @property
+    def alive(self) -> bool:
+        """True when the summary says running and the process that wrote it still runs
+        (its identity checked, not only its pid: see :func:`process_alive`)."""
+        return self.status == "running" and process_alive(self.pid, self.process)
+
+
+# What a summary that says "running" reads as once its process is gone (killed, the machine
+# rebooted, its pid reused): it ended without recording how, and resume continues it.
+GONE_STATUS = "interrupted"
+
+
+def settled(summary: Summary) -> Summary:
+    """``summary`` as a reader must see it: a run whose process is gone is never "running".
+
+    Every reader (resume, sweeps, leaderboards, reports) gets summaries through
+    :meth:`Summary.read`, which applies this, so all of them agree on what is running.
+    """
+    if summary.status == "running" and not summary.alive:
+        summary.status = GONE_STATUS
+        summary.error = summary.error or "the process that ran it ended without recording how"
+    return summary

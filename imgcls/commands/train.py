@@ -16,13 +16,20 @@ from pathlib import Path
 import hydra
 import yaml
 
-from imgcls.app.hydra_job import LaunchState, remove_unstarted_run, run_job
+from imgcls.app.hydra_job import (
+    LaunchState,
+    interrupted_launch,
+    remove_unstarted_run,
+    run_job,
+)
 from imgcls.app.resume import continue_run, target_from_overrides
 from imgcls.app.run_folders import claim_output_folder, distributed_overrides
 from imgcls.app.sweeps import last_sweep_dir, sweep_jobs
 from imgcls.app.validation import validate
 from imgcls.base import distributed
 from imgcls.base.folders import reset_unique_dirs
+from imgcls.base.record import SweepFolder, parse_overrides
+from imgcls.base.signals import signals_held
 from imgcls.config.compose import compose, register_configs
 from imgcls.config.files import config_dir
 from imgcls.config.overrides import NO_JOB_FLAGS, override_variants, split_arguments
@@ -35,7 +42,20 @@ def prevalidate(overrides: Sequence[str], multirun: bool) -> None:
 
 
 def run_train(args: Sequence[str]) -> int:
-    """``imgcls train``: validate, then hand over to Hydra (run or multirun)."""
+    """``imgcls train``: validate, then hand over to Hydra (run or multirun).
+
+    A signal (SIGINT, SIGTERM, SIGHUP) before training takes it over leaves nothing of the
+    run, or a run that ``resume=`` continues, and ends with one line
+    (:func:`imgcls.app.hydra_job.interrupted_launch`).
+    """
+    state = LaunchState()
+    try:
+        return _launch(args, state)
+    except KeyboardInterrupt as signal:
+        raise interrupted_launch(signal, state) from None
+
+
+def _launch(args: Sequence[str], state: LaunchState) -> int:
     flags, overrides = split_arguments(args)
     multirun = "-m" in flags or "--multirun" in flags
     register_configs()
@@ -45,17 +65,24 @@ def run_train(args: Sequence[str]) -> int:
     if runs_job and any(o.startswith("resume=") for o in overrides):
         target = target_from_overrides(overrides, multirun)
         if target is not None:  # continue in that folder; Hydra would make a new one
+            state.resumed = target
             return run_resumed(target)
     if runs_job:
         prevalidate(overrides, multirun)
-    state = LaunchState()
     distributed_args = distributed_overrides(overrides, multirun) if runs_job else []
     folder_args: list[str] = []
     if runs_job and not distributed_args:
-        folder_args, state.claim = claim_output_folder(overrides, multirun)
+        with signals_held():  # the folder is made and recorded as one step, never half
+            folder_args, state.claim = claim_output_folder(overrides, multirun)
+            if multirun:
+                _note_sweep(folder_args, state)
+                state.sweep_generated = not any(
+                    o.lstrip("+~").startswith(("hydra.sweep.dir=", "sweep.resume="))
+                    for o in overrides
+                )
     try:
         run_hydra([*args, *folder_args, *distributed_args], multirun, state)
-    except BaseException:  # Hydra itself failed (e.g. a full disk as it wrote .hydra/)
+    except Exception:  # Hydra itself failed (a full disk as it wrote .hydra/); signals: run_train
         if state.claim is not None:
             remove_unstarted_run(state.claim.path, state)
         raise
@@ -69,6 +96,14 @@ def run_train(args: Sequence[str]) -> int:
         jobs = sweep_jobs(sweep_dir)
         return 0 if jobs and all(j.status == "completed" for j in jobs) else 1
     return 0
+
+
+def _note_sweep(folder_args: Sequence[str], state: LaunchState) -> None:
+    """The sweep's folder and the job folders it held before this launch (kept on a stop)."""
+    folders = [o.value for o in parse_overrides(folder_args) if o.key == "hydra.sweep.dir"]
+    if folders:
+        state.sweep_dir = Path(str(folders[-1]))
+        state.jobs_before = {job.path.name for job in SweepFolder(state.sweep_dir).job_folders()}
 
 
 def run_hydra(args: Sequence[str], multirun: bool, state: LaunchState) -> None:

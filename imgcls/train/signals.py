@@ -1,8 +1,9 @@
-"""Graceful stop on SIGINT / SIGTERM: the engine finishes its step, saves, then stops.
+"""Graceful stop on SIGINT / SIGTERM / SIGHUP: the engine finishes its step, saves, then stops.
 
-While :class:`StopRequest` is active the first SIGINT or SIGTERM only sets a flag that the
-engine reads after each optimizer step (a plain Python check, no device work). A second
-SIGINT stops at once with KeyboardInterrupt, for a user who does not want to wait.
+While :class:`StopRequest` is active the first SIGINT, SIGTERM or SIGHUP (a closed terminal
+or SSH session) only sets a flag that the engine reads after each optimizer step (a plain
+Python check, no device work). A second SIGINT stops at once, for a user who does not want
+to wait. Outside training the same signals raise at once (:mod:`imgcls.base.signals`).
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ import signal
 import threading
 from types import FrameType, TracebackType
 
-EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+from imgcls.base.signals import STOP_SIGNALS, SignalReceived, first_received, signal_name
+
+# A shell's exit code for a process a signal stopped: 128 + its number (130, 143, 129).
+EXIT_CODES = {signum: 128 + int(signum) for signum in STOP_SIGNALS}
 
 
 class StopRequest:
-    """SIGINT and SIGTERM as a request to stop, not an exception in the middle of a step.
+    """SIGINT, SIGTERM and SIGHUP as a request to stop, not an exception in mid-step.
 
     Inside ``with StopRequest()``, the first signal only sets :attr:`requested`; the engine
     stops after the current optimizer step, saves the exact position and raises
@@ -32,7 +36,7 @@ class StopRequest:
 
     @property
     def name(self) -> str:
-        return signal.Signals(self.signum).name if self.signum is not None else ""
+        return signal_name(self.signum) if self.signum is not None else ""
 
     @property
     def exit_code(self) -> int:
@@ -40,10 +44,13 @@ class StopRequest:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.signum = signum
+            raise SignalReceived(signum)
+        if self.signum is None:
+            self.signum = signum
 
     def __enter__(self) -> StopRequest:
+        if self.signum is None:  # one received earlier whose exception was swallowed
+            self.signum = first_received()
         if threading.current_thread() is threading.main_thread():
             for signum in EXIT_CODES:
                 self._previous[signum] = signal.signal(signum, self._handle)
