@@ -254,7 +254,7 @@ def test_an_earlier_output_of_the_same_command_is_replaced(ws, capsys, run, comm
 @pytest.fixture
 def read_only(monkeypatch):
     """Make a folder read-only for this process (as root, chmod would not stop a write):
-    creating a folder or a temporary file in it fails with EROFS."""
+    creating a folder, a temporary file or a file opened for writing in it fails with EROFS."""
     places: list[Path] = []
 
     def blocked(path) -> bool:
@@ -275,7 +275,17 @@ def read_only(monkeypatch):
     def mkdtemp(*args, dir=None, **kwargs):
         return refuse(dir) if blocked(dir) else real_mkdtemp(*args, dir=dir, **kwargs)
 
+    real_open = os.open
+    writing = os.O_WRONLY | os.O_RDWR | os.O_CREAT
+
+    def open_(path, flags, *args, dir_fd=None, **kwargs):
+        where = Path(os.readlink(f"/proc/self/fd/{dir_fd}")) / path if dir_fd else Path(path)
+        if flags & writing and blocked(where):  # the atomic writer opens relative to a folder
+            return refuse(where)
+        return real_open(path, flags, *args, dir_fd=dir_fd, **kwargs)
+
     monkeypatch.setattr(os, "mkdir", mkdir)
+    monkeypatch.setattr(os, "open", open_)
     monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
     monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
     return lambda path: places.append(Path(path).absolute())
