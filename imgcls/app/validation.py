@@ -13,19 +13,22 @@ from __future__ import annotations
 from omegaconf import DictConfig, OmegaConf
 
 import imgcls.app.components  # noqa: F401  (registers every component)
-from imgcls.base.errors import UserError
+from imgcls.base.errors import OptionError, UserError
 from imgcls.config.files import COMPONENT_GROUPS
+from imgcls.config.options.base import seed
 from imgcls.config.options.optimizers import OptimizerOptions
 from imgcls.config.options.trainer import TrainerOptions
 from imgcls.config.schemas import DataConfig
-from imgcls.config.values import check_finite, component_options
+from imgcls.config.values import check_finite, component_options, resolved
 from imgcls.registry import REGISTRIES, make_options
 from imgcls.transfer.checks import validate_transfer
 
 
 def validate(cfg: DictConfig) -> None:
     """Check a composed config; raise :class:`UserError` naming the first bad value."""
-    check_finite(cfg)
+    plain = resolved(cfg)  # every ${...} resolves, or one line names the key
+    check_seed(plain.get("seed", 0))
+    check_finite(plain)
     chosen = {
         group: [
             REGISTRIES[group].options(name, options, prefix)
@@ -37,6 +40,14 @@ def validate(cfg: DictConfig) -> None:
     make_options(DataConfig, OmegaConf.to_container(cfg.get("data") or {}, resolve=True), "data")
     validate_transfer(cfg)
     check_schedule_floor(chosen["scheduler"][0], chosen["optimizer"][0])
+
+
+def check_seed(value: object) -> None:
+    """The run's ``seed`` is an integer in [0, 2**32 - 1] (what NumPy and Optuna accept)."""
+    try:
+        seed("seed", value)  # an int: the schema refused anything else while composing
+    except OptionError as error:
+        raise UserError(str(error)) from None
 
 
 def check_schedule_floor(schedule: object, optimizer: OptimizerOptions) -> None:

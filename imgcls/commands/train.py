@@ -27,18 +27,38 @@ from imgcls.app.run_folders import claim_output_folder, distributed_overrides
 from imgcls.app.sweeps import last_sweep_dir, sweep_jobs
 from imgcls.app.validation import validate
 from imgcls.base import distributed
+from imgcls.base.errors import UserError
 from imgcls.base.folders import reset_unique_dirs
 from imgcls.base.record import SweepFolder, parse_overrides
 from imgcls.base.signals import signals_held
 from imgcls.config.compose import compose, register_configs
 from imgcls.config.files import config_dir
-from imgcls.config.overrides import NO_JOB_FLAGS, override_variants, split_arguments
+from imgcls.config.flags import check_flags
+from imgcls.config.overrides import NO_JOB_FLAGS, override_variants, search_space, split_arguments
 
 
 def prevalidate(overrides: Sequence[str], multirun: bool) -> None:
-    """Compose and validate the overrides; for a sweep, every value of every swept key."""
+    """Compose and validate the overrides; for a sweep, every value of every swept key, and
+    the extremes of the sweeper's search space (``hparams_search=``) like a command-line sweep."""
     for variant in override_variants(overrides, multirun):
         validate(compose(variant))
+    if multirun:
+        validate_search_space(overrides)
+
+
+def validate_search_space(overrides: Sequence[str]) -> None:
+    """Each key of ``hydra.sweeper.params`` exists for the chosen components, and its values
+    (an interval's bounds, a choice's options) pass validation: before the sweep folder is made."""
+    space = search_space(overrides)
+    if not space:
+        return
+    where = [o for o in overrides if o.startswith("hparams_search=")]
+    source = where[-1] if where else "hydra.sweeper.params"
+    try:
+        for variant in override_variants([*overrides, *space], multirun=True):
+            validate(compose(variant))
+    except UserError as error:
+        raise UserError(f"{error} (in the search space of {source})") from None
 
 
 def run_train(args: Sequence[str]) -> int:
@@ -56,6 +76,7 @@ def run_train(args: Sequence[str]) -> int:
 
 
 def _launch(args: Sequence[str], state: LaunchState) -> int:
+    args = check_flags(args)  # one line for a flag Hydra would refuse; flags first for Hydra
     flags, overrides = split_arguments(args)
     multirun = "-m" in flags or "--multirun" in flags
     register_configs()

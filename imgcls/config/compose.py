@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig, OmegaConf
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from imgcls.base.errors import UserError
 from imgcls.base.folders import job_dir, unique_dir
 from imgcls.base.record import parse_overrides
 from imgcls.config.files import config_dir
@@ -53,18 +54,38 @@ def compose(
     config_name: str = "train",
     return_hydra: bool = False,
 ) -> DictConfig:
-    """Compose a config like ``imgcls train`` does, turning Hydra's errors into UserError."""
+    """Compose a config like ``imgcls train`` does, turning Hydra's errors into UserError.
+
+    The Hydra node is kept as the current :class:`HydraConfig`, as Hydra does for a job, so
+    that ``${hydra:runtime.cwd}`` in a value resolves while the config is checked.
+    """
+    try:
+        cfg = _hydra_compose(list(overrides), config_name)
+    except Exception as error:  # Hydra and OmegaConf raise many exception types
+        raise translate_compose_error(error, list(overrides), compose_valid_keys) from error
+    HydraConfig.instance().set_config(cfg)
+    return cfg if return_hydra else without_hydra(cfg)
+
+
+def _hydra_compose(overrides: list[str], config_name: str) -> DictConfig:
+    """Hydra's compose with its config node, its errors untranslated."""
     register_configs()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         try:
             return hydra_compose(
-                config_name=config_name, overrides=list(overrides), return_hydra_config=return_hydra
+                config_name=config_name, overrides=overrides, return_hydra_config=True
             )
-        except Exception as error:  # Hydra and OmegaConf raise many exception types
-            raise translate_compose_error(error, list(overrides), compose_valid_keys) from error
         finally:
             GlobalHydra.instance().clear()
+
+
+def without_hydra(cfg: DictConfig) -> DictConfig:
+    """A copy of ``cfg`` without its ``hydra`` node: the config a job receives."""
+    task = copy.deepcopy(cfg)
+    with read_write(task), open_dict(task):
+        del task["hydra"]
+    return task
 
 
 def compose_valid_keys(
@@ -75,11 +96,11 @@ def compose_valid_keys(
     kept = [o for o in overrides if _override_key(o) != rejected]
     choices = [o for o in kept if "." not in _override_key(o)]
     for attempt in (kept, choices, []):
-        try:
-            cfg = compose(attempt)
-        except UserError:
+        try:  # untranslated: a failure here must not look for valid keys again
+            cfg = _hydra_compose(attempt, "train")
+        except Exception:  # noqa: BLE001 - Hydra and OmegaConf raise many exception types
             continue
-        node = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+        node = OmegaConf.select(cfg, parent_key) if parent_key else without_hydra(cfg)
         return sorted(node.keys()) if isinstance(node, DictConfig) else []
     return []
 

@@ -14,12 +14,19 @@ from enum import Enum
 from typing import Any
 
 from hydra.errors import MissingConfigException, OverrideParseException
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.basecontainer import BaseContainer
 from omegaconf.errors import (
     ConfigAttributeError,
     ConfigKeyError,
     ConfigTypeError,
+    InterpolationKeyError,
+    InterpolationResolutionError,
+    InterpolationToMissingValueError,
+    InterpolationValidationError,
+    MissingMandatoryValue,
     OmegaConfBaseException,
+    UnsupportedInterpolationType,
 )
 
 from imgcls.base.errors import UserError, did_you_mean, unknown_choice
@@ -108,3 +115,83 @@ def unknown_key_error(full_key: str, overrides: list[str], valid_keys: ValidKeys
     where = f" under {parent_key}" if parent_key else ""
     valid = f" valid keys{where}: {', '.join(base)}" if base else ""
     return UserError(f"unknown config key '{full_key}'{hint}{valid}")
+
+
+def interpolation_error(error: OmegaConfBaseException, cfg: Any) -> UserError:
+    """One line for a value whose ``${...}`` does not resolve, naming the key that holds it.
+
+    An unset environment variable, a reference to a key that does not exist, a cycle
+    (``seed=${seed}``), an unknown resolver, a result of the wrong type, or a key left
+    ``???`` are the user's mistakes, said in their terms; OmegaConf's own text is the rest.
+    """
+    key = str(getattr(error, "full_key", "") or "")
+    raw = raw_value(cfg, key) if key else None
+    where = f"{key}={raw}" if raw is not None else key or "a config value"
+    text = _one_line(error).split(" full_key:")[0]
+    if isinstance(error, MissingMandatoryValue) and not isinstance(
+        error, InterpolationToMissingValueError
+    ):
+        return UserError(f"{key}=??? has no value: give one ({key}=<value>)")
+    if "Environment variable '" in text:
+        name = text.split("Environment variable '", 1)[1].split("'", 1)[0]
+        return UserError(
+            f"{where}: the environment variable {name} is not set; set it, or give a "
+            f"default: ${{oc.env:{name},<default>}}"
+        )
+    if "Recursive interpolation" in text:
+        return UserError(f"{where} refers back to itself (an interpolation cycle): give a value")
+    if isinstance(error, InterpolationKeyError):
+        missing = text.split("'")[1] if "'" in text else text
+        return UserError(
+            f"{where} refers to '{missing}', which is not a config key{_near(cfg, missing)}"
+        )
+    if isinstance(error, UnsupportedInterpolationType):
+        name = text.rsplit(" ", 1)[-1]
+        return UserError(
+            f"{where} uses the unknown resolver '{name}'{did_you_mean(name, resolvers()) or ';'} "
+            f"available: {', '.join(resolvers())}"
+        )
+    if isinstance(error, InterpolationToMissingValueError):
+        return UserError(f"{where} refers to a key that has no value (???): give it one")
+    if "HydraConfig was not set" in text:
+        return UserError(f"{where}: ${{hydra:...}} resolves only while imgcls train composes a run")
+    if isinstance(error, InterpolationValidationError):
+        return UserError(f"{where} has the wrong type: {text.split(': ', 1)[-1]}")
+    if isinstance(error, InterpolationResolutionError) and " raised while resolving" in text:
+        text = text.split(" raised while resolving interpolation: ", 1)[-1]
+    return UserError(f"{where} cannot be resolved: {text}")
+
+
+def raw_value(cfg: Any, key: str) -> str | None:
+    """The value at the dotted ``key`` as written, interpolations unresolved; None if absent."""
+    node: Any = (
+        OmegaConf.to_container(cfg, resolve=False)
+        if isinstance(cfg, (DictConfig, ListConfig))
+        else cfg
+    )
+    for part in key.replace("[", ".").replace("]", "").split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    return str(node) if not isinstance(node, (dict, list)) else None
+
+
+def resolvers() -> list[str]:
+    """The names of the resolvers OmegaConf knows (``oc.env``, ``hydra``, ``now``, ...)."""
+    return sorted(BaseContainer._resolvers)
+
+
+def _near(cfg: Any, missing: str) -> str:
+    """`` — did you mean 'optimizer.momentum'?`` from the keys beside the missing one."""
+    parent, _, leaf = missing.rpartition(".")
+    try:
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+    except Exception:  # an unresolvable parent: no hint
+        return ""
+    if not isinstance(node, DictConfig):
+        return ""
+    hint = did_you_mean(leaf, [str(k) for k in node])
+    return hint.replace("'", f"'{parent}." if parent else "'", 1)

@@ -6,9 +6,14 @@ import math
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 from imgcls.base.errors import UserError
 from imgcls.config.files import LIST_GROUPS, group_options
+from imgcls.config.hydra_errors import interpolation_error
+
+# The largest integer a config may hold: torch and NumPy keep integers in 64 bits.
+INT64_MAX = 2**63 - 1
 
 # Keys that say where or how a run is launched or continued (or what it writes beside its
 # results: report.html), not what it computes.
@@ -78,15 +83,27 @@ def _without_name(options: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in options.items() if k != "name"}
 
 
+def resolved(cfg: DictConfig) -> dict[str, Any]:
+    """The config as plain containers, every ``${...}`` resolved and no ``???`` left; a value
+    that does not resolve is one line naming its key (:func:`interpolation_error`)."""
+    try:
+        return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True, throw_on_missing=True)
+    except (InterpolationResolutionError, MissingMandatoryValue) as error:
+        raise interpolation_error(error, cfg) from None
+
+
 def check_finite(cfg: DictConfig | dict[str, Any] | list[Any], prefix: str = "") -> None:
-    """Refuse NaN and infinity anywhere in a config (``optimizer.lr=inf`` would train to NaN)."""
-    node = cfg
-    if isinstance(cfg, DictConfig):
-        node = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    """Refuse NaN and infinity anywhere in a config (``optimizer.lr=inf`` would train to NaN),
+    and integers beyond 64 bits, which torch and NumPy cannot hold."""
+    node = resolved(cfg) if isinstance(cfg, DictConfig) else cfg
     items = node.items() if isinstance(node, dict) else enumerate(node or [])
     for key, value in items:
         name = f"{prefix}[{key}]" if isinstance(node, list) else f"{prefix}{key}"
         if isinstance(value, float) and not math.isfinite(value):
             raise UserError(f"{name}={value} is invalid: use a finite number")
+        if isinstance(value, int) and not -INT64_MAX - 1 <= value <= INT64_MAX:
+            raise UserError(
+                f"{name}={value} is too large: use an integer in [{-INT64_MAX - 1}, {INT64_MAX}]"
+            )
         if isinstance(value, (dict, list)):
             check_finite(value, name if isinstance(value, list) else f"{name}.")

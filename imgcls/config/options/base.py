@@ -86,6 +86,16 @@ def ordered_pair(key: str, value: Sequence[float], low: float, high: float | Non
     require(ok, key, value, f"give [low, high] with low <= high, at least {low:g}{top}")
 
 
+SEED_MAX = 2**32 - 1
+"""The largest seed: NumPy's legacy seeding (Optuna's samplers) and scikit-learn's
+``random_state`` (the dataset splits) take seeds in [0, 2**32 - 1]."""
+
+
+def seed(key: str, value: int) -> None:
+    """A random seed: an integer in [0, :data:`SEED_MAX`]."""
+    require(0 <= value <= SEED_MAX, key, value, f"a seed is an integer in [0, {SEED_MAX}]")
+
+
 def choice(kind: type[E], key: str, value: Any) -> E:
     """``value`` as a member of the Enum ``kind``: composed options hold the member; options
     built in Python may hold its name or value (``"reflect"``, ``16``), or a member of a

@@ -12,7 +12,7 @@ from enum import Enum
 from typing import Optional  # noqa: UP035  (OmegaConf 2.3 needs typing generics)
 
 from imgcls.base.errors import OptionError
-from imgcls.config.options.base import Options, at_least, choice, require, schema
+from imgcls.config.options.base import Options, at_least, choice, require, schema, seed
 
 
 def fraction(key: str, value: float) -> None:
@@ -29,6 +29,7 @@ class DatasetOptions(Options):
 
     def __post_init__(self) -> None:
         fraction("val_fraction", self.val_fraction)
+        seed("split_seed", self.split_seed)
 
 
 @dataclass
@@ -77,6 +78,7 @@ class DigitsShiftedOptions(PoolOptions):
     def __post_init__(self) -> None:
         super().__post_init__()
         at_least("noise", self.noise, 0)
+        seed("seed", self.seed)
         require(0.25 <= self.scale <= 4.0, "scale", self.scale, "use a factor in [0.25, 4]")
 
 
@@ -100,6 +102,7 @@ class SyntheticOptions(PoolOptions):
         at_least("image_size", self.image_size, 4)
         at_least("channels", self.channels, 1)
         at_least("noise", self.noise, 0)
+        seed("seed", self.seed)
         minimum = self.num_classes * 3
         if self.num_samples < minimum:
             raise OptionError(
