@@ -22,6 +22,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from imgcls.app import build
+from imgcls.app.validation import check_seed
 from imgcls.base.errors import UserError
 from imgcls.base.folders import check_place, claim_run_folder, made_for, remove_made
 from imgcls.base.record import RunFolder
@@ -50,6 +51,7 @@ def compose_preview(overrides: Sequence[str]) -> DictConfig:
     cfg = compose(list(overrides), config_name="preview")
     check_finite(cfg)
     check_place(str(cfg.output_root), "output_root")
+    check_seed(cfg.seed)
     for group, registry in (("dataset", DATASETS), ("augment", AUGMENTS)):
         name, prefix, options = component_options(cfg, group)[0]
         registry.options(name, options, prefix)
