@@ -90,6 +90,16 @@ def test_hydra_runtime_cwd_resolves_while_checking_and_in_the_run(tmp_path, monk
     (summary,) = (tmp_path / "runs").glob("*/*/summary.json")
     assert json.loads(summary.read_text())["status"] == "completed"
 
+    # Hydra saves the config unresolved: resume resolves it with the run's own settings
+    record = json.loads(summary.read_text())
+    summary.write_text(json.dumps({**record, "status": "interrupted", "pid": None}))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert cli.main(["train", f"resume={summary.parent}"]) == 0, capsys.readouterr().err
+    assert json.loads(summary.read_text())["status"] == "completed"
+    assert list(elsewhere.iterdir()) == []
+
 
 SEEDS = [
     (["seed=99999999999999999999"], r"seed=99999999999999999999 is invalid: .*\[0, 4294967295\]"),

@@ -13,6 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
+from hydra.conf import HydraConf
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import setup_globals
 from omegaconf import DictConfig, OmegaConf
 
 from imgcls.app.job import RunResult, train
@@ -47,7 +50,26 @@ def saved_config(run_dir: RunFolder | Path) -> DictConfig:
             f"{config_file} is not a valid imgcls config ({one_line(error, limit=200)})"
         ) from error
     cfg.resume = None
+    restore_hydra_settings(RunFolder.of(run_dir))
     return cfg
+
+
+def restore_hydra_settings(run: RunFolder) -> None:
+    """Make the run's own Hydra settings current, so that ``${hydra:runtime.cwd}`` in its
+    saved config (Hydra saves it unresolved) resolves as it did when the run started.
+
+    A missing or damaged ``hydra.yaml`` is left alone: only such interpolations need it, and
+    they then fail with their own one line.
+    """
+    setup_globals()  # registers Hydra's own resolvers (``hydra:``), as a Hydra job has them
+    try:
+        saved = OmegaConf.load(run.hydra_file).hydra
+        settings = OmegaConf.structured(HydraConf)  # the type Hydra's own node has
+        OmegaConf.set_struct(settings, False)  # launcher and sweeper keys of any plugin
+        settings = OmegaConf.merge(settings, saved)
+        HydraConfig.instance().set_config(OmegaConf.create({"hydra": settings}))
+    except Exception:  # noqa: BLE001 - optional: the config may not need it at all
+        return
 
 
 def config_text(config_file: Path) -> str:
