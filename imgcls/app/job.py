@@ -390,13 +390,13 @@ def _finish(
     if error is not None:
         summary.error = str(error) or type(error).__name__
         logger.error(summary.error)
-    run.write_summary(summary)
-    loggers.finish(summary.to_dict())
-    try:
+    try:  # train.log is closed even when the summary cannot be written (a full disk)
+        run.write_summary(summary)
+        loggers.finish(summary.to_dict())
         if report and run.writable:
             write_report_quietly(run.folder)
-    finally:
         logger.info(f"summary: {run.folder.summary_json}")
+    finally:
         run.detach_log()
 
 
