@@ -18,10 +18,13 @@ train: setup
 	$(BIN)/imgcls train $(ARGS)
 
 # One pytest worker per core (tests pin one torch thread each); TEST_WORKERS=0 runs in-process.
+# worksteal: a worker that runs out of tests takes queued ones from the other, so a few long
+# end-to-end tests near the end of the collection do not leave one core idle.
 TEST_WORKERS ?= 2
+TEST_DIST ?= worksteal
 
 test: setup
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist $(TEST_DIST) $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

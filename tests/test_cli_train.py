@@ -1,4 +1,6 @@
-"""``imgcls train`` through the real program: runs, sweeps, bad input and run directories."""
+"""``imgcls train`` from the command line: runs, sweeps, bad input and run directories (in
+process through ``imgcls.cli.main``; once through the real program, for its exit code and
+stderr)."""
 
 from __future__ import annotations
 
@@ -18,9 +20,9 @@ def run_dirs(root: Path) -> list[Path]:
 
 
 @pytest.mark.slow
-def test_train_writes_a_complete_run(tmp_path):
-    result = run_cli(["train", *TINY, "trainer.epochs=1"], cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+def test_train_writes_a_complete_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", *TINY, "trainer.epochs=1"]) == 0
     (run,) = run_dirs(tmp_path / "outputs")
     assert run.name.endswith("_simplecnn_synthetic")
     assert run.parent.parent == tmp_path / "outputs"
@@ -28,16 +30,16 @@ def test_train_writes_a_complete_run(tmp_path):
     assert summary["status"] == "completed"
     assert (run / ".hydra" / "hydra.yaml").is_file() and (run / "checkpoints" / "best.pt").is_file()
     assert "epoch 1/1" in (run / "train.log").read_text()
-    assert "test accuracy" in result.stdout
+    assert "test accuracy" in capsys.readouterr().out
 
 
 @pytest.mark.slow
-def test_multirun_runs_four_jobs_into_one_sweep_directory(tmp_path):
+def test_multirun_runs_four_jobs_into_one_sweep_directory(tmp_path, monkeypatch, capsys):
     args = ["train", "-m", "model=simplecnn,resnet", "seed=0,1", *TINY[1:], "trainer.epochs=1"]
     # resnet ignores the simplecnn-only keys, so drop them for this sweep
     args = [a for a in args if not a.startswith(("model.widths", "model.hidden"))]
-    result = run_cli(args, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr + result.stdout
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(args) == 0
     sweeps = list((tmp_path / "outputs" / "multirun").glob("*/*"))
     assert len(sweeps) == 1, sweeps
     runs = run_dirs(sweeps[0])
@@ -56,7 +58,7 @@ def test_multirun_runs_four_jobs_into_one_sweep_directory(tmp_path):
         for name in ("metrics.csv", "train.log", "checkpoints/last.pt", ".hydra/config.yaml"):
             assert (run / name).is_file()
     assert sorted(seeds) == [0, 0, 1, 1]
-    assert "4 of 4 jobs completed" in result.stdout
+    assert "4 of 4 jobs completed" in capsys.readouterr().out
 
 
 BAD_INPUT = [

@@ -55,7 +55,7 @@ def test_preview_honours_hydra_run_dir_and_refuses_other_hydra_settings(
     assert "hydra.job.chdir=true" in capsys.readouterr().err
 
 
-def test_preview_through_the_real_program(tmp_path):
+def test_preview_through_the_real_program(tmp_path, monkeypatch, capsys):
     root = write_folder(tmp_path / "imgs")
     result = run_cli(
         [
@@ -70,8 +70,9 @@ def test_preview_through_the_real_program(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / result.stdout.strip()).read_bytes().startswith(PNG)
-    bad = run_cli(["preview", "augment=strongg"], cwd=tmp_path)
-    assert bad.returncode == 2 and "did you mean 'strong'" in bad.stderr
+    monkeypatch.chdir(tmp_path)  # a typo: the same one line in-process, no second program
+    assert main(["preview", "augment=strongg"]) == 2
+    assert "did you mean 'strong'" in capsys.readouterr().err
 
 
 def loaders_for(overrides):

@@ -8,9 +8,10 @@ import math
 
 import pytest
 import yaml
-from conftest import CPU, ROOT, run_cli
+from conftest import CPU
 from omegaconf import OmegaConf
 
+from imgcls import cli
 from imgcls.app.job import train
 from imgcls.config.compose import compose
 from imgcls.config.files import config_dir, group_options
@@ -77,12 +78,10 @@ def test_recipe_none_gives_the_group_files_defaults():
     assert cfg.scheduler.warmup_epochs == 0
 
 
-def test_cfg_job_shows_the_values_that_will_be_used():
-    result = run_cli(
-        ["train", "--cfg", "job", "model=efficientnet", "optimizer.lr=0.004"], cwd=ROOT
-    )
-    assert result.returncode == 0, result.stderr
-    shown = yaml.safe_load(result.stdout)
+def test_cfg_job_shows_the_values_that_will_be_used(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", "--cfg", "job", "model=efficientnet", "optimizer.lr=0.004"]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
     assert shown["recipe"] == "efficientnet"
     assert shown["optimizer"] == {**shown["optimizer"], "name": "adamw", "lr": 0.004}
     assert shown["model"]["dropout"] == 0.0 and shown["model"]["stochastic_depth"] == 0.0

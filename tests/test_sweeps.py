@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import TINY, run_cli
 
+from imgcls import cli
 from imgcls.app.sweeps import config_hash, sweep_jobs
 from imgcls.config.compose import compose
 
@@ -67,8 +68,9 @@ def test_submitit_local_sweep_of_two_jobs(tmp_path):
 
 
 @pytest.mark.slow
-def test_optuna_study_records_a_failed_trial_and_goes_on(tmp_path):
-    result = run_cli(
+def test_optuna_study_records_a_failed_trial_and_goes_on(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(
         [
             "train",
             "-m",
@@ -83,10 +85,10 @@ def test_optuna_study_records_a_failed_trial_and_goes_on(tmp_path):
             # 40 classes pass the options' rules (checked for every value before the sweep
             # starts) but 240 images cannot be split for them: that trial fails while running
             "dataset.num_classes=choice(40,2,3,4)",
-        ],
-        cwd=tmp_path,
+        ]
     )
-    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]  # one job failed
+    output = capsys.readouterr()
+    assert code == 1, output.out[-3000:] + output.err[-3000:]  # one job failed
     sweep = only_sweep(tmp_path)
     jobs = sweep_jobs(sweep)
     assert len(jobs) == 4
@@ -95,7 +97,7 @@ def test_optuna_study_records_a_failed_trial_and_goes_on(tmp_path):
     assert "cannot split 240 images of 40 classes" in failed.error
     results = (sweep / "optimization_results.yaml").read_text()
     assert "best_value" in results
-    assert "3 of 4 jobs completed" in result.stdout + result.stderr
+    assert "3 of 4 jobs completed" in output.out + output.err
 
 
 def test_optuna_search_space_preset_composes():
@@ -111,10 +113,10 @@ def test_optuna_search_space_preset_composes():
 
 
 @pytest.mark.slow
-def test_resumed_sweep_reruns_only_what_did_not_finish(tmp_path):
+def test_resumed_sweep_reruns_only_what_did_not_finish(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
     args = ["train", "-m", "seed=0,1,2", *TINY_ONE_EPOCH]
-    first = run_cli(args, cwd=tmp_path)
-    assert first.returncode == 0, first.stderr[-2000:]
+    assert cli.main(args) == 0
     sweep = only_sweep(tmp_path)
     # Job 1 looks interrupted (its last.pt stays); job 2 looks killed before it wrote anything.
     job1, job2 = sweep / "1_simplecnn_synthetic", sweep / "2_simplecnn_synthetic"
@@ -124,10 +126,11 @@ def test_resumed_sweep_reruns_only_what_did_not_finish(tmp_path):
     for name in ("summary.json", "checkpoints/last.pt", "checkpoints/best.pt"):
         (job2 / name).unlink()
     kept = (sweep / "0_simplecnn_synthetic" / "checkpoints" / "best.pt").stat().st_mtime_ns
-    second = run_cli([*args, f"sweep.resume={sweep}"], cwd=tmp_path)
-    assert second.returncode == 0, second.stderr[-2000:]
-    assert "skipping a finished job: 0_simplecnn_synthetic" in second.stdout
-    assert "resuming the unfinished job 1_simplecnn_synthetic" in second.stdout
+    capsys.readouterr()
+    assert cli.main([*args, f"sweep.resume={sweep}"]) == 0
+    stdout = capsys.readouterr().out
+    assert "skipping a finished job: 0_simplecnn_synthetic" in stdout
+    assert "resuming the unfinished job 1_simplecnn_synthetic" in stdout
     assert len(list((tmp_path / "outputs" / "multirun").glob("*/*"))) == 1, "no new sweep folder"
     assert (sweep / "0_simplecnn_synthetic" / "checkpoints" / "best.pt").stat().st_mtime_ns == kept
     for job in (job1, job2):
@@ -153,8 +156,6 @@ def snapshot(folder: Path) -> dict[str, int]:
 
 def test_a_resumed_sweep_never_reuses_another_jobs_folder(tmp_path, monkeypatch, capsys):
     """Resumed with other sweep values, job 0 is another config: it gets a fresh folder."""
-    from imgcls import cli
-
     monkeypatch.chdir(tmp_path)
     assert cli.main(["train", "-m", "seed=0", *TINY_ONE_EPOCH]) == 0
     sweep = only_sweep(tmp_path)
@@ -170,8 +171,6 @@ def test_a_resumed_sweep_never_reuses_another_jobs_folder(tmp_path, monkeypatch,
 
 
 def test_sweep_resume_needs_a_sweep_folder(tmp_path, monkeypatch, capsys):
-    from imgcls import cli
-
     monkeypatch.chdir(tmp_path)
     assert cli.main(["train", "-m", "seed=0,1", f"sweep.resume={tmp_path}"]) == 2
     assert "is not a sweep folder" in capsys.readouterr().err
@@ -195,18 +194,18 @@ def test_slurm_presets_compose(preset):
 
 
 @pytest.mark.slow
-def test_a_requeued_job_continues_from_its_own_last_checkpoint(tmp_path):
+def test_a_requeued_job_continues_from_its_own_last_checkpoint(tmp_path, monkeypatch, capsys):
     """What submitit does after a preemption: the same job runs again in its own folder."""
+    monkeypatch.chdir(tmp_path)
     args = ["train", "-m", "seed=0", *TINY_ONE_EPOCH]
-    first = run_cli(args, cwd=tmp_path)
-    assert first.returncode == 0, first.stderr[-2000:]
+    assert cli.main(args) == 0
     sweep = only_sweep(tmp_path)
     job = sweep / "0_simplecnn_synthetic"
     summary = json.loads((job / "summary.json").read_text())
     summary["status"] = "interrupted"
     (job / "summary.json").write_text(json.dumps(summary))
-    again = run_cli([*args, f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
-    assert again.returncode == 0, again.stderr[-2000:]
-    assert "resuming the unfinished job 0_simplecnn_synthetic" in again.stdout
+    capsys.readouterr()
+    assert cli.main([*args, f"hydra.sweep.dir={sweep}"]) == 0
+    assert "resuming the unfinished job 0_simplecnn_synthetic" in capsys.readouterr().out
     assert json.loads((job / "summary.json").read_text())["status"] == "completed"
     assert len((job / "metrics.csv").read_text().splitlines()) == 2

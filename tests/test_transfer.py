@@ -6,9 +6,10 @@ import math
 
 import pytest
 import torch
-from conftest import CPU, TINY, run_cli
+from conftest import CPU, TINY
 from torch import nn
 
+from imgcls import cli
 from imgcls.app import build
 from imgcls.app.job import seed_everything, train
 from imgcls.base.checkpoint import load_checkpoint
@@ -195,7 +196,9 @@ def test_bad_transfer_input_is_one_clear_line(tmp_path, overrides, message):
     assert not any(tmp_path.iterdir())  # nothing half-written
 
 
-def test_foreign_checkpoints_and_teachers_fail_with_exit_2(tmp_path, source_run):
+def test_foreign_checkpoints_and_teachers_fail_with_exit_2(
+    tmp_path, source_run, monkeypatch, capsys
+):
     foreign = tmp_path / "foreign.pt"
     torch.save({"weights": torch.zeros(3)}, foreign)
     other = ["model=lenet", *(a for a in TINY if not a.startswith("model")), "regularizer=none"]
@@ -213,20 +216,13 @@ def test_foreign_checkpoints_and_teachers_fail_with_exit_2(tmp_path, source_run)
             train(compose(overrides))
     out = tmp_path / "cli"
     out.mkdir()
-    done = run_cli(
-        [
-            "train",
-            *PLAIN,
-            "dataset.num_classes=3",
-            "method=distill",
-            f"teacher={source_run}",
-            f"output_root={out}",
-        ],
-        cwd=tmp_path,
-    )
-    assert done.returncode == 2
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "same classes" in lines[0], done.stderr
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    args = [*PLAIN, "dataset.num_classes=3", "method=distill", f"teacher={source_run}"]
+    assert cli.main(["train", *args, f"output_root={out}"]) == 2
+    stderr = capsys.readouterr().err
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "same classes" in lines[0], stderr
     assert not any(p.is_dir() for p in out.rglob("*") if (p / "summary.json").exists())
 
 
@@ -238,18 +234,10 @@ def _summary(root) -> dict:
 
 
 @pytest.mark.slow
-def test_dann_recipe_runs_from_the_cli(tmp_path):
-    done = run_cli(
-        [
-            "train",
-            "experiment=dann_digits",
-            "trainer.epochs=2",
-            "trainer.limit_train_batches=3",
-            f"output_root={tmp_path}",
-        ],
-        cwd=tmp_path,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+def test_dann_recipe_runs_from_the_cli(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["experiment=dann_digits", "trainer.epochs=2", "trainer.limit_train_batches=3", *CPU]
+    assert cli.main(["train", *args, f"output_root={tmp_path}"]) == 0
     summary = _summary(tmp_path)
     assert summary["method"] == "dann" and summary["status"] == "completed"
     assert summary["target"]["dataset"] == "digits_shifted"
@@ -260,7 +248,7 @@ def test_dann_recipe_runs_from_the_cli(tmp_path):
 
 
 @pytest.mark.slow
-def test_distill_recipe_runs_from_the_cli(tmp_path):
+def test_distill_recipe_runs_from_the_cli(tmp_path, monkeypatch):
     teacher = train(
         compose(
             [
@@ -274,18 +262,11 @@ def test_distill_recipe_runs_from_the_cli(tmp_path):
         run_dir=tmp_path / "teacher",
     ).run_dir
     student = tmp_path / "student"
-    done = run_cli(
-        [
-            "train",
-            "experiment=distill_digits",
-            f"teacher={teacher}",
-            "trainer.epochs=1",
-            "trainer.limit_train_batches=3",
-            f"output_root={student}",
-        ],
-        cwd=tmp_path,
+    args = ["experiment=distill_digits", f"teacher={teacher}", "trainer.epochs=1", *CPU]
+    monkeypatch.chdir(tmp_path)
+    assert (
+        cli.main(["train", *args, "trainer.limit_train_batches=3", f"output_root={student}"]) == 0
     )
-    assert done.returncode == 0, done.stderr[-2000:]
     summary = _summary(student)
     assert summary["method"] == "distill" and summary["model"] == "lenet"
     rows = _metrics(next(student.rglob("metrics.csv")).parent)
