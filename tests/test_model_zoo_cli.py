@@ -99,7 +99,10 @@ SMOKE = [
 
 @pytest.mark.parametrize("overrides", SMOKE)
 def test_smoke_run_for_every_family(overrides, tmp_path):
-    cfg = compose([*overrides, "experiment=smoke", "trainer.epochs=1", *CPU])
+    # two training batches: a complete run of the family (test_recipes trains each for real)
+    cfg = compose(
+        [*overrides, "experiment=smoke", "trainer.epochs=1", "trainer.limit_train_batches=2", *CPU]
+    )
     result = train(cfg, tmp_path / "run")
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "completed" and result.summary["epochs_completed"] == 1
