@@ -31,7 +31,7 @@ from imgcls.base.errors import UserError
 from imgcls.base.folders import reset_unique_dirs
 from imgcls.base.record import SweepFolder, parse_overrides
 from imgcls.base.signals import signals_held
-from imgcls.config.compose import compose, register_configs
+from imgcls.config.compose import compose, compose_once, register_configs
 from imgcls.config.files import config_dir
 from imgcls.config.flags import check_flags
 from imgcls.config.overrides import NO_JOB_FLAGS, override_variants, search_space, split_arguments
@@ -88,19 +88,8 @@ def _launch(args: Sequence[str], state: LaunchState) -> int:
         if target is not None:  # continue in that folder; Hydra would make a new one
             state.resumed = target
             return run_resumed(target)
-    if runs_job:
-        prevalidate(overrides, multirun)
-    distributed_args = distributed_overrides(overrides, multirun) if runs_job else []
-    folder_args: list[str] = []
-    if runs_job and not distributed_args:
-        with signals_held():  # the folder is made and recorded as one step, never half
-            folder_args, state.claim = claim_output_folder(overrides, multirun)
-            if multirun:
-                _note_sweep(folder_args, state)
-                state.sweep_generated = not any(
-                    o.lstrip("+~").startswith(("hydra.sweep.dir=", "sweep.resume="))
-                    for o in overrides
-                )
+    with compose_once():  # checking and claiming the folder compose the same overrides
+        distributed_args, folder_args = _check_and_claim(overrides, multirun, runs_job, state)
     try:
         run_hydra([*args, *folder_args, *distributed_args], multirun, state)
     except Exception:  # Hydra itself failed (a full disk as it wrote .hydra/); signals: run_train
@@ -117,6 +106,27 @@ def _launch(args: Sequence[str], state: LaunchState) -> int:
         jobs = sweep_jobs(sweep_dir)
         return 0 if jobs and all(j.status == "completed" for j in jobs) else 1
     return 0
+
+
+def _check_and_claim(
+    overrides: Sequence[str], multirun: bool, runs_job: bool, state: LaunchState
+) -> tuple[list[str], list[str]]:
+    """Validate every override combination, then claim the run's (or sweep's) folder; the
+    extra arguments Hydra gets: for torchrun's processes, and naming the claimed folder."""
+    if runs_job:
+        prevalidate(overrides, multirun)
+    distributed_args = distributed_overrides(overrides, multirun) if runs_job else []
+    folder_args: list[str] = []
+    if runs_job and not distributed_args:
+        with signals_held():  # the folder is made and recorded as one step, never half
+            folder_args, state.claim = claim_output_folder(overrides, multirun)
+            if multirun:
+                _note_sweep(folder_args, state)
+                state.sweep_generated = not any(
+                    o.lstrip("+~").startswith(("hydra.sweep.dir=", "sweep.resume="))
+                    for o in overrides
+                )
+    return distributed_args, folder_args
 
 
 def _note_sweep(folder_args: Sequence[str], state: LaunchState) -> None:

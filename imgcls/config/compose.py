@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from hydra import compose as hydra_compose
@@ -20,6 +22,7 @@ from imgcls.config.options import SCHEMAS
 from imgcls.config.schemas import TrainConfig
 
 _registered = False
+_composed: dict[tuple[str, tuple[str, ...]], DictConfig] | None = None  # see compose_once
 
 
 def register_configs() -> None:
@@ -72,12 +75,34 @@ def compose(
     The Hydra node is kept as the current :class:`HydraConfig`, as Hydra does for a job, so
     that ``${hydra:runtime.cwd}`` in a value resolves while the config is checked.
     """
-    try:
-        cfg = _hydra_compose(list(overrides), config_name)
-    except Exception as error:  # Hydra and OmegaConf raise many exception types
-        raise translate_compose_error(error, list(overrides), compose_valid_keys) from error
+    key = (config_name, tuple(overrides))
+    if _composed is not None and key in _composed:
+        cfg = copy.deepcopy(_composed[key])
+    else:
+        try:
+            cfg = _hydra_compose(list(overrides), config_name)
+        except Exception as error:  # Hydra and OmegaConf raise many exception types
+            raise translate_compose_error(error, list(overrides), compose_valid_keys) from error
+        if _composed is not None:
+            _composed[key] = copy.deepcopy(cfg)  # kept unresolved: resolvers run on copies
     HydraConfig.instance().set_config(cfg)
     return cfg if return_hydra else without_hydra(cfg)
+
+
+@contextmanager
+def compose_once() -> Iterator[None]:
+    """Within the block, the same overrides are composed once and later calls get a copy.
+
+    ``imgcls train`` composes a run's overrides to validate them and again to find its
+    folder (about 0.2 s each); the block is one command's checks, during which neither the
+    ConfigStore nor the working directory changes.
+    """
+    global _composed
+    _composed = {}
+    try:
+        yield
+    finally:
+        _composed = None
 
 
 def _hydra_compose(overrides: list[str], config_name: str) -> DictConfig:
