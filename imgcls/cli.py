@@ -11,6 +11,7 @@ traceback of either).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -129,7 +130,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         line, code = error_line(error)
         with contextlib.suppress(OSError):  # SIGHUP: no terminal; the exit code still tells
             print(line, file=sys.stderr)
+        if interrupted and argv is None:  # the program itself, not a call from Python
+            _exit_now(code)
         return code
+
+
+def _exit_now(code: int) -> None:
+    """End the process after a stop signal without the interpreter's finalization.
+
+    Everything of the run is on disk by now (and train.log closed); finalizing could only
+    meet a library thread still inside C code, which then aborts with a fatal error on
+    stderr after our one line.
+    """
+    logging.shutdown()
+    with contextlib.suppress(OSError):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
