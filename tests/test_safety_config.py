@@ -118,7 +118,6 @@ def test_a_seed_outside_its_range_names_the_key_and_the_range(
     refused(tmp_path, monkeypatch, capsys, [*TINY, *overrides], message)
 
 
-
 def test_preview_refuses_a_seed_outside_its_range(tmp_path, monkeypatch, capsys):
     """``imgcls preview`` checks its seed as ``imgcls train`` does (NumPy would raise)."""
     monkeypatch.chdir(tmp_path)
@@ -126,6 +125,7 @@ def test_preview_refuses_a_seed_outside_its_range(tmp_path, monkeypatch, capsys)
     err = capsys.readouterr().err.strip()
     assert err == "imgcls: error: seed=-1 is invalid: a seed is an integer in [0, 4294967295]"
     assert list(tmp_path.iterdir()) == []
+
 
 FLAGS = [
     (["-m", "--cfg", "job"], r"-m \(--multirun\) and --cfg cannot be combined.*drop -m"),
