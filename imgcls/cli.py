@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 from imgcls import __version__
 from imgcls.base.errors import TrainingInterrupted, error_line, unknown_choice
-from imgcls.base.signals import SignalReceived, raise_if_received, signals_raise
+from imgcls.base.signals import SignalReceived, raise_if_received, signals_held, signals_raise
 
 COMMANDS: dict[str, str] = {
     "train": "train a model: imgcls train [group=option ...] [key=value ...] [-m]",
@@ -113,7 +113,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise unknown_choice("command", args[0], COMMANDS)
         with signals_raise():
             try:
-                command = _command(args[0])  # imports (torch): seconds, before any work
+                # imports (torch): seconds, before any work. Held, not raised, meanwhile:
+                # torch's import runs Python from C++ (pybind11), and an exception raised
+                # there by a signal handler aborts the process ("terminate called ...")
+                with signals_held():
+                    command = _command(args[0])
             except SignalReceived as stop:
                 raise SignalReceived(stop.signum, " during start-up; nothing was kept") from None
             code = command(args[1:])

@@ -141,6 +141,49 @@ def test_a_signal_at_a_random_moment_leaves_nothing_or_a_resumable_run(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.2, 0.6, 1.2])
+def test_a_signal_while_torch_is_imported_is_one_line(tmp_path, delay):
+    """Importing torch runs Python from C++ (pybind11), where an exception raised by a signal
+    handler aborts the process ("terminate called after throwing ..."): the CLI holds the
+    signals while it imports a command and acts on them after."""
+    root = tmp_path / "out"
+    args = [sys.executable, "-m", "imgcls", "train", *ONE_EPOCH, f"output_root={root}"]
+    process = subprocess.Popen(
+        args,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+    )
+    time.sleep(delay)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=240)
+    if process.returncode == 0:
+        pytest.skip("the run completed before the signal")
+    assert process.returncode == 143, stderr
+    assert "SIGTERM" in assert_one_line(stderr)
+    assert run_folders(root) == []
+
+
+def test_a_signal_while_a_command_is_imported_is_held_until_the_import_ends(monkeypatch, capsys):
+    """The signal arrives in the middle of the import; the import still finishes (nothing
+    is raised inside it), then the command stops with the start-up line."""
+    finished: list[bool] = []
+
+    def importing(name):
+        os.kill(os.getpid(), signal.SIGTERM)
+        finished.append(True)  # not reached if the handler raised inside the import
+        return lambda args: 0
+
+    monkeypatch.setattr(cli, "_command", importing)
+    assert cli.main(["train"]) == 143
+    assert finished == [True]
+    line = assert_one_line(capsys.readouterr().err)
+    assert line == "imgcls: interrupted by SIGTERM during start-up; nothing was kept"
+
+
+@pytest.mark.slow
 def test_sighup_in_training_stops_gracefully_and_the_run_resumes(tmp_path, capsys):
     many = ("trainer.epochs=40",)  # the signal comes while it trains
     code, stderr, root = signal_run(tmp_path, signal.SIGHUP, "checkpoint", seed=0, extra=many)
