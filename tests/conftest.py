@@ -106,3 +106,26 @@ def run_cli(
         timeout=timeout,
         env=cli_env(gpu=gpu, **env),
     )
+
+
+# One epoch of TINY: the run a test needs when only its files matter.
+ONE_EPOCH = [*TINY, "trainer.epochs=1"]
+# A tiny model for dataset=folder runs (RGB 32x32 images by default).
+FOLDER_MODEL = [
+    "model=simplecnn",
+    "model.widths=[8]",
+    "model.hidden=16",
+    "trainer.epochs=1",
+    "trainer.batch_size=4",
+    "dataset.stats_images=1",
+    *CPU,
+]
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int] | None]:
+    """Every file (size, mtime) and folder (None) under ``root``: what a refused command
+    must leave exactly as it was."""
+    return {
+        str(p.relative_to(root)): None if p.is_dir() else (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in root.rglob("*")
+    }

@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import TINY
+from conftest import ONE_EPOCH
 
 from imgcls import cli
 
-ONE_EPOCH = [*TINY, "trainer.epochs=1"]
 SEED = 22
 
 

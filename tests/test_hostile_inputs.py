@@ -17,23 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CPU, TINY
+from conftest import FOLDER_MODEL, ONE_EPOCH, TINY, snapshot
 from fabricate import write_bomb_png, write_folder
 from PIL import Image
 
 from imgcls import cli
-
-ONE_EPOCH = [*TINY, "trainer.epochs=1"]
-# A tiny model for dataset=folder runs (RGB 32x32 images by default).
-FOLDER_MODEL = [
-    "model=simplecnn",
-    "model.widths=[8]",
-    "model.hidden=16",
-    "trainer.epochs=1",
-    "trainer.batch_size=4",
-    "dataset.stats_images=1",
-    *CPU,
-]
 
 
 @pytest.fixture(scope="module")
@@ -121,17 +109,6 @@ def ws(tmp_path_factory) -> dict[str, Path]:
 def _corrupt_png(path: Path) -> Path:
     path.write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
     return path
-
-
-def snapshot(root: Path) -> dict[str, tuple[int, int] | None]:
-    """Every file (size, mtime) and folder (None) under ``root``."""
-    state: dict[str, tuple[int, int] | None] = {}
-    for path in root.rglob("*"):
-        stat = path.stat()
-        state[str(path.relative_to(root))] = (
-            None if path.is_dir() else (stat.st_size, stat.st_mtime_ns)
-        )
-    return state
 
 
 def hostile(ws, monkeypatch, capsys, args: list[str], code: int = 2, message: str = "") -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CPU, SMALL_MODEL
+from conftest import CPU, SMALL_MODEL, snapshot
 from fabricate import (
     gray_levels,
     gzip_idx,
@@ -221,14 +221,6 @@ def test_a_32_bit_folder_out_of_range_stops_training_naming_the_file(tmp_path, c
 
 
 # -- damaged dataset files -----------------------------------------------------------------
-def snapshot(root: Path) -> dict[str, tuple[int, int] | None]:
-    """Every file (size, mtime) and folder (None) under ``root``."""
-    return {
-        str(p.relative_to(root)): None if p.is_dir() else (p.stat().st_size, p.stat().st_mtime_ns)
-        for p in root.rglob("*")
-    }
-
-
 def refused(ws: Path, capsys, dataset: str, root: Path, message: str) -> str:
     """``imgcls train dataset=<dataset> dataset.root=<root>`` in the workspace ``ws``: exit
     code 2, one stderr line matching ``message`` without a traceback or "internal error",

@@ -16,22 +16,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import CPU, TINY
+from conftest import FOLDER_MODEL, ONE_EPOCH
 from fabricate import write_folder
 
 from imgcls import cli
 
-ONE_EPOCH = [*TINY, "trainer.epochs=1"]
 LONG = "n" * 300  # longer than any file system allows for one name (ENAMETOOLONG)
-FOLDER_MODEL = [
-    "model=simplecnn",
-    "model.widths=[8]",
-    "model.hidden=16",
-    "trainer.epochs=1",
-    "trainer.batch_size=4",
-    "dataset.stats_images=1",
-    *CPU,
-]
 
 
 @pytest.fixture(scope="module")

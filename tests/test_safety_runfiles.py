@@ -18,13 +18,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import TINY
+from conftest import ONE_EPOCH
 
 from imgcls import cli
 from imgcls.base.errors import error_line
 from imgcls.base.runs import MetricsWriter, truncate_metrics
 
-ONE_EPOCH = [*TINY, "trainer.epochs=1"]
 NO_SPACE = "No space left on device"
 
 

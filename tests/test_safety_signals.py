@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TINY, cli_env
+from conftest import ONE_EPOCH, TINY, cli_env
 
 from imgcls import cli
 from imgcls.base.processes import process_alive, process_identity, start_ticks
@@ -29,7 +29,6 @@ from imgcls.base.signals import SignalReceived, signals_held, signals_raise
 from imgcls.evaluate.leaderboard import collect_runs
 from imgcls.train.signals import StopRequest
 
-ONE_EPOCH = [*TINY, "trainer.epochs=1"]
 MARKERS = {  # a file whose appearance marks a moment of the run
     "hydra": ".hydra",
     "summary": "summary.json",
