@@ -39,7 +39,6 @@ class Claim:
     # the folders made for it, outermost first: all a failed start may remove (an empty
     # folder the user named, which existed before, is not among them and stays)
     made: tuple[Path, ...] = ()
-    generated: bool = True  # True: the default <root>/<date>/<time>_... name
 
 
 def resume_sweep_overrides(overrides: Sequence[str], multirun: bool) -> list[str]:
@@ -85,7 +84,7 @@ def claim_single_run(overrides: Sequence[str]) -> Claim:
     if not _named(overrides, "hydra.run.dir"):  # the imgcls_unique_dir resolver made it
         return Claim(path, made_for(path) or (path,))
     folder, made = claim_run_folder(path)
-    return Claim(folder, made, generated=False)
+    return Claim(folder, made)
 
 
 SWEEP_ADVICE = "a sweep needs a new or empty folder (or sweep.resume=<its folder>)"
