@@ -10,11 +10,13 @@ import torch
 
 from imgcls.base.errors import UserError
 from imgcls.config.options.datasets import PoolOptions
+from imgcls.data.targets import MULTICLASS, MULTILABEL
 
 
 @dataclass
 class ImageSet:
-    """Images as one uint8 tensor (N, C, H, W) and integer labels (N,)."""
+    """Images as one uint8 tensor (N, C, H, W) and their labels: class indices (N,) int64,
+    or (N, classes) float32 multi-hot rows when an image may carry several labels."""
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -81,6 +83,11 @@ class DataSplits:
     classes: list[str]
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    task: str = MULTICLASS  # MULTILABEL: labels are (N, classes) multi-hot rows
+
+    @property
+    def multilabel(self) -> bool:
+        return self.task == MULTILABEL
 
     @property
     def channels(self) -> int:
@@ -125,6 +132,7 @@ class DataSplits:
         """What prediction needs to preprocess new images like the training data."""
         return {
             "name": self.name,
+            "task": self.task,
             "classes": list(self.classes),
             "channels": self.channels,
             "image_size": list(self.image_size),
