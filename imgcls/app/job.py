@@ -43,7 +43,9 @@ from imgcls.base.runs import (
 )
 from imgcls.base.versions import git_commit, library_versions
 from imgcls.config.values import hyperparameters
+from imgcls.data.targets import is_multilabel
 from imgcls.evaluate.html_report import write_run_report
+from imgcls.evaluate.metrics import balanced_figures
 from imgcls.loggers import Loggers, start_loggers
 from imgcls.models.facts import count_flops, count_parameters
 from imgcls.train.backends import backend_settings
@@ -278,7 +280,7 @@ def _fit_and_test(
         "value": fit.best_value,
         **fit.best_metrics,
     }
-    summary.test = test
+    summary.test = {**test, **_balanced_test_figures(predictions, parts.data.classes)}
     summary.train_seconds = round(fit.train_seconds, 3)
     summary.stopped_early = fit.stopped_early
     summary.extra.update(parts.method.final_metrics(model))  # e.g. a target domain's metrics
@@ -299,6 +301,16 @@ def _fit_and_test(
         f"test accuracy {test['accuracy']:.4f}, loss {test['loss']:.4f}"
     )
     return predictions
+
+
+def _balanced_test_figures(predictions: Predictions, classes: list[str]) -> dict[str, Any]:
+    """Balanced accuracy and per-class recall of a single-label test split, from the pass
+    that scored it (scikit-learn's, so they equal a recomputation from predictions.csv)."""
+    if is_multilabel(predictions.labels) or not len(predictions.labels):
+        return {}
+    return balanced_figures(
+        predictions.labels.numpy(), predictions.probabilities.float().numpy(), classes
+    )
 
 
 def _draw_plots(
