@@ -185,6 +185,8 @@ def test_a_balanced_run_records_sklearn_balanced_figures(balanced_run):
     assert summary["test"]["per_class_recall"] == pytest.approx(
         dict(zip(record["classes"], recall, strict=True))
     )
+    log = (balanced_run / "train.log").read_text()
+    assert f"(balanced {summary['test']['balanced_accuracy']:.4f})" in log
     html = (balanced_run / "report.html").read_text()
     assert "test balanced accuracy" in html and "balanced_accuracy" in html
 

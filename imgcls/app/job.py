@@ -298,7 +298,8 @@ def _fit_and_test(
     run.write_summary(summary)  # the results are on disk before the plots are drawn
     logger.info(
         f"best epoch {fit.best_epoch} ({monitor} {fit.best_value:.4f}); "
-        f"test accuracy {test['accuracy']:.4f}, loss {test['loss']:.4f}"
+        f"test accuracy {test['accuracy']:.4f}{_balanced_text(summary.test)}, "
+        f"loss {test['loss']:.4f}"
     )
     return predictions
 
@@ -311,6 +312,11 @@ def _balanced_test_figures(predictions: Predictions, classes: list[str]) -> dict
     return balanced_figures(
         predictions.labels.numpy(), predictions.probabilities.float().numpy(), classes
     )
+
+
+def _balanced_text(test: dict[str, Any]) -> str:
+    value = test.get("balanced_accuracy")
+    return f" (balanced {value:.4f})" if isinstance(value, float) else ""
 
 
 def _draw_plots(
