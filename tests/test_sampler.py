@@ -14,12 +14,14 @@ import pytest
 import torch
 from conftest import ONE_EPOCH
 
+import imgcls.app.job as job
 from imgcls import cli
 from imgcls.data.loader import DeviceLoader
 from imgcls.data.pipeline import make_loaders
 from imgcls.data.sample_loader import SampleLoader
 from imgcls.data.sampling import class_balanced_weights, repeat_factors, sample_weights
 from imgcls.data.splits import DataSplits, ImageSet
+from imgcls.train.engine import Predictions
 
 COUNTS = (2000, 200, 50)  # a 40:4:1 skew, the 200/20/5 of a small set scaled for tighter counts
 N = sum(COUNTS)
@@ -117,14 +119,15 @@ def test_repeat_factors_follow_the_lvis_formula():
     assert repeat_factors(labels, 0.1).tolist() == [1.0] * 20  # no label rarer than 10%
 
 
-def test_repeat_factor_sampling_oversamples_the_rare_label():
+@pytest.mark.parametrize("kind", ["device", "dataloader"])
+def test_repeat_factor_sampling_oversamples_the_rare_label(kind):
     """A label on 2% of the images appears on about sqrt(0.1 / 0.02) = 2.24 times as many
     drawn images (mean 2.24 * 40 / (1960 + 2.24 * 40) of 2000 draws, 87.4 +- 9.1)."""
     labels = torch.zeros(2000, 2)
     labels[:, 0] = 1
     labels[:40, 1] = 1
     data = ImageSet(torch.zeros(2000, 1, 1, 1, dtype=torch.uint8), labels)
-    drawn = epoch_labels(loader("device", data, sample_weights(labels, 2, 0.1)))
+    drawn = epoch_labels(loader(kind, data, sample_weights(labels, 2, 0.1)))
     rare = int(drawn[:, 1].sum())
     r = math.sqrt(0.1 / 0.02)
     p = r * 40 / (1960 + r * 40)
@@ -189,6 +192,17 @@ def test_a_balanced_run_records_sklearn_balanced_figures(balanced_run):
     assert f"(balanced {summary['test']['balanced_accuracy']:.4f})" in log
     html = (balanced_run / "report.html").read_text()
     assert "test balanced accuracy" in html and "balanced_accuracy" in html
+
+
+def test_multilabel_runs_get_no_balanced_figures():
+    """Balanced accuracy is a single-label figure: multi-hot test labels add nothing."""
+    multi = Predictions(torch.rand(4, 3), torch.tensor([[1.0, 0, 1]] * 4))
+    assert job._balanced_test_figures(multi, ["a", "b", "c"]) == {}
+    single = Predictions(torch.eye(3)[[0, 1, 1, 2]], torch.tensor([0, 1, 2, 2]))
+    assert job._balanced_test_figures(single, ["a", "b", "c"]) == {
+        "balanced_accuracy": pytest.approx((1 + 1 + 0.5) / 3),
+        "per_class_recall": {"a": 1.0, "b": 1.0, "c": 0.5},
+    }
 
 
 def test_eval_prints_balanced_accuracy_equal_to_sklearn(balanced_run, tmp_path, capsys):
