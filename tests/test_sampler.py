@@ -16,12 +16,14 @@ from conftest import ONE_EPOCH
 
 import imgcls.app.job as job
 from imgcls import cli
+from imgcls.base.checkpoint import rng_state
 from imgcls.data.loader import DeviceLoader
 from imgcls.data.pipeline import make_loaders
 from imgcls.data.sample_loader import SampleLoader
 from imgcls.data.sampling import class_balanced_weights, repeat_factors, sample_weights
 from imgcls.data.splits import DataSplits, ImageSet
 from imgcls.train.engine import Predictions
+from imgcls.train.replay import epoch_batches, generator_state
 
 COUNTS = (2000, 200, 50)  # a 40:4:1 skew, the 200/20/5 of a small set scaled for tighter counts
 N = sum(COUNTS)
@@ -73,6 +75,24 @@ def test_the_same_seed_draws_the_same_order(kind):
     other = epoch_labels(loader(kind, data, weights, seed=4))
     assert torch.equal(first, again)
     assert not torch.equal(first, other)
+
+
+def test_a_resumed_epoch_replays_the_drawn_order():
+    """Resuming mid-epoch sets the generator back to the epoch's start and replays its draws
+    (imgcls.train.replay): the batches after the interruption are those of a straight run."""
+    data = skewed_set()
+    weights = class_balanced_weights(data.labels, 3)
+    straight = loader("device", data, weights, seed=5)
+    start = generator_state(straight)
+    batches = iter(straight)
+    done = [next(batches)[1] for _ in range(2)]
+    saved = rng_state(straight.generator)  # what an interruption after two batches keeps
+    rest = [labels for _, labels in batches]
+    resumed = loader("device", data, weights, seed=99)
+    partial = {"epoch": 1, "batches": len(done), "loader_start": start}
+    again = epoch_batches(resumed, len(straight), partial, {"rng": saved, "partial": partial})
+    replayed = [labels for _, (_, labels) in again]
+    assert len(replayed) == len(rest) and all(map(torch.equal, replayed, rest))
 
 
 def test_ddp_ranks_share_one_drawn_order():
