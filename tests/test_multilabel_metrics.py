@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 
 import numpy as np
@@ -21,6 +23,7 @@ from imgcls.evaluate.multilabel import (
     multilabel_scalars,
     precision_recall_curves,
     predict_labels,
+    prediction_rows,
     threshold_map,
     thresholds_from_spec,
     tune_thresholds,
@@ -190,3 +193,19 @@ def test_shape_mismatch_is_a_programming_error():
         multilabel_metrics(np.zeros(3), np.zeros((3, 2)), ["a", "b"])
     with pytest.raises(ValueError, match="classes"):
         multilabel_metrics(np.zeros((3, 2)), np.zeros((3, 2)), ["a"])
+
+
+def test_prediction_rows_read_back_as_label_sets_and_probabilities():
+    y = np.array([[1, 0, 1], [0, 0, 0]])
+    p = np.array([[0.9, 0.6, 0.3], [0.1, 0.2, 0.123456789]])
+    rows = prediction_rows(y, p, ["a, b", "c", "d"], [0.5, 0.7, 0.25])
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    read = list(csv.DictReader(io.StringIO(buffer.getvalue())))
+    assert read[0]["target"] == "a, b|d" and read[0]["prediction"] == "a, b|d"
+    assert read[0]["target_indices"] == "0 2" and read[0]["correct"] == "1"
+    assert read[1]["target"] == "" and read[1]["prediction"] == "" and read[1]["correct"] == "1"
+    assert float(read[1]["probability_d"]) == 0.123456789
+    assert list(read[0])[-3:] == ["probability_a, b", "probability_c", "probability_d"]
+    rows = prediction_rows(y, p, ["a, b", "c", "d"])  # at 0.5: c is predicted, d is missed
+    assert rows[1][2] == "a, b|c" and rows[1][5] == 0

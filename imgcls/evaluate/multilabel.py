@@ -220,6 +220,44 @@ def precision_recall_curves(
     return curves
 
 
+# Label sets in predictions.csv: class names joined by this, in class order.
+SET_SEPARATOR = "|"
+
+
+def prediction_rows(
+    targets: Any, probabilities: Any, classes: Sequence[str], thresholds: Any = None
+) -> list[list[Any]]:
+    """Header and rows of a multi-label predictions.csv, one row per image.
+
+    Columns: ``index``, ``target`` and ``prediction`` (label sets, class names joined by
+    ``|`` in class order; empty for no label), ``target_indices`` and
+    ``prediction_indices`` (the same sets as space-separated class indices, unambiguous
+    whatever the names hold), ``correct`` (1 when the two sets are equal) and one
+    ``probability_<class>`` column per label (``repr`` of the float, so it reads back
+    exactly).
+    """
+    y, p = _as_arrays(targets, probabilities)
+    predicted = predict_labels(p, thresholds)
+    header = ["index", "target", "prediction", "target_indices", "prediction_indices"]
+    header += ["correct", *(f"probability_{name}" for name in classes)]
+    rows: list[list[Any]] = [header]
+    for index in range(len(y)):
+        true_set = np.flatnonzero(y[index])
+        predicted_set = np.flatnonzero(predicted[index])
+        rows.append(
+            [
+                index,
+                SET_SEPARATOR.join(classes[c] for c in true_set),
+                SET_SEPARATOR.join(classes[c] for c in predicted_set),
+                " ".join(str(c) for c in true_set),
+                " ".join(str(c) for c in predicted_set),
+                int(np.array_equal(true_set, predicted_set)),
+                *(repr(float(v)) for v in p[index]),
+            ]
+        )
+    return rows
+
+
 SCALARS = (
     "accuracy",
     "map",
