@@ -18,6 +18,7 @@ from sklearn.metrics import (
     recall_score,
 )
 
+from imgcls.base.errors import UserError
 from imgcls.evaluate.multilabel import (
     multilabel_metrics,
     multilabel_scalars,
@@ -173,8 +174,9 @@ def test_decision_rule_and_checkpoint_spec_round_trip():
     assert list(thresholds_from_spec(None, 2)) == [0.5, 0.5]
     assert list(thresholds_from_spec({"thresholds": [0.1, 0.2, 0.3]}, 3)) == [0.1, 0.2, 0.3]
     assert threshold_map(["a", "b"], np.array([0.25, 0.75])) == {"a": 0.25, "b": 0.75}
-    with pytest.raises(ValueError, match="expected 3 thresholds"):
-        thresholds_from_spec({"thresholds": [0.1]}, 3)
+    for bad in ([0.1], "0.5", [0.1, float("nan"), 0.3], [0.1, True, 0.3], [0.1, "x", 0.2]):
+        with pytest.raises(UserError, match=r"best\.pt has data\.thresholds of the wrong form"):
+            thresholds_from_spec({"thresholds": bad}, 3, source="best.pt")
 
 
 def test_precision_recall_curves_for_plots():

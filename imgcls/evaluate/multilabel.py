@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from imgcls.base.errors import UserError
+
 DEFAULT_THRESHOLD = 0.5
 
 # Two F1 values closer than this are a tie (F1 from floats: 2PR/(P+R) of equal fractions can
@@ -63,12 +65,36 @@ def predict_labels(probabilities: Any, thresholds: Any = None) -> np.ndarray:
     return p >= _as_thresholds(thresholds, p.shape[-1])
 
 
-def thresholds_from_spec(data_spec: Mapping[str, Any] | None, num_classes: int) -> np.ndarray:
-    """The thresholds a checkpoint's ``data`` spec stores, or 0.5 for each label without them."""
+def thresholds_from_spec(
+    data_spec: Mapping[str, Any] | None, num_classes: int, source: str = "the checkpoint"
+) -> np.ndarray:
+    """The thresholds a checkpoint's ``data`` spec stores, or 0.5 for each label without them.
+
+    A stored entry that is not ``num_classes`` finite numbers is a one-line UserError naming
+    ``source`` (a damaged or foreign checkpoint, not a bug).
+    """
     stored = (data_spec or {}).get("thresholds")
     if stored is None:
         return np.full(num_classes, DEFAULT_THRESHOLD)
-    return _as_thresholds(stored, num_classes)
+    values = list(stored) if isinstance(stored, (list, tuple)) else None
+    if (
+        values is None
+        or len(values) != num_classes
+        or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+            for v in values
+        )
+    ):
+        raise UserError(
+            f"{source} has data.thresholds of the wrong form: expected a list of "
+            f"{num_classes} finite numbers (one per class), got {_short(stored)}"
+        )
+    return np.asarray(values, dtype=np.float64)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def threshold_map(classes: Sequence[str], thresholds: Any) -> dict[str, float]:
