@@ -151,6 +151,8 @@ def _engine(parts: Training, run: RunDirectory, plain_config: dict[str, Any]) ->
         checkpoint_extra={"classes": data.classes, "config": plain_config, "data": data.spec()},
         step_loss=parts.method.step_loss,
         epoch_metrics=parts.method.epoch_metrics,
+        loss=parts.loss,
+        task=data.task,
     )
 
 
@@ -273,7 +275,7 @@ def _fit_and_test(
     test_seconds = time.perf_counter() - test_started
     if parts.data.task == MULTILABEL:
         test = _apply_thresholds(parts, tested, run, summary, test, predictions)
-    monitor = trainer.monitor.value
+    monitor = engine.monitor
     summary.epochs_completed = fit.epochs_completed
     summary.steps = fit.steps
     summary.best = {
@@ -298,15 +300,13 @@ def _fit_and_test(
     peak = peak_tflops(parts.place.device, parts.place.precision)
     summary.throughput = throughput(_steady_images_per_second(fit), summary.flops or 0, peak)
     run.write_summary(summary)  # the results are on disk before the plots are drawn
+    headline = f"mAP {test['map']:.4f}" if "map" in test else f"accuracy {test['accuracy']:.4f}"
+    if summary.thresholds is not None:  # multi-label, at the thresholds tuned on validation
+        headline += f", micro F1 {test['f1_micro']:.4f}, macro F1 {test['f1_macro']:.4f}"
     logger.info(
         f"best epoch {fit.best_epoch} ({monitor} {fit.best_value:.4f}); "
-        f"test accuracy {test['accuracy']:.4f}, loss {test['loss']:.4f}"
+        f"test {headline}, loss {test['loss']:.4f}"
     )
-    if summary.thresholds is not None:
-        logger.info(
-            f"test mAP {_figure(test.get('map'))}, micro F1 {test['f1_micro']:.4f}, "
-            f"macro F1 {test['f1_macro']:.4f} (per-label thresholds tuned on validation)"
-        )
     return predictions
 
 
@@ -332,10 +332,6 @@ def _apply_thresholds(
         "thresholds": round(time.perf_counter() - started, 3),
     }
     return multilabel_test_metrics(test, predictions, parts.data.classes, thresholds)
-
-
-def _figure(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
 
 
 def _draw_plots(
