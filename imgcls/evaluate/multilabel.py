@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from imgcls.base.errors import UserError
+from imgcls.evaluate.average_precision import mean_average_precision
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -186,7 +187,8 @@ def multilabel_metrics(
     metrics: dict[str, Any] = {"samples": int(n)}
     subset = float(accuracy_score(y, predicted)) if n else None
     metrics["accuracy"] = subset
-    metrics["map"] = _average_precision(y[:, present], p[:, present], "macro")
+    mean_ap = mean_average_precision(y, p)  # the same figure as the engine's val_map
+    metrics["map"] = mean_ap if np.isfinite(mean_ap) else None
     metrics["map_left_out"] = [
         name for name, keep in zip(classes, present, strict=True) if not keep
     ]
