@@ -7,6 +7,7 @@ import csv
 import json
 import logging
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +17,16 @@ from conftest import ONE_EPOCH
 
 import imgcls.app.job as job
 from imgcls import cli
+from imgcls.app import build
+from imgcls.app.job import train
 from imgcls.base.checkpoint import rng_state
+from imgcls.config.compose import compose
 from imgcls.data.loader import DeviceLoader
 from imgcls.data.pipeline import make_loaders
 from imgcls.data.sample_loader import SampleLoader
 from imgcls.data.sampling import class_balanced_weights, repeat_factors, sample_weights
 from imgcls.data.splits import DataSplits, ImageSet
+from imgcls.data.targets import MULTILABEL
 from imgcls.train.engine import Predictions
 from imgcls.train.replay import epoch_batches, generator_state
 
@@ -223,6 +228,39 @@ def test_multilabel_runs_get_no_balanced_figures():
         "balanced_accuracy": pytest.approx((1 + 1 + 0.5) / 3),
         "per_class_recall": {"a": 1.0, "b": 1.0, "c": 0.5},
     }
+
+
+def test_a_multilabel_run_trains_with_repeat_factor_sampling(tmp_path, monkeypatch, caplog):
+    """The synthetic set relabelled multi-hot (each image also carries the next class when
+    its index is even): a balanced run draws by repeat factors and ends with a multi-label
+    summary, without single-label balanced figures."""
+    original = build.build_dataset
+
+    def multilabel_dataset(cfg) -> DataSplits:
+        data = original(cfg)
+
+        def multi_hot(split: ImageSet) -> ImageSet:
+            rows = torch.nn.functional.one_hot(split.labels.long(), data.num_classes).float()
+            even = torch.arange(len(rows)) % 2 == 0
+            rows[even, (split.labels[even] + 1) % data.num_classes] = 1.0
+            return ImageSet(split.images, rows)
+
+        return replace(
+            data,
+            train=multi_hot(data.train),
+            val=multi_hot(data.val),
+            test=multi_hot(data.test),
+            task=MULTILABEL,
+        )
+
+    monkeypatch.setattr(build, "build_dataset", multilabel_dataset)
+    overrides = [*ONE_EPOCH, "data.sampler=balanced", "data.repeat_threshold=0.9"]
+    with caplog.at_level(logging.INFO, logger="imgcls"):
+        result = train(compose([*overrides, f"output_root={tmp_path}"]))
+    assert "data: repeat-factor sampling over 4 labels (threshold 0.9;" in caplog.text
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["data"]["task"] == MULTILABEL
+    assert "map" in summary["test"] and "balanced_accuracy" not in summary["test"]
 
 
 def test_eval_prints_balanced_accuracy_equal_to_sklearn(balanced_run, tmp_path, capsys):
