@@ -148,6 +148,8 @@ def _engine(parts: Training, run: RunDirectory, plain_config: dict[str, Any]) ->
         checkpoint_extra={"classes": data.classes, "config": plain_config, "data": data.spec()},
         step_loss=parts.method.step_loss,
         epoch_metrics=parts.method.epoch_metrics,
+        loss=parts.loss,
+        task=data.task,
     )
 
 
@@ -269,7 +271,7 @@ def _fit_and_test(
         parts.runtime.precision,
         max_batches=trainer.val_batch_limit,
     )
-    monitor = trainer.monitor.value
+    monitor = engine.monitor
     summary.epochs_completed = fit.epochs_completed
     summary.steps = fit.steps
     summary.best = {
@@ -294,9 +296,10 @@ def _fit_and_test(
     peak = peak_tflops(parts.place.device, parts.place.precision)
     summary.throughput = throughput(_steady_images_per_second(fit), summary.flops or 0, peak)
     run.write_summary(summary)  # the results are on disk before the plots are drawn
+    headline = f"mAP {test['map']:.4f}" if "map" in test else f"accuracy {test['accuracy']:.4f}"
     logger.info(
         f"best epoch {fit.best_epoch} ({monitor} {fit.best_value:.4f}); "
-        f"test accuracy {test['accuracy']:.4f}, loss {test['loss']:.4f}"
+        f"test {headline}, loss {test['loss']:.4f}"
     )
     return predictions
 

@@ -69,6 +69,7 @@ class TrainConfig:
     optimizer: Any = MISSING
     logger: Any = field(default_factory=dict)
     method: Any = MISSING
+    loss: Any = MISSING
     # finetune.from / freeze / backbone_lr_mult (keys in conf/train.yaml; checked by
     # imgcls.transfer.checks, since 'from' cannot be a dataclass field)
     finetune: Any = field(default_factory=dict)
