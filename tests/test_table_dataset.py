@@ -378,6 +378,9 @@ def test_training_on_a_single_label_table(loader, tmp_path):
     record = json.loads(summary.read_text())
     assert record["status"] == "completed"
     assert record["data"]["classes"] == ["a", "b", "c"] and record["data"]["name"] == "table"
+    if loader == "memory":  # eval rebuilds the table's splits from files
+        assert main(["eval", f"run={summary.parent}", f"out={tmp_path / 'eval'}"]) == 0
+        assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["split"] == "test"
 
 
 def test_training_on_a_multi_label_table(tmp_path):
