@@ -1,8 +1,9 @@
 """eval, predict run= and predict model=<file.onnx> of a multi-label run: sigmoid
 probabilities, and label sets decided by the thresholds stored in best.pt, the same on all three.
 
-One tiny multi-label run for the module (the synthetic dataset relabelled with multi-hot rows,
-as in test_multilabel_run.py), its test images written as PNG files, and one ONNX export.
+One tiny multi-label run for the module, trained as a new user would: ``dataset=table`` on a
+label table of PNG files with several labels per cell (``label_delim``) and a split column;
+then eval on its test split, predict on the test split's files, and one ONNX export.
 """
 
 from __future__ import annotations
@@ -15,68 +16,74 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ONE_EPOCH
+from conftest import CPU
 from PIL import Image
 
 from imgcls import cli
-from imgcls.app import build, evaluation
-from imgcls.app.job import train
+from imgcls.app import evaluation
+from imgcls.app.build import build_dataset
+from imgcls.app.inference import load_run
 from imgcls.base.checkpoint import load_checkpoint
 from imgcls.config.compose import compose
-from imgcls.data.splits import DataSplits, ImageSet
-from imgcls.data.targets import MULTILABEL
+from imgcls.data.targets import MULTICLASS, MULTILABEL
 from imgcls.evaluate.multilabel import SET_SEPARATOR, multilabel_metrics, predict_labels
 
 pytest.importorskip("onnxruntime", reason="needs the 'export' extra (make setup installs it)")
 
 ON_CPU = "device=cpu"
+TAGS = ["cat", "dog", "sky", "tree"]  # each brightens one quadrant of an 8x8 image
+SPLITS = {"train": 48, "val": 16, "test": 16}
 
 
-def multi_hot(images: ImageSet, num_classes: int) -> ImageSet:
-    """Each image keeps its class and every other image also carries the next class."""
-    classes = images.labels.long()
-    rows = torch.nn.functional.one_hot(classes, num_classes).float()
-    second = torch.arange(len(classes)) % 2 == 0
-    rows[second, (classes[second] + 1) % num_classes] = 1.0
-    return ImageSet(images.images, rows)
-
-
-@pytest.fixture(scope="module")
-def multilabel_data():
-    """While the module runs, the run's dataset (for train and eval) is multi-label."""
-    original = build.build_dataset
-
-    def multilabel_dataset(cfg) -> DataSplits:
-        data = original(cfg)
-        c = data.num_classes
-        return replace(
-            data,
-            train=multi_hot(data.train, c),
-            val=multi_hot(data.val, c),
-            test=multi_hot(data.test, c),
-            task=MULTILABEL,
-        )
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(build, "build_dataset", multilabel_dataset)
-        patch.setattr(evaluation, "build_dataset", multilabel_dataset)
-        yield multilabel_dataset, original
+def write_table(root: Path) -> Path:
+    """labels.csv (image, tags joined by '|', split) and its 8x8 grayscale PNGs under
+    images/<split>/; every image carries one to three tags."""
+    rng = np.random.default_rng(0)
+    rows = ["image,tags,split"]
+    for split, count in SPLITS.items():
+        (root / "images" / split).mkdir(parents=True)
+        for i in range(count):
+            tags = sorted(rng.choice(len(TAGS), size=rng.integers(1, 4), replace=False))
+            pixels = rng.integers(0, 90, (8, 8))
+            for t in tags:
+                pixels[4 * (t // 2) : 4 * (t // 2) + 4, 4 * (t % 2) : 4 * (t % 2) + 4] += 120
+            name = f"images/{split}/{split}{i:03d}.png"
+            Image.fromarray(pixels.astype(np.uint8), mode="L").save(root / name)
+            rows.append(f"{name},{'|'.join(TAGS[t] for t in tags)},{split}")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return root / "labels.csv"
 
 
 @pytest.fixture(scope="module")
-def run(multilabel_data, tmp_path_factory):
-    """(run dir, the test split, a folder of its images as PNGs in split order, thresholds)."""
-    multilabel_dataset, _ = multilabel_data
+def run(tmp_path_factory):
+    """(run dir, the test split, its folder of PNGs, the thresholds stored in best.pt)."""
     root = tmp_path_factory.mktemp("multilabel_inference")
-    cfg = compose([*ONE_EPOCH, f"output_root={root}"])
-    result = train(cfg)
-    test = multilabel_dataset(cfg).test
-    pics = root / "pics"
-    pics.mkdir()
-    for i, image in enumerate(test.images[:, 0].numpy()):
-        Image.fromarray(image).save(pics / f"test{i:03d}.png")
-    thresholds = np.asarray(load_checkpoint(result.folder.best_checkpoint)["data"]["thresholds"])
-    return result.run_dir, test, pics, thresholds
+    table = write_table(root)
+    overrides = [
+        "model=simplecnn",
+        "model.widths=[8,16]",
+        "model.hidden=32",
+        "dataset=table",
+        f"dataset.path={table}",
+        "dataset.label_col=tags",
+        "dataset.label_delim=|",
+        "dataset.split_col=split",
+        "dataset.image_size=8",
+        "dataset.channels=1",
+        "dataset.stats_images=8",
+        "trainer.epochs=2",
+        "trainer.batch_size=16",
+        *CPU,
+    ]
+    out = root / "outputs"
+    assert cli.main(["train", *overrides, f"output_root={out}"]) == 0
+    (summary,) = out.rglob("summary.json")
+    run_dir = summary.parent
+    test = build_dataset(compose(overrides)).test
+    stored = load_checkpoint(run_dir / "checkpoints" / "best.pt")["data"]["thresholds"]
+    tuned = json.loads(summary.read_text())["thresholds"]  # tuned on the validation split
+    assert list(tuned.values()) == stored
+    return run_dir, test, root / "images" / "test", np.asarray(stored)
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +120,11 @@ def test_eval_predict_and_onnx_predict_apply_the_stored_thresholds(run, onnx_mod
     by_torch = read_csv(tmp_path / "torch" / "predictions.csv")
     by_onnx = read_csv(tmp_path / "onnx" / "predictions.csv")
     assert len(evaluated) == len(by_torch) == len(by_onnx) == len(test)
-    assert [Path(r["file"]).name for r in by_onnx] == [p.name for p in sorted(pics.iterdir())]
+    # Row i of each is the test split's image i (its files, in split order, sort by name).
+    names = [Path(path).name for path in test.paths]
+    assert names == sorted(names) == [p.name for p in sorted(pics.iterdir())]
+    assert [Path(r["file"]).name for r in by_onnx] == [Path(r["file"]).name for r in by_torch]
+    assert [Path(r["file"]).name for r in by_onnx] == names
 
     # The three give the same label sets: probability >= the thresholds stored in best.pt.
     columns = [f"probability_{c}" for c in classes]
@@ -187,18 +198,42 @@ def test_torchscript_export_of_a_multilabel_run_gives_probabilities(run, tmp_pat
     module = torch.jit.load(str(out / "model.pt"))
     mean = torch.tensor(info["mean"]).view(1, -1, 1, 1)
     std = torch.tensor(info["std"]).view(1, -1, 1, 1)
+    inputs = (test.materialize().images.float() / 255 - mean) / std
     with torch.inference_mode():
-        outputs = module((test.images.float() / 255 - mean) / std)
-    assert ((outputs > 0) & (outputs < 1)).all()
+        outputs = module(inputs)
+        logits = load_run(run_dir, device="cpu").model(inputs)
+    torch.testing.assert_close(outputs, logits.sigmoid(), atol=1e-6, rtol=0)
 
 
-def test_multilabel_eval_mistakes_are_one_line(run, multilabel_data, capsys, monkeypatch):
+def test_multilabel_eval_mistakes_are_one_line(run, capsys, monkeypatch):
     run_dir = run[0]
     assert cli.main(["eval", f"run={run_dir}", "topk=[1,3]", ON_CPU]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "topk= applies to single-label runs" in err
-    monkeypatch.setattr(evaluation, "build_dataset", multilabel_data[1])  # one label per image
+
+    def one_label_per_image(cfg):
+        return replace(build_dataset(cfg), task=MULTICLASS)
+
+    monkeypatch.setattr(evaluation, "build_dataset", one_label_per_image)
     assert cli.main(["eval", f"run={run_dir}", ON_CPU]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "is a multilabel model but the dataset's labels" in err
     assert not (run_dir / "eval").exists()
+
+
+def test_a_damaged_export_json_is_one_line(run, onnx_model, tmp_path, capsys):
+    pics = run[2]
+    info = json.loads((onnx_model.parent / "export.json").read_text())
+    for key, value, message in (
+        ("thresholds", [0.5], "has data.thresholds of the wrong form: expected a list of 4"),
+        ("task", "multi", "has task='multi': expected multiclass or multilabel"),
+    ):
+        folder = tmp_path / key
+        folder.mkdir()
+        (folder / "model.onnx").write_bytes(onnx_model.read_bytes())
+        (folder / "export.json").write_text(json.dumps({**info, key: value}))
+        args = ["predict", f"model={folder / 'model.onnx'}", f"images={pics}"]
+        assert cli.main(args) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+        assert not (folder / "predict").exists()
