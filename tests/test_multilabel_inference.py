@@ -22,6 +22,7 @@ from PIL import Image
 from imgcls import cli
 from imgcls.app import evaluation
 from imgcls.app.build import build_dataset
+from imgcls.app.evaluation import combine_multilabel
 from imgcls.app.inference import load_run
 from imgcls.base.checkpoint import load_checkpoint
 from imgcls.config.compose import compose
@@ -237,3 +238,27 @@ def test_a_damaged_export_json_is_one_line(run, onnx_model, tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, err
         assert not (folder / "predict").exists()
+
+
+def test_a_multilabel_ensemble_averages_probabilities_and_thresholds_or_votes():
+    a = np.array([[0.9, 0.2], [0.4, 0.6]])
+    b = np.array([[0.7, 0.4], [0.2, 0.2]])
+    t_a, t_b = np.array([0.5, 0.3]), np.array([0.3, 0.5])
+    probabilities, thresholds = combine_multilabel([a, b], [t_a, t_b], "mean")
+    np.testing.assert_allclose(probabilities, [[0.8, 0.3], [0.3, 0.4]])
+    np.testing.assert_allclose(thresholds, [0.4, 0.4])
+    votes, cut = combine_multilabel([a, b], [t_a, t_b], "vote")
+    np.testing.assert_allclose(votes, [[1.0, 0.0], [0.0, 0.5]])  # a gives label 1 to image 1
+    np.testing.assert_allclose(cut, [0.5, 0.5])
+
+
+def test_an_ensemble_of_a_run_with_itself_gives_the_run_label_sets(run, tmp_path):
+    run_dir = run[0]
+    assert cli.main(["eval", f"run={run_dir}", ON_CPU, f"out={tmp_path / 'one'}"]) == 0
+    both = f"run=[{run_dir},{run_dir}]"
+    assert cli.main(["eval", both, "mode=vote", ON_CPU, f"out={tmp_path / 'two'}"]) == 0
+    one = read_csv(tmp_path / "one" / "predictions.csv")
+    two = read_csv(tmp_path / "two" / "predictions.csv")
+    assert label_sets(one) == label_sets(two)
+    record = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert record["mode"] == "vote" and len(record["members"]) == 2
