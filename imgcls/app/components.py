@@ -11,7 +11,17 @@ from __future__ import annotations
 from types import ModuleType
 
 from imgcls import loggers
-from imgcls.data import augment, cifar, digits, digits_shifted, folder, idx, svhn, synthetic
+from imgcls.data import (
+    augment,
+    cifar,
+    digits,
+    digits_shifted,
+    folder,
+    idx,
+    svhn,
+    synthetic,
+    table,
+)
 from imgcls.models import (
     airbench,
     alexnet,
@@ -28,7 +38,7 @@ from imgcls.transfer import dann, distill, l2sp, methods
 
 REGISTERING_MODULES: tuple[ModuleType, ...] = (
     loggers,
-    *(augment, cifar, digits, digits_shifted, folder, idx, svhn, synthetic),
+    *(augment, cifar, digits, digits_shifted, folder, idx, svhn, synthetic, table),
     *(airbench, alexnet, bncnn, densenet, efficientnet, lenet, resnet, simplecnn, vgg),
     *(losses, optimizers, regularizers, schedulers),
     *(dann, distill, l2sp, methods),

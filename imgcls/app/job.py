@@ -44,8 +44,9 @@ from imgcls.base.runs import (
 )
 from imgcls.base.versions import git_commit, library_versions
 from imgcls.config.values import hyperparameters
-from imgcls.data.targets import MULTILABEL
+from imgcls.data.targets import MULTILABEL, is_multilabel
 from imgcls.evaluate.html_report import write_run_report
+from imgcls.evaluate.metrics import balanced_figures
 from imgcls.evaluate.multilabel import threshold_map
 from imgcls.loggers import Loggers, start_loggers
 from imgcls.models.facts import count_flops, count_parameters
@@ -284,7 +285,7 @@ def _fit_and_test(
         "value": fit.best_value,
         **fit.best_metrics,
     }
-    summary.test = test
+    summary.test = {**test, **_balanced_test_figures(predictions, parts.data.classes)}
     summary.train_seconds = round(fit.train_seconds, 3)
     summary.stopped_early = fit.stopped_early
     summary.extra.update(parts.method.final_metrics(model))  # e.g. a target domain's metrics
@@ -305,7 +306,7 @@ def _fit_and_test(
         headline += f", micro F1 {test['f1_micro']:.4f}, macro F1 {test['f1_macro']:.4f}"
     logger.info(
         f"best epoch {fit.best_epoch} ({monitor} {fit.best_value:.4f}); "
-        f"test {headline}, loss {test['loss']:.4f}"
+        f"test {headline}{_balanced_text(summary.test)}, loss {test['loss']:.4f}"
     )
     return predictions
 
@@ -332,6 +333,21 @@ def _apply_thresholds(
         "thresholds": round(time.perf_counter() - started, 3),
     }
     return multilabel_test_metrics(test, predictions, parts.data.classes, thresholds)
+
+
+def _balanced_test_figures(predictions: Predictions, classes: list[str]) -> dict[str, Any]:
+    """Balanced accuracy and per-class recall of a single-label test split, from the pass
+    that scored it (scikit-learn's, so they equal a recomputation from predictions.csv)."""
+    if is_multilabel(predictions.labels) or not len(predictions.labels):
+        return {}
+    return balanced_figures(
+        predictions.labels.numpy(), predictions.probabilities.float().numpy(), classes
+    )
+
+
+def _balanced_text(test: dict[str, Any]) -> str:
+    value = test.get("balanced_accuracy")
+    return f" (balanced {value:.4f})" if isinstance(value, float) else ""
 
 
 def _draw_plots(

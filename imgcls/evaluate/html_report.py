@@ -270,11 +270,14 @@ MULTILABEL_HEADLINE = (
 
 
 def _test_headline(test: dict[str, Any]) -> list[tuple[str, Any]]:
-    """The test figures of the overview: accuracy, or a multi-label run's mAP, F1s, subset
-    accuracy and Hamming loss."""
+    """The test figures of the overview: accuracy and balanced accuracy, or a multi-label
+    run's mAP, F1s, subset accuracy and Hamming loss."""
     if any(key in test for _, key in MULTILABEL_HEADLINE):
         return [(name, test.get(key)) for name, key in MULTILABEL_HEADLINE]
-    return [("test accuracy", test.get("accuracy"))]
+    return [
+        ("test accuracy", test.get("accuracy")),
+        ("test balanced accuracy", test.get("balanced_accuracy")),
+    ]
 
 
 def _is_multilabel(run: RunFolder, summary: Summary | None) -> bool:
