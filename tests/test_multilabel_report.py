@@ -7,19 +7,14 @@ import base64
 import csv
 import json
 import re
-from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
-from conftest import ONE_EPOCH
+from conftest import SMALL_MODEL
 from report_runs import fake_run
-from test_multilabel_run import multi_hot
 
 from imgcls import cli
-from imgcls.app import build
-from imgcls.app.job import train
-from imgcls.config.compose import compose
-from imgcls.data.splits import DataSplits
 from imgcls.data.targets import MULTILABEL
 from imgcls.evaluate.html_report import write_report
 from imgcls.evaluate.leaderboard import build_leaderboard, collect_runs, write_leaderboard
@@ -27,27 +22,49 @@ from imgcls.evaluate.leaderboard import build_leaderboard, collect_runs, write_l
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
+TAGS = ("cloud", "field", "road", "water")
+
+
+def write_tagged_pngs(folder: Path, count: int = 48) -> Path:
+    """A label table of ``count`` 8x8 grey PNGs with one to three tags each, the way a user
+    keeps them: ``image,label`` with the tags joined by ``|``."""
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    lines = ["image,label"]
+    for i in range(count):
+        tags = {TAGS[i % 4], *([TAGS[(i + 1) % 4]] if i % 2 else []), *(["water"] * (i % 5 == 0))}
+        pixels = rng.integers(0, 255, (8, 8)).astype(np.uint8)
+        Image.fromarray(pixels, mode="L").save(folder / f"img{i}.png")
+        lines.append(f"img{i}.png,{'|'.join(sorted(tags))}")
+    table = folder / "labels.csv"
+    table.write_text("\n".join(lines) + "\n")
+    return table
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    """One epoch of TINY with multi-hot labels; the run writes its plots and report.html."""
-    original = build.build_dataset
-
-    def multilabel_dataset(cfg) -> DataSplits:
-        data = original(cfg)
-        c = data.num_classes
-        return replace(
-            data,
-            train=multi_hot(data.train, c),
-            val=multi_hot(data.val, c),
-            test=multi_hot(data.test, c),
-            task=MULTILABEL,
-        )
-
+    """One epoch on a multi-label table of PNGs; the run writes its plots and report.html."""
     root = tmp_path_factory.mktemp("multilabel_report")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(build, "build_dataset", multilabel_dataset)
-        result = train(compose([*ONE_EPOCH, f"output_root={root}"]))
-    return result.run_dir
+    table = write_tagged_pngs(root / "images")
+    args = [
+        "train",
+        *SMALL_MODEL,
+        "model.widths=[8]",
+        "model.hidden=16",
+        "dataset=table",
+        f"dataset.path={table}",
+        "dataset.label_delim=|",
+        "dataset.image_size=8",
+        "dataset.channels=1",
+        "dataset.stats_images=4",
+        f"output_root={root / 'outputs'}",
+    ]
+    assert cli.main(args) == 0
+    (summary,) = (root / "outputs").rglob("summary.json")
+    assert json.loads(summary.read_text())["data"]["task"] == MULTILABEL
+    return summary.parent
 
 
 def section(html: str, part: str) -> str:
@@ -168,15 +185,23 @@ def test_leaderboard_of_multilabel_runs_has_their_test_columns_sorted_by_val_map
 def test_a_mixed_sweep_leaves_the_cells_a_run_lacks_empty(tmp_path):
     sweep = tmp_path / "sweep"
     multilabel_run(sweep / "0_tags", ["dataset=tags"], 0, val_map=0.9, test_map=0.8)
-    fake_run(sweep / "1_digits", ["dataset=digits", "seed=0"], quality=0.95)
+    digits = fake_run(sweep / "1_digits", ["dataset=digits", "seed=0"], quality=0.95)
+    summary = json.loads((digits / "summary.json").read_text())
+    summary["test"]["balanced_accuracy"] = 0.93  # a single-label run's, since skewed classes
+    (digits / "summary.json").write_text(json.dumps(summary))
     write_leaderboard(sweep, build_leaderboard(collect_runs([sweep])))
 
     rows = {r["dataset"]: r for r in read_rows(sweep / "leaderboard.csv")}
     assert rows["tags"]["test_map_mean"] != "" and rows["digits"]["test_map_mean"] == ""
     assert float(rows["digits"]["test_accuracy_mean"]) == pytest.approx(0.95)
+    assert float(rows["digits"]["test_balanced_accuracy_mean"]) == pytest.approx(0.93)
+    assert rows["tags"]["test_balanced_accuracy_mean"] == ""
     assert rows["digits"]["val_map_mean"] == ""  # it monitored val_accuracy: ranked last
     assert [rows["tags"]["rank"], rows["digits"]["rank"]] == ["1", "2"]
     markdown = (sweep / "leaderboard.md").read_text()
     assert "an empty cell is a figure that run does not have" in markdown
+    assert "| test balanced accuracy |" in markdown
+    board = section(write_report([sweep]).read_text(), "leaderboard")
+    assert "Missing:" not in board and "<th>test mAP</th>" in board
     table = [line for line in markdown.splitlines() if line.startswith("| ")]
     assert len({line.count(" | ") for line in table}) == 1  # every row has every cell

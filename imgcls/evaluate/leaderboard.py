@@ -5,9 +5,9 @@ differ between groups become the columns. Rows are sorted by the monitored metri
 ``best`` entry of summary.json). Failed and unfinished runs are listed as such, including
 jobs that failed before their run directory was kept (read from the sweep's jobs.json).
 
-The test figures are accuracy and loss, and, when any run has them, a multi-label run's
-mAP, F1s, subset accuracy and Hamming loss; a run without a figure (a single-label run in a
-mixed sweep) leaves its cell empty.
+The test figures are accuracy and loss, and, when any run has them, a single-label run's
+balanced accuracy and a multi-label run's mAP, F1s, subset accuracy and Hamming loss; a run
+without a figure (a single-label run in a mixed sweep) leaves its cell empty.
 """
 
 from __future__ import annotations
@@ -45,10 +45,13 @@ MULTILABEL_FIGURES = (
     "test_subset_accuracy",
     "test_hamming_loss",
 )
+# Test figures that get columns when any run has them.
+OPTIONAL_FIGURES = ("test_balanced_accuracy", *MULTILABEL_FIGURES)
 # Headers of the figures in leaderboard.md, the console and the HTML page.
 FIGURE_NAMES = {
     "test_accuracy": "test accuracy",
     "test_loss": "test loss",
+    "test_balanced_accuracy": "test balanced accuracy",
     "test_map": "test mAP",
     "test_f1_macro": "test macro F1",
     "test_f1_micro": "test micro F1",
@@ -207,7 +210,7 @@ def build_leaderboard(runs: Sequence[RunInfo]) -> Leaderboard:
     keys = sorted({k for s in listed for k in s})
     columns = [k for k in keys if len({s.get(k, "") for s in listed}) > 1]
     measured = {name for run in completed for name in _figures(run)}
-    shown = [*FIGURES, *(f for f in MULTILABEL_FIGURES if f in measured)]
+    shown = [*FIGURES, *(f for f in OPTIONAL_FIGURES if f in measured)]
     rows: list[dict[str, Any]] = []
     groups: list[list[RunInfo]] = []
     for (key, members), setting in zip(grouped.items(), settings, strict=True):
