@@ -200,3 +200,21 @@ def test_an_unwritable_cache_folder_is_one_warning(tmp_path, capsys):
         line for line in (captured.out + captured.err).splitlines() if "decode cache" in line
     ]
     assert len(warnings) == 1 and f"cannot write {blocked}" in warnings[0]
+
+
+def test_the_folder_listing_keeps_its_rules(tmp_path):
+    """The file list the cache is keyed by (listed with os.scandir): image files at any depth,
+    any case of extension, symlinked files; no hidden files, other files or linked folders."""
+    from imgcls.data.folder import _images
+
+    (tmp_path / "c" / "deep" / "er").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    for name in ("c/a.png", "c/deep/B.JPG", "c/deep/er/c.webp", "elsewhere/d.png"):
+        Image.new("L", (4, 4)).save(tmp_path / name)
+    (tmp_path / "c" / ".hidden.png").write_bytes((tmp_path / "c" / "a.png").read_bytes())
+    (tmp_path / "c" / "notes.txt").write_text("not an image")
+    (tmp_path / "c" / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "c" / "link.png").symlink_to(tmp_path / "elsewhere" / "d.png")
+    (tmp_path / "c" / "broken.png").symlink_to(tmp_path / "nowhere.png")
+    found = [Path(p).relative_to(tmp_path / "c").as_posix() for p in _images(tmp_path / "c")]
+    assert found == ["a.png", "deep/B.JPG", "deep/er/c.webp", "link.png"]
