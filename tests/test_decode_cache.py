@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -149,6 +150,9 @@ def test_the_dataloader_path_reads_an_entry_but_never_builds_one(tmp_path, decod
     reader = file_set(root, folder).subset(np.array([5, 3]))
     assert np.array_equal(reader.read(1).numpy(), first.numpy()) and decodes == []
     assert np.array_equal(reader.read(0).numpy(), whole[5].numpy())
+    worker = pickle.loads(pickle.dumps(reader))  # as a DataLoader worker gets it
+    assert worker.cache._array is None  # it maps the entry itself, found by the key sent
+    assert np.array_equal(worker.read(0).numpy(), whole[5].numpy()) and decodes == []
 
 
 def test_a_disk_without_room_warns_and_caches_nothing(tmp_path, decodes, monkeypatch, caplog):

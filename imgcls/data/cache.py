@@ -204,7 +204,8 @@ class DecodeCache:
 
     def __getstate__(self) -> dict[str, Any]:
         """DataLoader workers get the key found here, not the memory map (each maps its own)."""
-        self.path()
+        if self.enabled:
+            self.path()
         return {**self.__dict__, "_array": None, "_looked": False}
 
 
