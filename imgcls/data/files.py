@@ -60,7 +60,8 @@ def decode_all(paths: list[str], channels: int, size: int, threads: int = 8) -> 
 
 @dataclass
 class FileSet:
-    """Image file paths with their labels; images are read on demand.
+    """Image file paths with their labels (class indices (N,), or (N, classes) multi-hot
+    rows); images are read on demand.
 
     ``cache`` is the decode cache of the file list the set was first made from (``rows``:
     this set's rows of it); subsets share it.
