@@ -222,3 +222,25 @@ def test_the_folder_listing_keeps_its_rules(tmp_path):
     (tmp_path / "c" / "broken.png").symlink_to(tmp_path / "nowhere.png")
     found = [Path(p).relative_to(tmp_path / "c").as_posix() for p in _images(tmp_path / "c")]
     assert found == ["a.png", "deep/B.JPG", "deep/er/c.webp", "link.png"]
+
+
+def test_a_table_dataset_is_decoded_once_too(tmp_path, decodes):
+    """dataset=table holds its images as a FileSet: the second build reads the entry."""
+    from imgcls.registry import DATASETS
+
+    root = write_pngs(tmp_path / "images")
+    rows = [
+        f"{p.relative_to(root).as_posix()},{p.parent.name}" for p in sorted(root.rglob("*.png"))
+    ]
+    (root / "labels.csv").write_text("image,label\n" + "\n".join(rows) + "\n")
+    options = {"path": str(root / "labels.csv"), "image_size": 8, "stats_images": 4}
+
+    def build():
+        with cache.using(cache.CacheSettings(True, tmp_path / "cache")):
+            return DATASETS.build("table", options, prefix="dataset").materialize()
+
+    first = build()
+    assert len(decodes) >= 12 and len(entries(tmp_path / "cache")) == 1
+    decodes.clear()
+    second = build()
+    assert decodes == [] and np.array_equal(first.train.images, second.train.images)
