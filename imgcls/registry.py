@@ -139,9 +139,20 @@ REGULARIZERS = Registry("regularizer")
 OPTIMIZERS = Registry("optimizer")
 LOGGERS = Registry("logger")
 METHODS = Registry("method")  # training methods (imgcls.transfer)
+LOSSES = Registry("loss")
 
 REGISTRIES: dict[str, Registry] = {
     r.group: r
-    for r in (MODELS, DATASETS, AUGMENTS, SCHEDULERS, REGULARIZERS, OPTIMIZERS, LOGGERS, METHODS)
+    for r in (
+        MODELS,
+        DATASETS,
+        AUGMENTS,
+        SCHEDULERS,
+        REGULARIZERS,
+        OPTIMIZERS,
+        LOGGERS,
+        METHODS,
+        LOSSES,
+    )
 }
 """Every registry by its config group."""

@@ -131,6 +131,19 @@ def write_folder(root: Path, classes=("cat", "dog", "fox"), per_class: int = 8) 
     return root
 
 
+def write_label_table(root: Path, classes=("cat", "dog", "fox"), per_class: int = 8) -> Path:
+    """A folder of images (``write_folder``'s) and ``labels.csv`` listing them, paths relative
+    to the table; returns the table."""
+    write_folder(root / "images", classes, per_class)
+    rows = [
+        f"images/{p.parent.name}/{p.name},{p.parent.name}"
+        for p in sorted((root / "images").rglob("*.*"))
+    ]
+    table = root / "labels.csv"
+    table.write_text("image,label\n" + "\n".join(rows) + "\n")
+    return table
+
+
 FABRICATORS = {
     "mnist": lambda root: write_idx(root, "MNIST/raw"),
     "fashion_mnist": lambda root: write_idx(root, "FashionMNIST/raw", gz=True),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from fabricate import FABRICATORS
+from fabricate import FABRICATORS, write_label_table
 
 from imgcls.app import build
 from imgcls.app.validation import validate
@@ -33,6 +33,8 @@ def test_every_config_file_composes_validates_and_builds(group, option, tmp_path
         overrides.append("dataset.val_fraction=0.15")
     elif option in FABRICATORS:  # datasets read from files: small fabricated ones
         overrides.append(f"dataset.root={FABRICATORS[option](tmp_path / 'data')}")
+    elif option == "table":  # a label table needs its path, not a root
+        overrides.append(f"dataset.path={write_label_table(tmp_path / 'data')}")
     cfg = compose(overrides)
     validate(cfg)
     assert option_description(group, option), (

@@ -148,7 +148,7 @@ def test_the_command_line_refuses_in_the_same_line_before_any_folder(
         (["trainer.precision=[1]"], r"expected one of auto, 32, bf16, 16"),
         (["trainer.strategy=dp"], r"unknown trainer.strategy 'dp' — did you mean 'ddp'\?"),
         (["trainer.monitor=train_loss"], r"unknown trainer.monitor 'train_loss'"),
-        (["trainer.early_stopping.monitor=val"], r"available: train_accuracy, train_loss"),
+        (["trainer.early_stopping.monitor=val"], r"available: auto, train_accuracy, train_loss"),
         (["trainer.early_stopping.patience=-1"], r"trainer.early_stopping.patience=-1 is invalid"),
         (["trainer.lookahead.every=-2"], r"trainer.lookahead.every=-2 is invalid: use >= 0"),
         (["trainer.lookahead.power=-1"], r"trainer.lookahead.power=-1 is invalid"),

@@ -20,16 +20,18 @@ import imgcls.app.components  # noqa: F401  (registers every component)
 from imgcls.app.validation import check_batch_fits, check_global_batch, trainer_options
 from imgcls.base import distributed
 from imgcls.base.distributed import DistributedContext
-from imgcls.base.errors import UserError
+from imgcls.base.errors import OptionError, UserError
 from imgcls.base.progress import is_terminal
-from imgcls.config.options.trainer import TrainerOptions
+from imgcls.config.options.trainer import TrainerOptions, resolve_monitor
 from imgcls.config.values import component_options
 from imgcls.data.augment import Augment
 from imgcls.data.pipeline import Loaders, make_loaders
 from imgcls.data.splits import DataSplits
+from imgcls.data.targets import class_counts
 from imgcls.registry import (
     AUGMENTS,
     DATASETS,
+    LOSSES,
     MODELS,
     OPTIMIZERS,
     REGULARIZERS,
@@ -37,6 +39,7 @@ from imgcls.registry import (
 )
 from imgcls.train.data_init import initialize_from_data
 from imgcls.train.devices import resolve_precision, select_device
+from imgcls.train.losses import Loss
 from imgcls.train.lr_groups import apply_lr_multipliers
 from imgcls.train.regularizers import Regularizer
 from imgcls.train.runtime import Runtime
@@ -72,6 +75,22 @@ def build_augment(cfg: DictConfig) -> Augment:
     """The augmentation pipeline the config chooses."""
     name, prefix, options = _one(cfg, "augment")
     return AUGMENTS.build(name, options, prefix=prefix)
+
+
+def build_loss(cfg: DictConfig, data: DataSplits, label_smoothing: float = 0.0) -> Loss:
+    """The training loss the config chooses, for the dataset's task and classes (its class
+    weights come from the training split's labels)."""
+    name, prefix, options = _one(cfg, "loss")
+    counts = class_counts(data.train.labels, data.num_classes).tolist()
+    return LOSSES.build(
+        name,
+        options,
+        prefix=prefix,
+        task=data.task,
+        counts=counts,
+        classes=data.classes,
+        label_smoothing=label_smoothing,
+    )
 
 
 def build_regularizers(cfg: DictConfig) -> list[Regularizer]:
@@ -126,6 +145,7 @@ class Training:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     regularizers: list[Regularizer]
+    loss: Loss
     method: Method
     tune: FineTune
     trainer: TrainerOptions
@@ -189,7 +209,9 @@ def build_training(cfg: DictConfig, place: Placement) -> Training:
         distributed=place.processes.enabled,
         is_main=place.processes.is_main,
     )
+    loss = build_loss(cfg, data, sum(r.label_smoothing for r in regularizers)).to(device)
     method = _method(cfg, model, loaders, trainer, regularizers, place)
+    check_task(cfg, trainer, data, method)
     transfer.configure_optimizer(optimizer, model, tune, method)
     scheduler = build_scheduler(
         cfg,
@@ -209,6 +231,7 @@ def build_training(cfg: DictConfig, place: Placement) -> Training:
         optimizer,
         scheduler,
         regularizers,
+        loss,
         method,
         tune,
         trainer,
@@ -235,6 +258,31 @@ def _loaders(cfg: DictConfig, data: DataSplits, place: Placement) -> Loaders:
         channels_last=trainer.channels_last,
         shard=(place.processes.rank, place.processes.world_size),
     )
+
+
+def check_task(cfg: DictConfig, trainer: TrainerOptions, data: DataSplits, method: Method) -> None:
+    """What the data's task rules out: a monitor it has no metric for, and a method with a
+    single-label loss of its own (DANN, distillation) on several labels per image or with a
+    loss other than plain cross-entropy."""
+    try:
+        resolve_monitor(trainer.monitor.value, data.task)
+        stopping = trainer.early_stopping
+        resolve_monitor(stopping.monitor.value, data.task, "trainer.early_stopping.monitor")
+    except OptionError as error:
+        raise UserError(str(error)) from None
+    if method.step_loss is None:
+        return
+    if data.multilabel:
+        raise UserError(
+            f"method={method.name} trains one label per image, and dataset '{data.name}' "
+            "gives several: use method=standard"
+        )
+    name, _, options = _one(cfg, "loss")
+    if name != "cross_entropy" or options.get("class_weights") is not None:
+        raise UserError(
+            f"method={method.name} trains with its own cross-entropy: use loss=cross_entropy "
+            "without class_weights (or method=standard)"
+        )
 
 
 def _method(

@@ -1,8 +1,8 @@
 """The one place that imports every module that registers a component.
 
 Registries (:mod:`imgcls.registry`) start empty: a builder is registered when its module is
-imported. Validation and building import this module, so that every model, dataset, augmentation, optimizer, schedule, regularizer, logger and
-training method is known. It imports torch and torchvision, which is why ``imgcls --help``
+imported. Validation and building import this module, so that every model, dataset, augmentation, optimizer, schedule, regularizer, loss, logger
+and training method is known. It imports torch and torchvision, which is why ``imgcls --help``
 and ``imgcls list`` never import it.
 """
 
@@ -11,7 +11,17 @@ from __future__ import annotations
 from types import ModuleType
 
 from imgcls import loggers
-from imgcls.data import augment, cifar, digits, digits_shifted, folder, idx, svhn, synthetic
+from imgcls.data import (
+    augment,
+    cifar,
+    digits,
+    digits_shifted,
+    folder,
+    idx,
+    svhn,
+    synthetic,
+    table,
+)
 from imgcls.models import (
     airbench,
     alexnet,
@@ -23,13 +33,13 @@ from imgcls.models import (
     simplecnn,
     vgg,
 )
-from imgcls.train import optimizers, regularizers, schedulers
+from imgcls.train import losses, optimizers, regularizers, schedulers
 from imgcls.transfer import dann, distill, l2sp, methods
 
 REGISTERING_MODULES: tuple[ModuleType, ...] = (
     loggers,
-    *(augment, cifar, digits, digits_shifted, folder, idx, svhn, synthetic),
+    *(augment, cifar, digits, digits_shifted, folder, idx, svhn, synthetic, table),
     *(airbench, alexnet, bncnn, densenet, efficientnet, lenet, resnet, simplecnn, vgg),
-    *(optimizers, regularizers, schedulers),
+    *(losses, optimizers, regularizers, schedulers),
     *(dann, distill, l2sp, methods),
 )

@@ -105,7 +105,7 @@ def evaluate_runs(
     members = [load_run(r, checkpoint, device) for r in runs]
     cfg = dataset_config(members[0].config, dataset_overrides or {})
     data = build_dataset(cfg)
-    images = getattr(data, split)
+    images = getattr(data, split).materialize()  # a folder or table split is files until now
     for member in members:
         check_compatible(member, data.classes, data.channels, data.image_size)
     if len(images) == 0:

@@ -29,6 +29,7 @@ import imgcls
 from imgcls.app.build import Training, build_training, place
 from imgcls.app.run_plots import write_run_plots
 from imgcls.app.sweeps import config_hash
+from imgcls.app.thresholds import multilabel_test_metrics, store_thresholds, tune_on_validation
 from imgcls.app.validation import validate
 from imgcls.base.checkpoint import inference_state, load_checkpoint
 from imgcls.base.errors import TrainingInterrupted, UserError, one_line
@@ -43,7 +44,10 @@ from imgcls.base.runs import (
 )
 from imgcls.base.versions import git_commit, library_versions
 from imgcls.config.values import hyperparameters
+from imgcls.data.targets import MULTILABEL, is_multilabel
 from imgcls.evaluate.html_report import write_run_report
+from imgcls.evaluate.metrics import balanced_figures
+from imgcls.evaluate.multilabel import threshold_map
 from imgcls.loggers import Loggers, start_loggers
 from imgcls.models.facts import count_flops, count_parameters
 from imgcls.train.backends import backend_settings
@@ -148,6 +152,8 @@ def _engine(parts: Training, run: RunDirectory, plain_config: dict[str, Any]) ->
         checkpoint_extra={"classes": data.classes, "config": plain_config, "data": data.spec()},
         step_loss=parts.method.step_loss,
         epoch_metrics=parts.method.epoch_metrics,
+        loss=parts.loss,
+        task=data.task,
     )
 
 
@@ -263,13 +269,14 @@ def _fit_and_test(
     test_started = time.perf_counter()
     best = load_checkpoint(run.folder.best_checkpoint, map_location=parts.place.device)
     model.load_state_dict(inference_state(best))
+    tested = with_tta(model, trainer.test_tta)  # test-time augmentation when views are named
     test, predictions = evaluate_and_predict(
-        with_tta(model, trainer.test_tta),  # test-time augmentation when views are named
-        parts.loaders.test,
-        parts.runtime.precision,
-        max_batches=trainer.val_batch_limit,
+        tested, parts.loaders.test, parts.runtime.precision, max_batches=trainer.val_batch_limit
     )
-    monitor = trainer.monitor.value
+    test_seconds = time.perf_counter() - test_started
+    if parts.data.task == MULTILABEL:
+        test = _apply_thresholds(parts, tested, run, summary, test, predictions)
+    monitor = engine.monitor
     summary.epochs_completed = fit.epochs_completed
     summary.steps = fit.steps
     summary.best = {
@@ -278,7 +285,7 @@ def _fit_and_test(
         "value": fit.best_value,
         **fit.best_metrics,
     }
-    summary.test = test
+    summary.test = {**test, **_balanced_test_figures(predictions, parts.data.classes)}
     summary.train_seconds = round(fit.train_seconds, 3)
     summary.stopped_early = fit.stopped_early
     summary.extra.update(parts.method.final_metrics(model))  # e.g. a target domain's metrics
@@ -287,18 +294,60 @@ def _fit_and_test(
         "compile": round(fit.compile_seconds, 3) if trainer.compile_mode else None,
         "training": round(fit.train_seconds, 3),
         "validation": round(fit.validation_seconds, 3),
-        "test": round(time.perf_counter() - test_started, 3),
+        "test": round(test_seconds, 3),
         "checkpoint_writes": round(engine.checkpointer.write_seconds, 3),
         "checkpoint_waits": round(engine.checkpointer.blocked_seconds, 3),
     }
     peak = peak_tflops(parts.place.device, parts.place.precision)
     summary.throughput = throughput(_steady_images_per_second(fit), summary.flops or 0, peak)
     run.write_summary(summary)  # the results are on disk before the plots are drawn
+    headline = f"mAP {test['map']:.4f}" if "map" in test else f"accuracy {test['accuracy']:.4f}"
+    if summary.thresholds is not None:  # multi-label, at the thresholds tuned on validation
+        headline += f", micro F1 {test['f1_micro']:.4f}, macro F1 {test['f1_macro']:.4f}"
     logger.info(
         f"best epoch {fit.best_epoch} ({monitor} {fit.best_value:.4f}); "
-        f"test accuracy {test['accuracy']:.4f}, loss {test['loss']:.4f}"
+        f"test {headline}{_balanced_text(summary.test)}, loss {test['loss']:.4f}"
     )
     return predictions
+
+
+def _apply_thresholds(
+    parts: Training,
+    model: torch.nn.Module,
+    run: RunDirectory,
+    summary: Summary,
+    test: dict[str, Any],
+    predictions: Predictions,
+) -> dict[str, Any]:
+    """A multi-label run's thresholds: tuned on the validation predictions of the model the
+    test ran with, stored in best.pt and summary.json; returns the test metrics at them."""
+    started = time.perf_counter()
+    thresholds = tune_on_validation(
+        model, parts.loaders.val, parts.runtime.precision, parts.trainer.val_batch_limit
+    )
+    if run.writable:
+        store_thresholds(run.folder.best_checkpoint, thresholds)
+    summary.thresholds = threshold_map(parts.data.classes, thresholds)
+    summary.timings = {
+        **(summary.timings or {}),
+        "thresholds": round(time.perf_counter() - started, 3),
+    }
+    return multilabel_test_metrics(test, predictions, parts.data.classes, thresholds)
+
+
+def _balanced_test_figures(predictions: Predictions, classes: list[str]) -> dict[str, Any]:
+    """Balanced accuracy and per-class recall of a single-label test split, from the pass
+    that scored it (scikit-learn's, so they equal a recomputation from predictions.csv)."""
+    if is_multilabel(predictions.labels) or not len(predictions.labels):
+        return {}
+    return balanced_figures(
+        predictions.labels.numpy(), predictions.probabilities.float().numpy(), classes
+    )
+
+
+def _balanced_text(test: dict[str, Any]) -> str:
+    value = test.get("balanced_accuracy")
+    return f" (balanced {value:.4f})" if isinstance(value, float) else ""
 
 
 def _draw_plots(
@@ -309,7 +358,10 @@ def _draw_plots(
     started = time.perf_counter()
     if run.writable:
         tta = parts.trainer.test_tta
-        write_run_plots(run.folder, predictions, parts.data.test, parts.data.classes, tta)
+        thresholds = list(summary.thresholds.values()) if summary.thresholds else None
+        write_run_plots(
+            run.folder, predictions, parts.data.test, parts.data.classes, tta, thresholds
+        )
     if summary.timings is not None:
         summary.timings["plots"] = round(time.perf_counter() - started, 3)
 

@@ -20,6 +20,7 @@ from imgcls.base.record import RunFolder
 from imgcls.data.splits import SplitSet
 from imgcls.evaluate import plots
 from imgcls.evaluate.metrics import compute_metrics, default_topk
+from imgcls.evaluate.multilabel import multilabel_metrics, thresholds_from_spec
 from imgcls.train.engine import Predictions
 
 logger = logging.getLogger("imgcls")
@@ -31,10 +32,15 @@ def write_run_plots(
     test: SplitSet,
     classes: Sequence[str],
     tta: Sequence[str] = (),
+    thresholds: Sequence[float] | None = None,
 ) -> list[Path]:
     """curves.png, confusion_matrix.png and predictions.png for a finished run, and
     test_metrics.json: the test split's per-class precision, recall and F1 and the confusion
     matrix.
+
+    A multi-label run (multi-hot labels) gets curves.png and a test_metrics.json of
+    :func:`imgcls.evaluate.multilabel.multilabel_metrics` at its tuned ``thresholds``
+    (a per-label table); a confusion matrix and the one-label prediction grid do not apply.
 
     ``predictions`` are those the test metrics in summary.json were computed from (the best
     checkpoint, with the test-time augmentation ``tta`` names); ``test`` is the split they
@@ -53,6 +59,10 @@ def write_run_plots(
             written.append(plots.plot_curves(curves, run.curves_png, run.path.name))
         probabilities = predictions.probabilities.numpy()
         targets = predictions.labels.numpy()
+        if targets.ndim == 2:
+            _write_multilabel_test_metrics(run, targets, probabilities, classes, tta, thresholds)
+            logger.info(f"plots: {run.plots} ({time.perf_counter() - started:.1f}s)")
+            return written
         _write_test_metrics(run, targets, probabilities, classes, tta)
         matrix = confusion_matrix(targets, probabilities.argmax(1), labels=np.arange(len(classes)))
         written.append(plots.plot_confusion_matrix(matrix, classes, run.confusion_matrix_png))
@@ -84,6 +94,34 @@ def _write_test_metrics(
             "checkpoint": "best",
             "tta": ",".join(tta) or "none",
             "classes": classes,
+        }
+        write_json(run.test_metrics_json, {**record, **metrics})
+    except Exception as error:  # noqa: BLE001 - the report shows them as missing
+        name = run.test_metrics_json.name
+        logger.warning(f"could not write {name}: {one_line(error, typed=True)}")
+
+
+def _write_multilabel_test_metrics(
+    run: RunFolder,
+    targets: np.ndarray,
+    probabilities: np.ndarray,
+    classes: list[str],
+    tta: Sequence[str],
+    thresholds: Sequence[float] | None,
+) -> None:
+    """test_metrics.json of a multi-label run: mAP, F1s and the per-label table at the
+    thresholds summary.json records (0.5 where none were tuned)."""
+    try:
+        if thresholds is None:
+            thresholds = thresholds_from_spec(None, len(classes)).tolist()
+        metrics = multilabel_metrics(targets, probabilities, classes, thresholds)
+        record = {
+            "split": "test",
+            "checkpoint": "best",
+            "tta": ",".join(tta) or "none",
+            "task": "multilabel",
+            "classes": classes,
+            "thresholds": [float(t) for t in thresholds],
         }
         write_json(run.test_metrics_json, {**record, **metrics})
     except Exception as error:  # noqa: BLE001 - the report shows them as missing

@@ -494,7 +494,7 @@ _START_FACTS = {
     "timings",
 }
 _DICTS = {"hyperparameters", "data", "versions", "timings", "resumed_from", "best", "test"}
-_DICTS |= {"throughput", "process"}
+_DICTS |= {"throughput", "process", "thresholds"}
 _LISTS = {"classes", "resumed"}
 _INTS = {"seed", "params", "flops", "pid", "epochs_completed", "steps"}
 _NUMBERS = {"init_from_data_seconds", "train_seconds", "wall_seconds"}
@@ -561,6 +561,7 @@ class Summary:
     steps: int | None = None
     best: dict[str, Any] | None = None
     test: dict[str, Any] | None = None
+    thresholds: dict[str, float] | None = None  # a multi-label run's, tuned on validation
     train_seconds: float | None = None
     stopped_early: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)

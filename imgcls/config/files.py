@@ -16,6 +16,7 @@ COMPONENT_GROUPS = (
     "optimizer",
     "logger",
     "method",
+    "loss",
 )
 # Groups that select several options at once (``regularizer=[l2,label_smoothing]``).
 LIST_GROUPS = ("regularizer", "logger")

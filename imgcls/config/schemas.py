@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 from omegaconf import MISSING
 
-from imgcls.config.options.base import at_least, choice
+from imgcls.config.options.base import at_least, choice, positive, probability
 from imgcls.config.options.trainer import TrainerOptions
 
 
@@ -24,16 +24,32 @@ class LoaderMode(Enum):
     dataloader = "dataloader"
 
 
+class SamplerMode(Enum):
+    """How the training images of an epoch are drawn: a permutation (none), or with
+    replacement so that rare classes are seen as often as frequent ones (balanced)."""
+
+    none = "none"
+    balanced = "balanced"
+
+
 @dataclass
 class DataConfig:
-    """How batches are made (imgcls.data.pipeline): in device memory or by a DataLoader."""
+    """How batches are made (imgcls.data.pipeline): in device memory or by a DataLoader,
+    and how the training split is sampled (imgcls.data.sampling)."""
 
     loader: LoaderMode = LoaderMode.auto
     memory_mb: int = 4096  # auto: datasets up to this size (uint8) are held in memory
+    # balanced: class-balanced draws (single-label) or repeat-factor sampling (multi-label)
+    sampler: SamplerMode = SamplerMode.none
+    # repeat-factor sampling: labels in fewer than this fraction of images are oversampled
+    repeat_threshold: float = 0.1
 
     def __post_init__(self) -> None:
         self.loader = choice(LoaderMode, "loader", self.loader)
+        self.sampler = choice(SamplerMode, "sampler", self.sampler)
         at_least("memory_mb", self.memory_mb, 0)
+        probability("repeat_threshold", self.repeat_threshold)
+        positive("repeat_threshold", self.repeat_threshold)
 
 
 @dataclass
@@ -69,6 +85,7 @@ class TrainConfig:
     optimizer: Any = MISSING
     logger: Any = field(default_factory=dict)
     method: Any = MISSING
+    loss: Any = MISSING
     # finetune.from / freeze / backbone_lr_mult (keys in conf/train.yaml; checked by
     # imgcls.transfer.checks, since 'from' cannot be a dataclass field)
     finetune: Any = field(default_factory=dict)

@@ -71,7 +71,14 @@ def hyperparameters(cfg: DictConfig) -> dict[str, Any]:
         "augment": augment[0][0] if augment else None,
         "epochs": int(cfg.trainer.epochs),
         "batch_size": int(cfg.trainer.batch_size),
+        "sampler": _sampler(cfg),
     }
+
+
+def _sampler(cfg: DictConfig) -> str:
+    """``data.sampler`` as text (a run composed without the data node samples by ``none``)."""
+    value = (cfg.get("data") or {}).get("sampler", "none")
+    return str(getattr(value, "value", value))
 
 
 def _named(entry: tuple[str, str, dict[str, Any]]) -> dict[str, Any]:

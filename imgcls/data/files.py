@@ -32,7 +32,8 @@ def read_image(path: str, channels: int, size: int) -> np.ndarray:
 
 @dataclass
 class FileSet:
-    """Image file paths with integer labels; images are read on demand."""
+    """Image file paths with their labels (class indices (N,), or (N, classes) multi-hot
+    rows); images are read on demand."""
 
     paths: list[str]
     labels: torch.Tensor

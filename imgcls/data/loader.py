@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import torch
 
 from imgcls.data.augment import Augment
+from imgcls.data.sampling import as_weights, draw
 from imgcls.data.splits import ImageSet
 
 
@@ -16,7 +17,9 @@ class DeviceLoader:
     Shuffling and augmentation draw from ``generator`` (on the same device), so a seed fixes
     the data order and every augmentation; the images never leave the device. When the
     augment mixes batches (MixUp/CutMix) in the current epoch (:meth:`set_epoch`), the
-    targets are (N, num_classes) probabilities instead of class indices.
+    targets are (N, num_classes) probabilities instead of class indices. With ``weights``
+    (one per image, :mod:`imgcls.data.sampling`) an epoch is ``len(data)`` images drawn with
+    replacement by those weights instead of a permutation.
     """
 
     def __init__(
@@ -33,8 +36,10 @@ class DeviceLoader:
         channels_last: bool = False,
         num_classes: int | None = None,
         shard: tuple[int, int] = (0, 1),
+        weights: torch.Tensor | None = None,
     ) -> None:
         self.data = data
+        self.weights = None if weights is None else as_weights(weights, generator)
         # DDP: (rank, world size). Every process makes the same global batch (same order, same
         # augmentation draws) and keeps its rank's share, so a run on N processes sees exactly
         # the batches of a run on one.
@@ -66,9 +71,12 @@ class DeviceLoader:
         return -(-n // self.batch_size)
 
     def order(self) -> torch.Tensor:
-        """This epoch's sample order (a fresh permutation when shuffling)."""
+        """This epoch's sample order (a fresh permutation when shuffling, a weighted draw
+        with replacement when the loader has sampling weights)."""
         n = len(self.data)
         device = self.data.images.device
+        if self.weights is not None:
+            return draw(self.weights, self.generator).to(device)
         if not self.shuffle:
             return torch.arange(n, device=device)
         return torch.randperm(n, generator=self.generator, device=device)

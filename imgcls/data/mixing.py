@@ -4,7 +4,9 @@ MixUp blends each image with its partner (the batch reversed) by a weight lam dr
 Beta(alpha, alpha); CutMix pastes a box of the partner whose area is 1 - lam of the image.
 The targets are ``lam * onehot(y) + (1 - lam) * onehot(partner y)``, with lam corrected to
 the box that was actually pasted (clipped at the borders), so the label weight of the
-partner always equals its pasted area.
+partner always equals its pasted area. Multi-hot rows (several labels per image) mix the
+same way: each label's target is the share of the image that shows it, a soft target for
+the per-label binary losses.
 """
 
 from __future__ import annotations
@@ -52,7 +54,10 @@ class BatchMix:
         # from the loader's generator, so a run's seed fixes them too.
         seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
         rng = np.random.default_rng(seed)
-        onehot = torch.nn.functional.one_hot(labels, num_classes).to(images.dtype)
+        if labels.ndim == 2:  # multi-hot rows: the mixed targets weigh each image's labels
+            onehot = labels.to(images.dtype)
+        else:
+            onehot = torch.nn.functional.one_hot(labels, num_classes).to(images.dtype)
         if rng.random() >= self.prob:
             return images, onehot
         use_cutmix = self.cutmix_alpha > 0 and (

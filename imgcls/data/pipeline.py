@@ -4,6 +4,7 @@
 (:class:`DeviceLoader`); ``dataloader`` reads and augments per sample in DataLoader workers
 (:class:`SampleLoader`); ``auto`` keeps the fast path unless a dataset read from files is
 larger than ``data.memory_mb`` (uint8 bytes at the dataset's image size).
+``data.sampler=balanced`` gives the train loader sampling weights (:mod:`imgcls.data.sampling`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from imgcls.base.errors import UserError, unknown_choice
 from imgcls.data.augment import Augment
 from imgcls.data.loader import DeviceLoader
 from imgcls.data.sample_loader import SampleLoader
+from imgcls.data.sampling import BALANCED, SAMPLERS, describe, sample_weights
 from imgcls.data.splits import DataSplits
 
 logger = logging.getLogger("imgcls")
@@ -46,6 +48,25 @@ def choose_mode(mode: str, data: DataSplits, memory_mb: int) -> str:
     return "dataloader"
 
 
+def _option(options: Any, key: str, default: str) -> str:
+    value = options.get(key, default)
+    return str(getattr(value, "value", value))
+
+
+def train_weights(data: DataSplits, options: Any) -> torch.Tensor | None:
+    """The train split's sampling weights for ``data.sampler=balanced`` (None for ``none``),
+    announced in one log line."""
+    sampler = _option(options, "sampler", "none")
+    if sampler not in SAMPLERS:
+        raise unknown_choice("data.sampler", sampler, SAMPLERS)
+    if sampler != BALANCED:
+        return None
+    labels = data.train.labels
+    threshold = float(options.get("repeat_threshold", 0.1))
+    logger.info(describe(labels, data.num_classes, threshold))
+    return sample_weights(labels, data.num_classes, threshold)
+
+
 def make_loaders(
     data: DataSplits,
     options: Any,
@@ -59,9 +80,12 @@ def make_loaders(
     channels_last: bool = False,
     shard: tuple[int, int] = (0, 1),
 ) -> Loaders:
-    """Train (shuffled, augmented), validation and test loaders on the chosen path."""
-    loader = getattr(options.get("loader", "auto"), "value", options.get("loader", "auto"))
-    mode = choose_mode(str(loader), data, int(options.get("memory_mb", 4096)))
+    """Train (shuffled or drawn by ``data.sampler``, augmented), validation and test loaders
+    on the chosen path."""
+    mode = choose_mode(
+        _option(options, "loader", "auto"), data, int(options.get("memory_mb", 4096))
+    )
+    weights = train_weights(data, options)
     common = {"mean": data.mean, "std": data.std, "channels_last": channels_last}
     if mode == "memory":
         data = data.materialize()
@@ -77,6 +101,7 @@ def make_loaders(
                 generator=generator,
                 num_classes=data.num_classes,
                 shard=shard,
+                weights=weights,
                 **common,
             ),
             DeviceLoader(val, eval_batch_size, **common),
@@ -103,6 +128,7 @@ def make_loaders(
             generator=generator,
             num_workers=num_workers,
             num_classes=data.num_classes,
+            weights=weights,
             **common,
         ),
         SampleLoader(data.val, eval_batch_size, device=device, num_workers=num_workers, **common),

@@ -19,6 +19,7 @@ from imgcls.base.errors import UserError
 from imgcls.data.augment import Augment
 from imgcls.data.loader import finish
 from imgcls.data.per_sample import per_sample_transform
+from imgcls.data.sampling import as_weights, draw
 from imgcls.data.splits import SplitSet
 
 
@@ -35,7 +36,9 @@ class _Samples(torch.utils.data.Dataset):
 
 
 class SampleLoader:
-    """Batches from a torch DataLoader with ``num_workers`` workers, moved to ``device``."""
+    """Batches from a torch DataLoader with ``num_workers`` workers, moved to ``device``;
+    with ``weights``, an epoch's order is a weighted draw with replacement (as in
+    :class:`~imgcls.data.loader.DeviceLoader`)."""
 
     def __init__(
         self,
@@ -52,8 +55,10 @@ class SampleLoader:
         drop_last: bool = False,
         channels_last: bool = False,
         num_classes: int | None = None,
+        weights: torch.Tensor | None = None,
     ) -> None:
         self.data = data
+        self.weights = None if weights is None else as_weights(weights, generator)
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.augment = augment
@@ -82,8 +87,11 @@ class SampleLoader:
 
     def _loader(self) -> torch.utils.data.DataLoader:
         n = len(self.data)
-        if self.shuffle:
-            order = torch.randperm(n, generator=self.generator, device=self.generator.device)
+        if self.shuffle or self.weights is not None:
+            if self.weights is not None:
+                order = draw(self.weights, self.generator)
+            else:
+                order = torch.randperm(n, generator=self.generator, device=self.generator.device)
             seed = int(
                 torch.randint(
                     0, 2**62, (1,), generator=self.generator, device=self.generator.device

@@ -141,29 +141,58 @@ class DataSplits:
         }
 
 
+def strata(labels: np.ndarray) -> np.ndarray:
+    """What a stratified split balances: the class of each image, or for multi-hot rows the
+    image's rarest label (the label with the fewest images in ``labels``), so that rare labels
+    reach every split; a row without labels is stratum -1."""
+    labels = np.asarray(labels)
+    if labels.ndim == 1:
+        return labels
+    positive = labels > 0.5
+    counts = positive.sum(axis=0)
+    rarity = np.where(positive, counts[None, :], np.iinfo(np.int64).max)
+    return np.where(positive.any(axis=1), rarity.argmin(axis=1), -1)
+
+
+def _split(
+    indices: np.ndarray, labels: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """train_test_split of ``indices`` stratified by :func:`strata`. Single-label data must
+    stratify (a ValueError says why not); multi-label data falls back to an unstratified split
+    when some rarest-label stratum is too small to be divided."""
+    from sklearn.model_selection import train_test_split
+
+    key = strata(labels)
+    try:
+        return train_test_split(indices, test_size=fraction, stratify=key, random_state=seed)
+    except ValueError:
+        if np.asarray(labels).ndim == 1:
+            raise
+        return train_test_split(indices, test_size=fraction, random_state=seed)
+
+
+def _smallest(labels: np.ndarray) -> int:
+    counts = np.bincount(strata(labels).clip(min=0))
+    return int(counts[counts > 0].min()) if (counts > 0).any() else 0
+
+
 def stratified_split(
     labels: np.ndarray, val_fraction: float, test_fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Indices of a stratified train/val/test split, fixed by ``seed`` (the fractions are
-    checked by the dataset's options, :class:`imgcls.config.options.datasets.PoolOptions`)."""
-    from sklearn.model_selection import train_test_split
-
+    checked by the dataset's options, :class:`imgcls.config.options.datasets.PoolOptions`).
+    Multi-hot rows are stratified by their rarest label (:func:`strata`), or split
+    unstratified when that cannot work."""
+    labels = np.asarray(labels)
     indices = np.arange(len(labels))
     try:
-        rest, test = train_test_split(
-            indices, test_size=test_fraction, stratify=labels, random_state=seed
-        )
-        train, val = train_test_split(
-            rest,
-            test_size=val_fraction / (1.0 - test_fraction),
-            stratify=labels[rest],
-            random_state=seed,
-        )
+        rest, test = _split(indices, labels, test_fraction, seed)
+        train, val = _split(rest, labels[rest], val_fraction / (1.0 - test_fraction), seed)
     except ValueError as error:
-        counts = np.bincount(labels)
+        classes = labels.shape[1] if labels.ndim == 2 else len(np.unique(labels))
         raise UserError(
-            f"cannot split {len(labels)} images of {len(counts)} classes "
-            f"(smallest class: {counts.min()} images) into train/val/test with "
+            f"cannot split {len(labels)} images of {classes} classes "
+            f"(smallest class: {_smallest(labels)} images) into train/val/test with "
             f"val_fraction={val_fraction} and test_fraction={test_fraction}: {error}"
         ) from error
     return np.sort(train), np.sort(val), np.sort(test)
@@ -190,9 +219,17 @@ def channel_stats(
     return tuple(float(v) for v in mean), tuple(float(v) for v in std)
 
 
+def present_classes(labels: np.ndarray) -> np.ndarray:
+    """Indices of the classes that have at least one image (class indices or multi-hot rows)."""
+    labels = np.asarray(labels)
+    if labels.ndim == 2:
+        return np.flatnonzero((labels > 0.5).any(axis=0))
+    return np.unique(labels)
+
+
 def require_classes(name: str, labels: np.ndarray, classes: list[str]) -> None:
     """A classifier needs at least two classes that actually have images."""
-    present = np.unique(labels)
+    present = present_classes(labels)
     if len(classes) < 2 or len(present) < 2:
         raise UserError(
             f"dataset '{name}' has {len(present)} class with images "
@@ -203,21 +240,62 @@ def require_classes(name: str, labels: np.ndarray, classes: list[str]) -> None:
 def cut_split(
     name: str, labels: np.ndarray, fraction: float, seed: int, what: str = "val"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the rest and of a stratified ``what`` split (``fraction`` of the images)."""
-    from sklearn.model_selection import train_test_split
+    """Indices of the rest and of a stratified ``what`` split (``fraction`` of the images).
 
-    indices = np.arange(len(labels))
+    Class indices are stratified by class; multi-hot rows by each image's rarest label
+    (:func:`strata`), falling back to an unstratified cut when a stratum is too small.
+    """
+    labels = np.asarray(labels)
     try:
-        rest, cut = train_test_split(
-            indices, test_size=fraction, stratify=labels, random_state=seed
-        )
+        rest, cut = _split(np.arange(len(labels)), labels, fraction, seed)
     except ValueError as error:
-        counts = np.bincount(labels)
         raise UserError(
             f"cannot cut a stratified {what} split ({what}_fraction={fraction:g}) from the "
-            f"{len(labels)} training images of {name} (smallest class: {counts[counts > 0].min()} "
+            f"{len(labels)} training images of {name} (smallest class: {_smallest(labels)} "
             f"images): {error}"
         ) from error
+    return np.sort(rest), np.sort(cut)
+
+
+def group_cut(
+    name: str,
+    labels: np.ndarray,
+    groups: np.ndarray,
+    fraction: float,
+    seed: int,
+    what: str = "val",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the rest and of a ``what`` split of whole groups (no group in both).
+
+    scikit-learn's StratifiedGroupKFold (``round(1 / fraction)`` folds, one fold is cut;
+    stratified by :func:`strata`) when there are enough groups, else GroupShuffleSplit
+    (``fraction`` of the groups, unstratified). Two groups at least are needed.
+    """
+    import warnings
+
+    from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
+
+    indices = np.arange(len(labels))
+    count = len(np.unique(groups))
+    if count < 2:
+        raise UserError(
+            f"cannot cut a {what} split ({what}_fraction={fraction:g}) of whole groups from the "
+            f"training images of {name}: they belong to {count} group; at least 2 are needed"
+        )
+    folds = max(2, round(1.0 / fraction))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "least populated class" warnings
+        if count >= folds:
+            splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+            rest, cut = next(splitter.split(indices, strata(labels), groups))
+        else:
+            shuffle = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
+            rest, cut = next(shuffle.split(indices, groups=groups))
+    if len(cut) == 0 or len(rest) == 0:
+        raise UserError(
+            f"cannot cut a {what} split ({what}_fraction={fraction:g}) of whole groups from the "
+            f"{count} groups of {name}'s training images; use more groups or another fraction"
+        )
     return np.sort(rest), np.sort(cut)
 
 
@@ -230,6 +308,7 @@ def from_splits(
     split_seed: int,
     val: SplitSet | None = None,
     stats_sample: int | None = None,
+    task: str = MULTICLASS,
 ) -> DataSplits:
     """Splits from a train and a test set; a stratified validation split is cut when absent.
 
@@ -247,7 +326,7 @@ def from_splits(
         count = min(len(train), stats_sample or len(train))
         pick = np.random.default_rng(split_seed).choice(len(train), count, replace=False)
         mean, std = channel_stats(train.subset(np.sort(pick)).materialize().images)
-    return DataSplits(name, train, val, test, classes, mean, std)
+    return DataSplits(name, train, val, test, classes, mean, std, task)
 
 
 def from_arrays(
@@ -265,7 +344,7 @@ def from_arrays(
         labels, options.val_fraction, options.test_fraction, options.split_seed
     )
     tensor = torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8))
-    target = torch.from_numpy(labels.astype(np.int64))
+    target = torch.from_numpy(labels.astype(np.float32 if labels.ndim == 2 else np.int64))
 
     def subset(idx: np.ndarray) -> ImageSet:
         index = torch.from_numpy(idx)
@@ -273,4 +352,5 @@ def from_arrays(
 
     train = subset(train_idx)
     mean, std = channel_stats(train.images)
-    return DataSplits(name, train, subset(val_idx), subset(test_idx), classes, mean, std)
+    task = MULTILABEL if labels.ndim == 2 else MULTICLASS
+    return DataSplits(name, train, subset(val_idx), subset(test_idx), classes, mean, std, task)

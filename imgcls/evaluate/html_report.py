@@ -235,6 +235,7 @@ def _run_overview(run: RunFolder, summary: Summary | None) -> dict[str, Any]:
         ("best epoch", best.get("epoch")),
         (f"best {best.get('metric', 'value')}", best.get("value")),
         ("test accuracy", test.get("accuracy")),
+        ("test balanced accuracy", test.get("balanced_accuracy")),
         ("test loss", test.get("loss")),
         ("stopped early", summary.stopped_early),
         ("training seconds", summary.train_seconds),

@@ -33,7 +33,8 @@ def compute_metrics(
     classes: Sequence[str],
     topk: Sequence[int] = (1,),
 ) -> dict[str, Any]:
-    """Accuracy, top-k, precision/recall/F1 (macro, weighted, per class), confusion matrix."""
+    """Accuracy, top-k, balanced accuracy, precision/recall/F1 (macro, weighted, per class),
+    confusion matrix."""
     from sklearn.metrics import (
         accuracy_score,
         classification_report,
@@ -53,6 +54,7 @@ def compute_metrics(
             metrics[f"top{k}_accuracy"] = float(
                 top_k_accuracy_score(targets, probabilities, k=k, labels=labels)
             )
+    metrics["balanced_accuracy"] = balanced_accuracy(targets, predictions)
     for average in ("macro", "weighted"):
         p, r, f, _ = precision_recall_fscore_support(
             targets, predictions, labels=labels, average=average, zero_division=0
@@ -80,9 +82,43 @@ def compute_metrics(
     return metrics
 
 
+def balanced_accuracy(targets: np.ndarray, predictions: np.ndarray) -> float:
+    """scikit-learn's balanced accuracy: the mean recall over the classes present in
+    ``targets``, so a skewed split cannot be scored well by predicting its frequent classes.
+
+    The warning for a predicted class that no target holds is silenced: that class has no
+    recall to average, as its documentation says, and a run's console is not the place.
+    """
+    import warnings
+
+    from sklearn.metrics import balanced_accuracy_score
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        return float(balanced_accuracy_score(targets, predictions))
+
+
+def balanced_figures(
+    targets: np.ndarray, probabilities: np.ndarray, classes: Sequence[str]
+) -> dict[str, Any]:
+    """``balanced_accuracy`` and ``per_class_recall`` (``{class: recall}``, 0 for a class with
+    no target) of single-label predictions: the figures summary.json keeps for skewed data."""
+    from sklearn.metrics import recall_score
+
+    predictions = probabilities.argmax(axis=1)
+    recall = recall_score(
+        targets, predictions, labels=np.arange(len(classes)), average=None, zero_division=0
+    )
+    return {
+        "balanced_accuracy": balanced_accuracy(targets, predictions),
+        "per_class_recall": {str(name): float(r) for name, r in zip(classes, recall, strict=True)},
+    }
+
+
 SCALARS = (
     "accuracy",
     "top5_accuracy",
+    "balanced_accuracy",
     "precision_macro",
     "recall_macro",
     "f1_macro",

@@ -23,13 +23,16 @@ from imgcls.base.checkpoint import BackgroundCheckpointer, restore_rng, rng_stat
 from imgcls.base.errors import NonFiniteLossError, TrainingInterrupted, UserError
 from imgcls.base.progress import EpochProgress
 from imgcls.base.runs import MetricsWriter, RunDirectory
-from imgcls.config.options.trainer import TrainerOptions
+from imgcls.config.options.trainer import TrainerOptions, resolve_monitor
 from imgcls.data.loader import DeviceLoader
+from imgcls.data.targets import MULTICLASS, MULTILABEL, probabilities
+from imgcls.evaluate.average_precision import mean_average_precision
 from imgcls.train.accumulation import accumulation_weights
 from imgcls.train.devices import autocast
 from imgcls.train.early_stopping import EarlyStopping
 from imgcls.train.ema import ModelEma
 from imgcls.train.lookahead import make_lookahead
+from imgcls.train.losses import CrossEntropy, validation_loss
 from imgcls.train.regularizers import Regularizer
 from imgcls.train.replay import EpochSums, epoch_batches, generator_state, take_partial
 from imgcls.train.runtime import Runtime
@@ -66,11 +69,16 @@ class FitResult:
 
 @dataclass
 class Predictions:
-    """Every evaluated sample's softmax probabilities and label, on the CPU, in the loader's
-    order (the evaluation loaders do not shuffle, so row i is sample i of the split)."""
+    """Every evaluated sample's probabilities and label, on the CPU, in the loader's order
+    (the evaluation loaders do not shuffle, so row i is sample i of the split): softmax
+    probabilities and class indices, or a sigmoid per label and multi-hot rows."""
 
     probabilities: torch.Tensor  # (N, classes) float32
-    labels: torch.Tensor  # (N,) class indices
+    labels: torch.Tensor  # (N,) class indices, or (N, classes) multi-hot rows
+
+    @property
+    def multilabel(self) -> bool:
+        return self.labels.ndim == 2
 
 
 def evaluate(
@@ -80,9 +88,14 @@ def evaluate(
     topk: int = 5,
     max_batches: int = 0,
 ) -> dict[str, float]:
-    """Cross-entropy loss, accuracy and top-k accuracy (when there are more than k classes).
+    """The validation metrics of a split.
 
-    ``max_batches`` > 0 evaluates only that many batches (``trainer.fast_dev_run``).
+    One label per image: cross-entropy loss, accuracy, balanced accuracy (the mean recall
+    over the classes present) and top-k accuracy (when there are more than k classes).
+    Several labels: per-label binary cross-entropy (summed over labels), accuracy (every
+    label right at probability 0.5: subset accuracy) and mAP (scikit-learn's macro average
+    precision over the labels present). ``max_batches`` > 0 evaluates only that many
+    batches (``trainer.fast_dev_run``).
     """
     return _evaluate(model, loader, precision, topk, max_batches, keep=False)[0]
 
@@ -120,8 +133,10 @@ def _evaluate(
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.int64)
     correct_k = torch.zeros((), device=device, dtype=torch.int64)
+    per_class: torch.Tensor | None = None  # (2, C): images and correct ones per class
     count = 0
     num_classes = None
+    multilabel = False
     kept: list[tuple[torch.Tensor, torch.Tensor]] = []  # on the device: no sync per batch
     for index, (images, labels) in enumerate(loader):
         if 0 < max_batches <= index:
@@ -130,21 +145,39 @@ def _evaluate(
             logits = model(images)
         logits = logits.float()
         num_classes = logits.shape[1]
-        loss_sum += nn.functional.cross_entropy(logits, labels, reduction="sum")
-        correct += (logits.argmax(1) == labels).sum()
-        if num_classes > topk:
-            top = logits.topk(topk, dim=1).indices
-            correct_k += (top == labels[:, None]).any(dim=1).sum()
+        multilabel = labels.ndim == 2
+        loss_sum += validation_loss(logits, labels)
+        if multilabel:
+            correct += ((logits > 0) == (labels > 0.5)).all(dim=1).sum()
+        else:
+            hits = logits.argmax(1) == labels
+            correct += hits.sum()
+            if per_class is None:
+                per_class = torch.zeros((2, num_classes), device=device, dtype=torch.int64)
+            per_class[0] += torch.bincount(labels, minlength=num_classes)
+            per_class[1] += torch.bincount(labels[hits], minlength=num_classes)
+            if num_classes > topk:
+                top = logits.topk(topk, dim=1).indices
+                correct_k += (top == labels[:, None]).any(dim=1).sum()
         count += labels.shape[0]
-        if keep:
-            kept.append((logits.softmax(dim=1), labels))
+        if keep or multilabel:
+            task = MULTILABEL if multilabel else MULTICLASS
+            kept.append((probabilities(logits, task), labels))
     metrics = {"loss": float(loss_sum) / count, "accuracy": float(correct) / count}
-    if num_classes is not None and num_classes > topk:
+    if per_class is not None:
+        seen = per_class[0] > 0
+        recall = per_class[1][seen].double() / per_class[0][seen].double()
+        metrics["balanced_accuracy"] = float(recall.mean())
+    if not multilabel and num_classes is not None and num_classes > topk:
         metrics[f"top{topk}_accuracy"] = float(correct_k) / count
-    if not keep:
+    if not kept:
         return metrics, None
-    probabilities = torch.cat([p for p, _ in kept]).cpu()
-    return metrics, Predictions(probabilities, torch.cat([y for _, y in kept]).cpu())
+    found = Predictions(
+        torch.cat([p for p, _ in kept]).cpu(), torch.cat([y for _, y in kept]).cpu()
+    )
+    if multilabel:
+        metrics["map"] = mean_average_precision(found.labels.numpy(), found.probabilities.numpy())
+    return metrics, found if keep else None
 
 
 class Engine:
@@ -167,6 +200,8 @@ class Engine:
         on_epoch_end: Sequence[Callable[[dict[str, Any]], None]] = (),
         step_loss: StepLoss | None = None,
         epoch_metrics: Callable[[nn.Module], dict[str, float]] | None = None,
+        loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        task: str = MULTICLASS,
     ) -> None:
         self.model = model
         self.optimizer = optimizer
@@ -180,7 +215,10 @@ class Engine:
         self.penalties = [r for r in regularizers if type(r).penalty is not Regularizer.penalty]
         self.checkpoint_extra = checkpoint_extra or {}
         self.on_epoch_end = list(on_epoch_end)  # e.g. the loggers: each gets the metrics row
-        self.step_loss = step_loss  # None: cross-entropy on the batch
+        self.step_loss = step_loss  # None: the loss on the batch
+        # The training loss on (logits, targets); by default cross-entropy with the smoothing.
+        self.loss = loss or CrossEntropy(task, label_smoothing=label_smoothing)
+        self.task = task
         self.epoch_metrics = epoch_metrics  # extra columns per epoch (e.g. target accuracy)
         self.device = train_loader.device
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=runtime.precision == "16")
@@ -201,15 +239,16 @@ class Engine:
         decay = trainer.ema.decay
         self.ema = ModelEma(model, decay) if decay > 0 else None
         self.lookahead = make_lookahead(model, trainer, len(train_loader))  # None: off
-        self.early_stopping = make_early_stopping(trainer)  # None: off
+        self.early_stopping = make_early_stopping(trainer, task)  # None: off
         self.stop = StopRequest()
         self.start_epoch = 1
         self._resume: dict[str, Any] | None = None  # RNG and partial epoch of a resumed run
 
     @property
     def monitor(self) -> str:
-        """The validation metric that picks the best epoch (``val_accuracy``, ``val_loss``)."""
-        return self.trainer.monitor.value
+        """The validation metric that picks the best epoch (``val_accuracy``, ``val_loss``,
+        ``val_map``, ...; ``auto`` resolved for the data's task)."""
+        return resolve_monitor(self.trainer.monitor.value, self.task)
 
     @property
     def eval_model(self) -> nn.Module:
@@ -287,7 +326,7 @@ class Engine:
         sums: EpochSums,
         extra_sums: dict[str, torch.Tensor],
     ) -> None:
-        """Forward, loss (the method's or cross-entropy) plus penalties, backward; add the
+        """Forward, loss (the method's or the run's loss) plus penalties, backward; add the
         batch to the epoch's running sums. The optimizer steps in :meth:`_optimizer_step`."""
         with autocast(self.runtime.precision, self.device):
             if self.step_loss is not None:
@@ -296,9 +335,7 @@ class Engine:
                     extra_sums[name] = extra_sums.get(name, 0) + value.detach().float()
             else:
                 logits = self.forward(images)
-                loss = nn.functional.cross_entropy(
-                    logits.float(), labels, label_smoothing=self.label_smoothing
-                )
+                loss = self.loss(logits.float(), labels)
         total = loss
         for regularizer in self.penalties:
             term = regularizer.penalty(self.model)
@@ -310,8 +347,11 @@ class Engine:
         batch = labels.shape[0]
         sums.seen += batch
         sums.loss_sum += loss.detach() * batch
-        hard = labels.argmax(1) if labels.ndim == 2 else labels  # MixUp/CutMix targets
-        sums.correct += (logits.detach().argmax(1) == hard).sum()
+        if self.task == MULTILABEL:  # every label right at probability 0.5
+            sums.correct += ((logits.detach() > 0) == (labels > 0.5)).all(dim=1).sum()
+        else:
+            hard = labels.argmax(1) if labels.ndim == 2 else labels  # MixUp/CutMix targets
+            sums.correct += (logits.detach().argmax(1) == hard).sum()
 
     def _epoch_metrics(
         self,
@@ -580,22 +620,22 @@ class Engine:
 
     def _epoch_line(self, row: dict[str, Any], improved: bool) -> str:
         mark = " *" if improved else ""
+        extra = f" mAP {row['val_map']:.4f}" if "val_map" in row else ""
         return (
             f"epoch {row['epoch']}/{self.trainer.run_epochs}  lr {row['lr']:.4g}  "
             f"train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f}  "
-            f"val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f}  "
+            f"val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f}{extra}  "
             f"{row['epoch_seconds']:.1f}s {row['images_per_second']:.0f} img/s{mark}"
         )
 
 
-def make_early_stopping(trainer: TrainerOptions) -> EarlyStopping | None:
+def make_early_stopping(trainer: TrainerOptions, task: str = MULTICLASS) -> EarlyStopping | None:
     """``trainer.early_stopping``, or None when its patience is 0 (off)."""
     stopping = trainer.early_stopping
     if stopping.patience <= 0:
         return None
-    return EarlyStopping(
-        stopping.monitor.value, stopping.mode.value, stopping.patience, stopping.min_delta
-    )
+    monitor = resolve_monitor(stopping.monitor.value, task, "trainer.early_stopping.monitor")
+    return EarlyStopping(monitor, stopping.mode.value, stopping.patience, stopping.min_delta)
 
 
 COLUMNS = ["epoch", "step", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy"]

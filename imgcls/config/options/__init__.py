@@ -8,6 +8,7 @@ from imgcls.config.options import (  # noqa: F401  (declares the schemas)
     augment,
     datasets,
     loggers,
+    losses,
     methods,
     models,
     optimizers,

@@ -7,9 +7,10 @@ splits are stratified and fixed by ``split_seed``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Optional  # noqa: UP035  (OmegaConf 2.3 needs typing generics)
+from typing import Any, List, Optional  # noqa: UP035  (OmegaConf 2.3 needs typing generics)
 
 from imgcls.base.errors import OptionError
 from imgcls.config.options.base import Options, at_least, choice, require, schema, seed
@@ -111,14 +112,11 @@ class SyntheticOptions(PoolOptions):
             )
 
 
-@schema("dataset", "folder")
 @dataclass
-class FolderOptions(PoolOptions):
-    """Images in ``root/<class>/`` (or ``root/train|val|test/<class>/``), resized to
-    ``image_size`` with ``channels`` 1 or 3; normalisation statistics from ``stats_images``
-    training images."""
+class ImageFileOptions(PoolOptions):
+    """Image files of any size and mode, resized to ``image_size`` with ``channels`` 1 or 3;
+    normalisation statistics from ``stats_images`` training images."""
 
-    root: str = "data/images"
     image_size: int = 32
     channels: int = 3
     stats_images: int = 2000
@@ -129,6 +127,87 @@ class FolderOptions(PoolOptions):
         ok = self.channels in (1, 3)
         require(ok, "channels", self.channels, "use 1 (grayscale) or 3 (RGB)")
         at_least("stats_images", self.stats_images, 1)
+
+
+@schema("dataset", "folder")
+@dataclass
+class FolderOptions(ImageFileOptions):
+    """Images in ``root/<class>/`` (or ``root/train|val|test/<class>/``)."""
+
+    root: str = "data/images"
+
+
+SPLITS = ("train", "val", "test")
+
+
+class TableTask(str, Enum):
+    """One label per image, several, or ``auto``: several exactly when ``label_delim`` is set."""
+
+    auto = "auto"
+    multiclass = "multiclass"
+    multilabel = "multilabel"
+
+
+@schema("dataset", "table")
+@dataclass
+class TableOptions(ImageFileOptions):
+    """A CSV or TSV label table at ``path``: a row per image, its path (relative to ``root``,
+    by default the table's folder) in ``image_col`` and its label(s) in ``label_col``.
+
+    ``label_delim`` splits a cell into several labels; ``split_col`` fixes each image's split
+    (its values mapped to train, val and test by ``split_values``; null: the values are
+    train, val and test); ``group_col`` keeps the
+    images of one group (a patient, a site) in one split; ``classes`` fixes the label order
+    (default: the labels found, sorted). ``path`` is required when the dataset is built, so
+    that the config file validates without one.
+    """
+
+    path: Optional[str] = None  # noqa: UP045
+    root: Optional[str] = None  # noqa: UP045
+    image_col: str = "image"
+    label_col: str = "label"
+    label_delim: Optional[str] = None  # noqa: UP045
+    split_col: Optional[str] = None  # noqa: UP045
+    split_values: Any = None  # a mapping {value: split}; Any: OmegaConf cannot merge into None
+    group_col: Optional[str] = None  # noqa: UP045
+    classes: Optional[List[str]] = None  # noqa: UP006, UP045
+    task: TableTask = TableTask.auto
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.task = choice(TableTask, "task", self.task)
+        require(self.label_delim != "", "label_delim", "''", "use null or a separator like ';'")
+        for key in ("image_col", "label_col", "split_col", "group_col"):
+            value = getattr(self, key)
+            require(value is None or value.strip() != "", key, repr(value), "name a column")
+        if self.split_values is not None:
+            values = self.split_values
+            ok = isinstance(values, Mapping) and bool(values)
+            ok = ok and all(str(v) in SPLITS for v in values.values())
+            require(
+                ok,
+                "split_values",
+                values,
+                f"map the split column's values to {', '.join(SPLITS)}",
+            )
+        if self.classes is not None:
+            names = [str(c) for c in self.classes]
+            twice = sorted({c for c in names if names.count(c) > 1})
+            require(
+                len(names) >= 2 and not twice,
+                "classes",
+                names,
+                f"list each class once ({', '.join(twice)} twice)"
+                if twice
+                else "list at least 2 classes, or null for the labels found",
+            )
+
+    @property
+    def multilabel(self) -> bool:
+        """Whether an image may carry several labels (``task``, or ``auto`` with a delimiter)."""
+        if self.task is TableTask.auto:
+            return self.label_delim is not None
+        return self.task is TableTask.multilabel
 
 
 @schema("dataset", "cifar10")

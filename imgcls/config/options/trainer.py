@@ -43,19 +43,50 @@ class Monitor(str, Enum):
     """``trainer.monitor``: the validation metric that picks the best epoch.
 
     A ``str`` Enum, so that ``trainer.early_stopping.monitor: ${..monitor}`` (a
-    :class:`StopMonitor`) can take its value by name."""
+    :class:`StopMonitor`) can take its value by name. ``auto`` is ``val_map`` for
+    multi-label data and ``val_accuracy`` otherwise (:func:`resolve_monitor`)."""
 
+    auto = "auto"
     val_accuracy = "val_accuracy"
     val_loss = "val_loss"
+    val_map = "val_map"
+    val_balanced_accuracy = "val_balanced_accuracy"
 
 
 class StopMonitor(Enum):
     """``trainer.early_stopping.monitor``: a validation or a training metric."""
 
+    auto = "auto"
     val_accuracy = "val_accuracy"
     val_loss = "val_loss"
+    val_map = "val_map"
+    val_balanced_accuracy = "val_balanced_accuracy"
     train_loss = "train_loss"
     train_accuracy = "train_accuracy"
+
+
+MULTILABEL_ONLY = ("val_map",)
+SINGLE_LABEL_ONLY = ("val_balanced_accuracy",)
+
+
+def resolve_monitor(name: str, task: str, key: str = "trainer.monitor") -> str:
+    """The metric ``name`` stands for on data of ``task`` (``auto``: ``val_map`` for
+    multi-label data, else ``val_accuracy``); a metric the task does not have is an
+    :class:`OptionError` naming ``key``."""
+    multilabel = task == "multilabel"
+    if name == "auto":
+        return "val_map" if multilabel else "val_accuracy"
+    if multilabel and name in SINGLE_LABEL_ONLY:
+        raise OptionError(
+            f"{key}={name} is for one label per image, and this dataset gives several: "
+            "use val_map, val_accuracy (all labels right) or val_loss"
+        )
+    if not multilabel and name in MULTILABEL_ONLY:
+        raise OptionError(
+            f"{key}={name} needs several labels per image, and this dataset gives one: "
+            "use val_accuracy, val_balanced_accuracy or val_loss"
+        )
+    return name
 
 
 class MonitorMode(Enum):
@@ -156,7 +187,7 @@ class TrainerOptions:
     precision: Precision = Precision["auto"]
     num_workers: int = 0
     log_every: int = 50
-    monitor: Monitor = Monitor.val_accuracy
+    monitor: Monitor = Monitor.auto
     monitor_mode: MonitorMode = MonitorMode.max
     channels_last: bool = False
     # false | true (= default) | default | reduce-overhead (CUDA graphs) | max-autotune
