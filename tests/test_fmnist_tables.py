@@ -8,20 +8,18 @@ can be traced back to the one image it came from.
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
-from fabricate import write_idx
+from fabricate import fmnist_tables, write_fmnist_table, write_idx
 from PIL import Image
 
+from imgcls.app.job import train
+from imgcls.config.compose import compose
 from imgcls.data import idx
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "fmnist_tables.py"
-_spec = importlib.util.spec_from_file_location("fmnist_tables", SCRIPT)
-tables = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(tables)
+tables = fmnist_tables()
 
 
 @pytest.fixture
@@ -118,3 +116,32 @@ def test_same_seed_same_bytes_and_a_full_folder_needs_force(source, tmp_path, ca
     assert files(tmp_path / "a") == first  # refused: untouched
     assert tables.main([*args, "--out", str(tmp_path / "a"), "--seed", "2", "--force"]) == 0
     assert files(tmp_path / "a") == files(tmp_path / "c")
+
+
+TINY_RECIPE = [
+    "model.widths=[4,8,8]",
+    "trainer.epochs=1",
+    "trainer.batch_size=16",
+    "trainer.device=cpu",
+    "trainer.precision=32",
+    "report.html=false",
+]
+
+
+@pytest.mark.parametrize("kind", ["lt", "mosaic"])
+def test_each_recipe_trains_on_its_table_in_one_command(kind, tmp_path):
+    """experiment=fmnist_lt|fmnist_mosaic plus the table's path is the whole command: the
+    classes in Fashion-MNIST's order, the task and the monitored metric come from the recipe."""
+    table = write_fmnist_table(tmp_path / "data", kind)
+    overrides = [f"experiment=fmnist_{kind}", f"dataset.path={table}", *TINY_RECIPE]
+    result = train(compose([*overrides, f"output_root={tmp_path / 'out'}"]))
+    summary = result.summary
+    assert summary["classes"] == tables.CLASSES
+    if kind == "lt":
+        assert summary["data"]["task"] == "multiclass"
+        assert summary["best"]["metric"] == "val_balanced_accuracy"
+        assert "balanced_accuracy" in summary["test"]
+    else:
+        assert summary["data"]["task"] == "multilabel"
+        assert summary["best"]["metric"] == "val_map"
+        assert "map" in summary["test"] and list(summary["thresholds"]) == tables.CLASSES
