@@ -1,7 +1,8 @@
 """Two label-table datasets of PNG files made from the real Fashion-MNIST, for ``dataset=table``.
 
     python benchmarks/fmnist_tables.py lt     --out DIR [--seed 0] [--imbalance 100] [--force]
-    python benchmarks/fmnist_tables.py mosaic --out DIR [--seed 0] [--train 30000] [--test 10000]
+    python benchmarks/fmnist_tables.py mosaic --out DIR [--seed 0] [--train 27000] [--val 3000]
+                                              [--test 10000]
 
 The IDX files are read with imgcls's own reader (``imgcls.data.idx``) from the folder
 Debian's package installs (``apt-get install dataset-fashion-mnist``:
@@ -21,14 +22,18 @@ imgcls cuts its validation split from ``train``, stratified by class, with
 named by their index in the original split (``train/00042.png`` is training image 42).
 
 ``mosaic`` — 2x2 mosaics of 28x28 items, 56x56 grayscale: each tile is a random image, the
-label set is the distinct classes present (1 to 4 labels, ``|``-separated). Training mosaics
-(``--train``, 30,000) are built only from the 60,000 training images, each used twice; test
-mosaics (``--test``, 10,000, as many as Fashion-MNIST's own test split) only from the 10,000
-test images, each used four times. Tiles are drawn as consecutive fours of shuffled passes
-over the pool, so every image is used equally often and, as the pool sizes are multiples of
-4, no image appears twice in one mosaic. ``labels.csv`` has ``image,labels,split``;
+label set is the distinct classes present (1 to 4 labels, ``|``-separated). 30,000 mosaics
+come from the 60,000 training images, each image used twice: 27,000 training mosaics
+(``--train``) and 3,000 validation mosaics (``--val``, split ``val``) built from a held-out
+tenth of the training images (``val / (train + val)`` of them), so validation never sees an
+image that a training mosaic holds (a validation split cut from the training mosaics would:
+they share source images, and its mAP would flatter the model). 10,000 test mosaics
+(``--test``, as many as Fashion-MNIST's own test split) come only from the 10,000 test
+images, each used four times. Tiles are drawn as consecutive fours of shuffled passes over
+a split's images, so every image is used equally often and, as the pool sizes are multiples
+of 4, no image appears twice in one mosaic. ``labels.csv`` has ``image,labels,split``;
 ``tiles.csv`` names each mosaic's four source images (top-left, top-right, bottom-left,
-bottom-right: their indices in the original split), for provenance.
+bottom-right: their indices in Fashion-MNIST's own training or test split), for provenance.
 
 Both are deterministic for a seed (the same seed writes the same bytes). The files are written
 into a temporary folder beside ``--out`` and moved into place when complete, so an interrupted
@@ -167,15 +172,37 @@ def make_lt(source: Path, target: Path, seed: int, imbalance: float = 100.0) -> 
     return np.bincount(train_labels[kept], minlength=len(CLASSES)).tolist()
 
 
+def mosaic_pools(
+    train_images: int, test_images: int, train: int, val: int, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """The source images of each split's mosaics (indices into Fashion-MNIST's own splits):
+    validation mosaics get their own share of the training images, ``val / (train + val)``,
+    so that no training mosaic holds an image a validation mosaic holds."""
+    held = rng.permutation(train_images)
+    cut = round(train_images * val / (train + val))
+    pools = {"train": np.sort(held[cut:]), "val": np.sort(held[:cut])}
+    pools["test"] = np.arange(test_images)
+    return {split: pool for split, pool in pools.items() if len(pool)}
+
+
 def make_mosaic(
-    source: Path, target: Path, seed: int, train: int = 30_000, test: int = 10_000
+    source: Path,
+    target: Path,
+    seed: int,
+    train: int = 27_000,
+    val: int = 3_000,
+    test: int = 10_000,
 ) -> dict[str, list[list[int]]]:
     """Mosaics into ``target``; returns each split's label sets (class indices)."""
     rng = np.random.default_rng(seed)
+    splits = {"train": load_split(source, "train"), "test": load_split(source, "test")}
+    counts = {"train": train, "val": val, "test": test}
+    pools = mosaic_pools(len(splits["train"][1]), len(splits["test"][1]), train, val, rng)
     rows, provenance, sets = [], [], {}
-    for split, count in (("train", train), ("test", test)):
-        images, labels = load_split(source, split)
-        tiles = mosaic_tiles(len(labels), count, rng)
+    for split, pool in pools.items():
+        images, labels = splits["test" if split == "test" else "train"]
+        count = counts[split]
+        tiles = pool[mosaic_tiles(len(pool), count, rng)]
         names = [f"{i:0{len(str(count - 1))}d}.png" for i in range(count)]
         write_pngs(target / split, names, assemble(images, tiles))
         sets[split] = label_sets(labels, tiles)
@@ -229,11 +256,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--source", type=Path, help="folder of the IDX files (default: Debian's)")
     parser.add_argument("--force", action="store_true", help="replace a non-empty --out")
     parser.add_argument("--imbalance", type=float, default=100.0, help="lt: n_max / n_min")
-    parser.add_argument("--train", type=int, default=30_000, help="mosaic: training mosaics")
+    parser.add_argument("--train", type=int, default=27_000, help="mosaic: training mosaics")
+    parser.add_argument("--val", type=int, default=3_000, help="mosaic: validation mosaics")
     parser.add_argument("--test", type=int, default=10_000, help="mosaic: test mosaics")
     args = parser.parse_args(argv)
-    if args.imbalance < 1 or args.train < 1 or args.test < 1:
-        parser.error("--imbalance must be >= 1, --train and --test >= 1")
+    if args.imbalance < 1 or args.train < 1 or args.val < 0 or args.test < 1:
+        parser.error("--imbalance must be >= 1, --train and --test >= 1, --val >= 0")
     source = args.source or idx.system_folder("fashion_mnist")
     work = None
     try:
@@ -242,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.kind == "lt":
             report_lt(make_lt(source, work, args.seed, args.imbalance))
         else:
-            report_mosaic(make_mosaic(source, work, args.seed, args.train, args.test))
+            report_mosaic(make_mosaic(source, work, args.seed, args.train, args.val, args.test))
         publish(work, args.out)
         elapsed = time.perf_counter() - started
     except UserError as error:

@@ -165,7 +165,7 @@ def write_fmnist_table(root: Path, kind: str) -> Path:
     if kind == "lt":
         fmnist_tables().make_lt(source, target, seed=0, imbalance=10)
     else:
-        fmnist_tables().make_mosaic(source, target, seed=0, train=80, test=20)
+        fmnist_tables().make_mosaic(source, target, seed=0, train=64, val=16, test=20)
     return target / "labels.csv"
 
 

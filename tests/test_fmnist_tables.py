@@ -77,34 +77,37 @@ def test_lt_refuses_an_imbalance_that_empties_a_class(source, tmp_path, capsys):
     assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
 
 
-def test_mosaic_labels_are_the_tiles_classes_and_test_mosaics_use_only_test_images(
-    source, tmp_path
-):
+def test_mosaic_labels_are_the_tiles_classes_and_splits_share_no_image(source, tmp_path):
     out = tmp_path / "mosaic"
-    assert tables.main(["mosaic", "--out", str(out), "--train", "40", "--test", "30"]) == 0
-    splits = {s: tables.load_split(source, s) for s in ("train", "test")}
-    owner = {}  # the bytes of every source image -> (split, class)
-    for split, (images, labels) in splits.items():
-        for image, label in zip(images, labels, strict=True):
-            owner[image.tobytes()] = (split, int(label))
+    args = ["--train", "40", "--val", "10", "--test", "30"]
+    assert tables.main(["mosaic", "--out", str(out), *args]) == 0
+    owner = {}  # the bytes of every source image -> (its split, its index there, its class)
+    for split in ("train", "test"):
+        images, labels = tables.load_split(source, split)
+        for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+            owner[image.tobytes()] = (split, i, int(label))
     assert len(owner) == 1060  # fabricated images are all distinct
     table = rows(out)
-    assert [r["split"] for r in table] == ["train"] * 40 + ["test"] * 30
+    assert [r["split"] for r in table] == ["train"] * 40 + ["val"] * 10 + ["test"] * 30
+    used = {"train": set(), "val": set(), "test": set()}
     for row in table:
         mosaic = pixels(out / row["image"])
         assert mosaic.shape == (56, 56)
         tiles = [mosaic[r : r + 28, c : c + 28] for r in (0, 28) for c in (0, 28)]
         found = [owner[tile.tobytes()] for tile in tiles]
-        assert {split for split, _ in found} == {row["split"]}
-        classes = sorted({c for _, c in found})
+        source_split = "test" if row["split"] == "test" else "train"
+        assert {split for split, _, _ in found} == {source_split}
+        used[row["split"]].update(i for _, i, _ in found)
+        classes = sorted({c for _, _, c in found})
         assert row["labels"].split("|") == [tables.CLASSES[c] for c in classes]
+    assert not used["train"] & used["val"]  # validation holds no image of a training mosaic
 
 
 def test_same_seed_same_bytes_and_a_full_folder_needs_force(source, tmp_path, capsys):
     def files(folder: Path) -> dict[str, bytes]:
         return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*.*")}
 
-    args = ["mosaic", "--train", "8", "--test", "4"]
+    args = ["mosaic", "--train", "8", "--val", "4", "--test", "4"]
     for name, seed in (("a", "1"), ("b", "1"), ("c", "2")):
         assert tables.main([*args, "--out", str(tmp_path / name), "--seed", seed]) == 0
     first = files(tmp_path / "a")
