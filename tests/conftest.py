@@ -57,6 +57,19 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True, scope="session")
+def decode_cache_in_tmp(tmp_path_factory):
+    """Runs keep their decode cache (imgcls.data.cache) in a folder of this session, never in
+    the user's ~/.cache; the programs the tests start inherit it."""
+    before = os.environ.get("IMGCLS_CACHE_DIR")
+    os.environ["IMGCLS_CACHE_DIR"] = str(tmp_path_factory.mktemp("decode-cache"))
+    yield
+    if before is None:
+        os.environ.pop("IMGCLS_CACHE_DIR", None)
+    else:
+        os.environ["IMGCLS_CACHE_DIR"] = before
+
+
+@pytest.fixture(autouse=True, scope="session")
 def one_torch_thread():
     """Tests train tiny models, for which one thread beats two (and two processes sharing
     two cores don't oversubscribe them); the programs the tests start get OMP_NUM_THREADS=1."""

@@ -24,6 +24,7 @@ from imgcls.base.errors import OptionError, UserError
 from imgcls.base.progress import is_terminal
 from imgcls.config.options.trainer import TrainerOptions, resolve_monitor
 from imgcls.config.values import component_options
+from imgcls.data import cache as decode_cache
 from imgcls.data.augment import Augment
 from imgcls.data.pipeline import Loaders, make_loaders
 from imgcls.data.splits import DataSplits
@@ -53,9 +54,11 @@ def _one(cfg: DictConfig, group: str) -> tuple[str, str, dict[str, Any]]:
 
 
 def build_dataset(cfg: DictConfig) -> DataSplits:
-    """The dataset the config chooses, split into train, validation and test."""
+    """The dataset the config chooses, split into train, validation and test; image files it
+    holds are decoded through the decode cache as ``data.cache`` / ``data.cache_dir`` say."""
     name, prefix, options = _one(cfg, "dataset")
-    return DATASETS.build(name, options, prefix=prefix)
+    with decode_cache.using(decode_cache.settings_from(cfg.get("data") or {})):
+        return DATASETS.build(name, options, prefix=prefix)
 
 
 def build_model(cfg: DictConfig, data: DataSplits) -> nn.Module:

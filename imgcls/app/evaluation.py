@@ -3,6 +3,12 @@
 Writes ``metrics.json``, ``per_class.csv``, ``confusion_matrix.csv``, ``predictions.csv``,
 ``probabilities.npy``, ``classification_report.txt`` and two plots into ``<run>/eval/<name>/``
 (an ensemble into ``<output_root>/eval/<date>/<time>_ensemble``), and prints rich tables.
+
+A multi-label run is scored on its sigmoid probabilities at the thresholds its checkpoint
+stores (tuned on validation; 0.5 each where there are none) by
+:func:`imgcls.evaluate.multilabel.multilabel_metrics`, and writes ``metrics.json``,
+``per_class.csv`` (with each label's AP and threshold), ``predictions.csv`` (label sets and
+every probability) and ``probabilities.npy``; a confusion matrix and top-k do not apply.
 """
 
 from __future__ import annotations
@@ -19,13 +25,14 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from imgcls.app.build import build_dataset
-from imgcls.app.inference import check_compatible, load_run, predict_probabilities
+from imgcls.app.inference import LoadedRun, check_compatible, load_run, predict_probabilities
 from imgcls.base.errors import UserError, unknown_choice
 from imgcls.base.folders import check_output_dir, claim_dir, writing_into, written_by_imgcls
 from imgcls.base.record import EvalFolder, RunFolder
 from imgcls.base.runs import atomic_write, write_json
 from imgcls.config.files import config_dir, group_options
-from imgcls.evaluate import plots
+from imgcls.data.targets import MULTILABEL
+from imgcls.evaluate import multilabel, plots
 from imgcls.evaluate.metrics import compute_metrics, default_topk, scalar_metrics, top_classes
 
 SPLITS = ("test", "val")
@@ -103,21 +110,26 @@ def evaluate_runs(
     if out is not None:  # a folder of the user's: new, empty or an earlier evaluation's
         check_output_dir(out, "out", is_eval_output)
     members = [load_run(r, checkpoint, device) for r in runs]
+    task = check_task(members, topk)
     cfg = dataset_config(members[0].config, dataset_overrides or {})
     data = build_dataset(cfg)
     images = getattr(data, split).materialize()  # a folder or table split is files until now
     for member in members:
-        check_compatible(member, data.classes, data.channels, data.image_size)
+        check_compatible(member, data.classes, data.channels, data.image_size, data.task)
     if len(images) == 0:
         raise UserError(f"the {split} split of {data.name} is empty")
-    ks = list(topk) if topk else default_topk(data.num_classes)
     targets = images.labels.numpy()
     member_probs = [
         predict_probabilities(
-            m.model, images.images, m.spec["mean"], m.spec["std"], tta=tta
+            m.model, images.images, m.spec["mean"], m.spec["std"], tta=tta, task=task
         ).numpy()
         for m in members
     ]
+    if task == MULTILABEL:
+        return _evaluate_multilabel(
+            members, member_probs, targets, data, split, checkpoint, tta, mode, out
+        )
+    ks = list(topk) if topk else default_topk(data.num_classes)
     probabilities = combine(member_probs, mode)
     metrics = compute_metrics(targets, probabilities, data.classes, ks)
     record: dict[str, Any] = {
@@ -138,6 +150,78 @@ def evaluate_runs(
     out_dir = Path(out) if out is not None else _output_folder(members, split, checkpoint, tta)
     write_results(out_dir, record, targets, probabilities, images.images.numpy(), data.classes)
     return EvalResult(out_dir, record, probabilities, targets)
+
+
+def check_task(members: Sequence[LoadedRun], topk: Sequence[int] | None) -> str:
+    """The members' one task; an ensemble of single- and multi-label runs, or ``topk`` for
+    a multi-label run (whose images have label sets, not a ranking), is a UserError."""
+    tasks = sorted({m.task for m in members})
+    if len(tasks) > 1:
+        raise UserError(
+            f"run= mixes {' and '.join(tasks)} runs: an ensemble needs members of one task"
+        )
+    if tasks[0] == MULTILABEL and topk is not None:
+        raise UserError(
+            "topk= applies to single-label runs: a multi-label run is scored by mAP and by "
+            "F1 at its thresholds (leave topk out)"
+        )
+    return tasks[0]
+
+
+def _evaluate_multilabel(
+    members: Sequence[LoadedRun],
+    member_probs: Sequence[np.ndarray],
+    targets: np.ndarray,
+    data: Any,
+    split: str,
+    checkpoint: str,
+    tta: str,
+    mode: str,
+    out: str | Path | None,
+) -> EvalResult:
+    """Score multi-label runs at their checkpoints' thresholds and write the results."""
+    thresholds = [m.thresholds for m in members]
+    probabilities, applied = combine_multilabel(member_probs, thresholds, mode)
+    metrics = multilabel.multilabel_metrics(targets, probabilities, data.classes, applied)
+    record: dict[str, Any] = {
+        "runs": [str(m.run_dir or m.checkpoint) for m in members],
+        "checkpoints": [str(m.checkpoint) for m in members],
+        "split": split,
+        "dataset": data.name,
+        "tta": tta,
+        "task": MULTILABEL,
+        "classes": list(data.classes),
+        "thresholds": [float(t) for t in applied],
+        **({"mode": mode} if len(members) > 1 else {}),
+        **metrics,
+    }
+    if len(members) > 1:
+        record["members"] = {
+            _label(m, i): multilabel.multilabel_scalars(
+                multilabel.multilabel_metrics(targets, p, data.classes, t)
+            )
+            for i, (m, p, t) in enumerate(zip(members, member_probs, thresholds, strict=True))
+        }
+    out_dir = Path(out) if out is not None else _output_folder(members, split, checkpoint, tta)
+    write_multilabel_results(out_dir, record, targets, probabilities, data.classes)
+    return EvalResult(out_dir, record, probabilities, targets)
+
+
+def combine_multilabel(
+    probabilities: Sequence[np.ndarray], thresholds: Sequence[Any], mode: str = "mean"
+) -> tuple[np.ndarray, np.ndarray]:
+    """A multi-label ensemble's probabilities and the thresholds that decide its labels.
+
+    ``mean``: the mean of the members' probabilities, cut at the mean of their thresholds
+    (one run: its own). ``vote``: the fraction of members that predict each label at their
+    own thresholds, cut at 0.5 (a label at least half the members give).
+    """
+    if mode == "mean" or len(probabilities) == 1:
+        return np.stack(probabilities).mean(axis=0), np.stack(thresholds).mean(axis=0)
+    votes = np.stack(
+        [multilabel.predict_labels(p, t) for p, t in zip(probabilities, thresholds, strict=True)]
+    ).mean(axis=0)
+    return votes, np.full(votes.shape[1], multilabel.DEFAULT_THRESHOLD)
 
 
 def _output_folder(members: list[Any], split: str, checkpoint: str | Path, tta: str) -> Path:
@@ -246,4 +330,30 @@ def write_results(
             np.array(record["confusion_matrix"]), classes, folder.confusion_matrix_png
         )
         plots.plot_predictions(images, targets, probabilities, classes, folder.predictions_png)
+        write_json(folder.metrics_json, record)  # last: the record of a complete evaluation
+
+
+def write_multilabel_results(
+    out_dir: Path,
+    record: dict[str, Any],
+    targets: np.ndarray,
+    probabilities: np.ndarray,
+    classes: Sequence[str],
+) -> None:
+    """A multi-label evaluation's files: per_class.csv (precision, recall, F1, AP, support
+    and threshold of each label), predictions.csv (label sets at the record's thresholds and
+    every probability), probabilities.npy and metrics.json, each atomically; if one fails,
+    none stays."""
+    folder = EvalFolder(out_dir)
+    columns = ["class", "precision", "recall", "f1", "ap", "support", "threshold"]
+    per_class = [columns] + [[row[c] for c in columns] for row in record["per_label"]]
+    rows = multilabel.prediction_rows(targets, probabilities, classes, record["thresholds"])
+    texts = {folder.predictions_csv: _csv_text(rows), folder.per_class_csv: _csv_text(per_class)}
+    with writing_into(out_dir) as written:
+        for path, text in texts.items():
+            written.append(path)
+            atomic_write(path, lambda f, text=text: f.write(text))
+        written.append(folder.probabilities_npy)
+        atomic_write(folder.probabilities_npy, lambda f: np.save(f, probabilities), binary=True)
+        written.append(folder.metrics_json)
         write_json(folder.metrics_json, record)  # last: the record of a complete evaluation

@@ -4,7 +4,10 @@ with an ``export.json`` beside it and a parity check against the PyTorch model.
 What happens, in order (nothing is written unless every step succeeds):
 
 1. The run's checkpoint is loaded on the CPU in fp32, with its EMA weights when the run kept
-   an average (:func:`imgcls.app.inference.load_run`).
+   an average (:func:`imgcls.app.inference.load_run`). A multi-label run's model is exported
+   with a sigmoid after it (:class:`SigmoidOutputs`): its output is the probabilities, and
+   export.json carries the task and the per-label thresholds the checkpoint stores, which
+   ``imgcls predict model=`` applies.
 2. The model is exported with a dynamic batch dimension, traced on a batch of 2:
    ``onnx`` through ``torch.onnx.export`` — the torch.export-based exporter
    (``dynamo=True``, PyTorch's default and maintained one) first, and the TorchScript-based
@@ -14,8 +17,8 @@ What happens, in order (nothing is written unless every step succeeds):
 3. Parity: the exported file is loaded back (ONNX Runtime for ONNX, ``torch.jit.load`` and
    ``torch.export.load`` for the others) and run on up to 256 test images of the run's
    dataset, or on random images when the dataset cannot be loaded, in batches of 1 and 32
-   (not the traced 2). The maximum absolute difference of the logits from the PyTorch
-   model's must be at most 1e-4 and every top-1 prediction must agree; otherwise the export
+   (not the traced 2). The maximum absolute difference of the outputs (logits; a multi-label
+   model's probabilities) from the PyTorch model's must be at most 1e-4 and every top-1 prediction must agree; otherwise the export
    fails with one line.
 4. The model file and export.json are written into a hidden staging folder beside the
    output folder and moved into place only then.
@@ -53,6 +56,7 @@ from imgcls.base.record import RunFolder
 from imgcls.base.runs import write_json
 from imgcls.base.versions import library_versions
 from imgcls.config.values import component_options
+from imgcls.data.targets import MULTILABEL
 
 UMASK = os.umask(0)
 os.umask(UMASK)
@@ -64,6 +68,7 @@ PARITY_IMAGES = 256
 TRACE_BATCH = 2  # the example batch; parity runs batches of other sizes
 PARITY_BATCH = 32
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
+PROBABILITIES_NAME = "probabilities"  # a multi-label model's output: sigmoid in the graph
 EXPORTER_NAMES = {
     "dynamo": "torch.onnx.export(dynamo=True)",
     "torchscript": "torch.onnx.export(dynamo=False)",
@@ -101,6 +106,27 @@ def is_export_output(folder: Path) -> bool:
 def check_out_dir(out: Path) -> None:
     """``out`` must be a new or empty folder, or one holding an earlier export (replaced)."""
     check_output_dir(out, "out", is_export_output)
+
+
+class SigmoidOutputs(nn.Module):
+    """A multi-label model as exported: a sigmoid per label after its logits, so that the
+    file gives the probabilities that export.json's thresholds apply to."""
+
+    output_name = PROBABILITIES_NAME
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Probabilities (N, classes) of the wrapped model's logits."""
+        return torch.sigmoid(self.model(images))
+
+
+def output_name(model: nn.Module) -> str:
+    """The exported graph's output name: ``logits``, or ``probabilities`` for a multi-label
+    model wrapped in :class:`SigmoidOutputs`."""
+    return str(getattr(model, "output_name", OUTPUT_NAME))
 
 
 # -- parity inputs --------------------------------------------------------------------------
@@ -217,7 +243,7 @@ def _export_onnx_dynamo(model: nn.Module, example: torch.Tensor, path: Path) -> 
         model,
         (example,),
         input_names=[INPUT_NAME],
-        output_names=[OUTPUT_NAME],
+        output_names=[output_name(model)],
         dynamo=True,
         dynamic_shapes=({0: torch.export.Dim("batch")},),
         external_data=False,
@@ -235,9 +261,9 @@ def export_onnx_torchscript(model: nn.Module, example: torch.Tensor, path: Path)
         (example,),
         str(path),
         input_names=[INPUT_NAME],
-        output_names=[OUTPUT_NAME],
+        output_names=[output_name(model)],
         dynamo=False,
-        dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+        dynamic_axes={INPUT_NAME: {0: "batch"}, output_name(model): {0: "batch"}},
     )
 
 
@@ -370,7 +396,9 @@ def export_run(
     channels = int(loaded.spec["channels"])
     if channels not in MODES:
         raise UserError(f"cannot export a {channels}-channel model: predict handles 1, 3 or 4")
-    model = loaded.model.float().eval()
+    model: nn.Module = loaded.model.float().eval()
+    if loaded.task == MULTILABEL:
+        model = SigmoidOutputs(model).eval()
     images, source = parity_images(loaded, max_images)
     inputs = normalise(images, loaded.spec)
     example = inputs[:1].expand(TRACE_BATCH, -1, -1, -1) if len(inputs) < TRACE_BATCH else inputs
@@ -462,6 +490,8 @@ def export_info(
 ) -> dict[str, Any]:
     """What export.json holds: enough to feed the model without imgcls, and where it came from."""
     spec, classes = loaded.spec, loaded.classes
+    thresholds = loaded.thresholds  # a multi-label checkpoint's tuned ones, or None
+    multilabel = thresholds is not None
     channels = int(spec["channels"])
     height, width = (int(v) for v in spec["image_size"])
     model_name, _, model_options = component_options(loaded.config, "model")[0]
@@ -480,11 +510,18 @@ def export_info(
         "classes": classes,
         "num_classes": len(classes),
         "input_name": INPUT_NAME,
-        "output_name": OUTPUT_NAME,
+        "output_name": PROBABILITIES_NAME if multilabel else OUTPUT_NAME,
         "input_shape": [channels, height, width],
         "dynamic_batch": True,
         "dtype": "float32",
-        "output": "logits (batch, num_classes); softmax over classes gives the probabilities",
+        "output": (
+            "sigmoid probabilities (batch, num_classes); label c is predicted where "
+            "probability >= thresholds[c]"
+            if multilabel
+            else "logits (batch, num_classes); softmax over classes gives the probabilities"
+        ),
+        "task": loaded.task,
+        "thresholds": None if thresholds is None else [float(t) for t in thresholds],
         "channels": channels,
         "color_mode": MODES[channels],
         "image_size": [height, width],

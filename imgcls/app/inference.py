@@ -1,7 +1,8 @@
 """Loading a finished run for inference: its config, classes, preprocessing and weights.
 
 The checkpoint carries everything (``config``, ``classes``, ``data`` = channels, image size,
-mean and std), so a run directory or a lone checkpoint file is enough to rebuild the model.
+mean and std, the task and, for a multi-label run, its tuned thresholds), so a run directory
+or a lone checkpoint file is enough to rebuild the model and decide like the run did.
 A run trained with ``trainer.ema.decay`` is loaded with its EMA weights: the weights its
 validation, its best checkpoint and its test metrics in summary.json were computed with.
 """
@@ -22,6 +23,9 @@ from imgcls.base.checkpoint import inference_state, load_checkpoint
 from imgcls.base.errors import UserError, one_line
 from imgcls.base.record import RunFolder
 from imgcls.config.values import component_options
+from imgcls.data.targets import MULTICLASS, MULTILABEL, TASKS
+from imgcls.data.targets import probabilities as task_probabilities
+from imgcls.evaluate.multilabel import thresholds_from_spec
 from imgcls.registry import MODELS
 from imgcls.train.devices import select_device
 
@@ -39,6 +43,19 @@ class LoadedRun:
     device: torch.device
     ema: bool = False  # the model holds the run's EMA weights (trainer.ema.decay > 0)
     epoch: int | None = None  # the epoch the checkpoint was saved after
+
+    @property
+    def task(self) -> str:
+        """``multiclass`` (softmax, one class per image) or ``multilabel`` (a sigmoid per label)."""
+        return str(self.spec.get("task", MULTICLASS))
+
+    @property
+    def thresholds(self) -> np.ndarray | None:
+        """A multi-label run's per-label decision thresholds (tuned on validation and stored
+        in best.pt; 0.5 each in a checkpoint without them); None for a single-label run."""
+        if self.task != MULTILABEL:
+            return None
+        return thresholds_from_spec(self.spec, len(self.classes), str(self.checkpoint))
 
     @property
     def name(self) -> str:
@@ -101,6 +118,9 @@ def load_run(run: str | Path, checkpoint: str = "best", device: str = "auto") ->
     config = OmegaConf.create(state["config"])
     spec = dict(state["data"])
     classes = [str(c) for c in state["classes"]]
+    task = spec.get("task", MULTICLASS)
+    if task not in TASKS:
+        raise UserError(f"{file} has data.task={task!r}: expected one of {', '.join(TASKS)}")
     name, prefix, options = component_options(config, "model")[0]
     model = MODELS.build(
         name,
@@ -139,8 +159,10 @@ def predict_probabilities(
     std: list[float] | tuple[float, ...],
     batch_size: int = 512,
     tta: str = "none",
+    task: str = MULTICLASS,
 ) -> torch.Tensor:
-    """Softmax probabilities (N, classes) for uint8 NCHW ``images``, on the CPU.
+    """Class probabilities (N, classes) for uint8 NCHW ``images``, on the CPU: a softmax, or
+    a sigmoid per label for ``task=multilabel``.
 
     ``tta=flip`` averages the probabilities of each image and its horizontal mirror.
     """
@@ -152,9 +174,9 @@ def predict_probabilities(
     for start in range(0, images.shape[0], batch_size):
         batch = images[start : start + batch_size].to(device).float().div_(255.0)
         batch = (batch - m) / s
-        probs = model(batch).float().softmax(dim=1)
+        probs = task_probabilities(model(batch).float(), task)
         if tta == "flip":
-            probs = (probs + model(batch.flip(3)).float().softmax(dim=1)) / 2
+            probs = (probs + task_probabilities(model(batch.flip(3)).float(), task)) / 2
         outputs.append(probs.cpu())
     if not outputs:
         return torch.zeros(0, 0)
@@ -162,15 +184,27 @@ def predict_probabilities(
 
 
 def classify(loaded: LoadedRun, images: np.ndarray, tta: str = "none") -> np.ndarray:
-    """Softmax probabilities (N, classes) of a run's model for uint8 (N, C, H, W) ``images``."""
-    probabilities = predict_probabilities(
-        loaded.model, torch.from_numpy(images), loaded.spec["mean"], loaded.spec["std"], tta=tta
-    )
-    return probabilities.numpy()
+    """Probabilities (N, classes) of a run's model for uint8 (N, C, H, W) ``images``: softmax,
+    or sigmoid for a multi-label run."""
+    return predict_probabilities(
+        loaded.model,
+        torch.from_numpy(images),
+        loaded.spec["mean"],
+        loaded.spec["std"],
+        tta=tta,
+        task=loaded.task,
+    ).numpy()
 
 
-def check_compatible(loaded: LoadedRun, classes: list[str], channels: int, size: tuple) -> None:
-    """A checkpoint can only be scored on data with its classes and its input shape."""
+def check_compatible(
+    loaded: LoadedRun, classes: list[str], channels: int, size: tuple, task: str = MULTICLASS
+) -> None:
+    """A checkpoint can only be scored on data with its classes, input shape and task."""
+    if task != loaded.task:
+        raise UserError(
+            f"{loaded.checkpoint} is a {loaded.task} model but the dataset's labels are "
+            f"{task}; evaluate on the data the run was trained on"
+        )
     if list(classes) != loaded.classes:
         raise UserError(
             f"the classes of {loaded.checkpoint} ({', '.join(loaded.classes)}) do not match the "

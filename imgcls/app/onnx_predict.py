@@ -1,9 +1,10 @@
 """``imgcls predict model=<file.onnx>``: classify images with ONNX Runtime, without PyTorch.
 
 The model's preprocessing comes from the ``export.json`` that ``imgcls export`` wrote beside
-it (channels, image size, resize rule, mean and std), and the rest — finding and decoding the
-images, ranking the classes, the output files — is :mod:`imgcls.app.prediction`, the same
-code ``imgcls predict run=`` uses. This module, and everything it imports, never imports
+it (channels, image size, resize rule, mean and std; for a multi-label model, whose graph
+outputs sigmoid probabilities, also the task and the per-label thresholds), and the rest —
+finding and decoding the images, ranking the classes or choosing the label sets, the output
+files — is :mod:`imgcls.app.prediction`, the same code ``imgcls predict run=`` uses. This module, and everything it imports, never imports
 torch or torchvision (an import-linter contract and a test check it).
 """
 
@@ -18,15 +19,20 @@ import numpy as np
 
 from imgcls.app.prediction import (
     MODES,
+    MULTICLASS,
+    MULTILABEL,
     RESIZE,
     Predictions,
+    label_set_records,
     output_folder,
+    prediction_source,
     read_images,
     top_k_records,
     write_predictions,
 )
 from imgcls.base.errors import UserError, one_line
 from imgcls.base.extras import require
+from imgcls.evaluate.multilabel import thresholds_from_spec
 
 EXPORT_FILE = "export.json"
 BATCH = 256
@@ -45,9 +51,12 @@ class OnnxModel:
     image_size: tuple[int, int]
     mean: np.ndarray  # (1, C, 1, 1) float32
     std: np.ndarray
+    task: str = MULTICLASS
+    thresholds: np.ndarray | None = None  # (classes,) for a multi-label model
 
-    def logits(self, images: np.ndarray) -> np.ndarray:
-        """Logits (N, classes) for uint8 (N, C, H, W) images, in batches of ``BATCH``."""
+    def outputs(self, images: np.ndarray) -> np.ndarray:
+        """The graph's outputs (N, classes) for uint8 (N, C, H, W) images, in batches of
+        ``BATCH``: logits, or sigmoid probabilities for a multi-label model."""
         outputs = []
         for start in range(0, images.shape[0], BATCH):
             batch = images[start : start + BATCH].astype(np.float32) / np.float32(255.0)
@@ -56,11 +65,16 @@ class OnnxModel:
         return np.concatenate(outputs).astype(np.float32)
 
     def probabilities(self, images: np.ndarray, tta: str = "none") -> np.ndarray:
-        """Softmax probabilities (N, classes); ``tta=flip`` averages with the mirror image."""
-        probs = softmax(self.logits(images))
+        """Probabilities (N, classes): a softmax of the logits, or a multi-label graph's own
+        sigmoid outputs; ``tta=flip`` averages with the mirror image."""
+        probs = self._probabilities(images)
         if tta == "flip":
-            probs = (probs + softmax(self.logits(np.ascontiguousarray(images[..., ::-1])))) / 2
+            probs = (probs + self._probabilities(np.ascontiguousarray(images[..., ::-1]))) / 2
         return probs
+
+    def _probabilities(self, images: np.ndarray) -> np.ndarray:
+        outputs = self.outputs(images)
+        return outputs.astype(np.float64) if self.task == MULTILABEL else softmax(outputs)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -97,6 +111,9 @@ def read_export_info(model: Path) -> dict[str, Any]:
     resize = info["resize"].get("interpolation") if isinstance(info["resize"], dict) else None
     if resize != RESIZE:
         raise UserError(f"{file} asks for a '{resize}' resize; imgcls predicts with {RESIZE} only")
+    task = info.get("task", MULTICLASS)  # exports older than multi-label runs have none
+    if task not in (MULTICLASS, MULTILABEL):
+        raise UserError(f"{file} has task={task!r}: expected {MULTICLASS} or {MULTILABEL}")
     if info.get("file") not in (None, model.name):
         raise UserError(
             f"{file} describes {info['file']}, not {model.name}: keep each exported model in "
@@ -150,16 +167,23 @@ def load_onnx(model: str | Path, device: str = "auto") -> OnnxModel:
             f"{path} takes inputs of shape {shape} but its {EXPORT_FILE} says "
             f"{channels}x{height}x{width}: the two files do not belong together"
         )
+    task = str(info.get("task", MULTICLASS))
+    classes = [str(c) for c in info["classes"]]
+    thresholds = None
+    if task == MULTILABEL:  # stored with the task by imgcls export; 0.5 each when absent
+        thresholds = thresholds_from_spec(info, len(classes), str(path.parent / EXPORT_FILE))
     return OnnxModel(
         path=path,
         info=info,
         session=session,
         input_name=session.get_inputs()[0].name,
-        classes=[str(c) for c in info["classes"]],
+        classes=classes,
         channels=channels,
         image_size=(height, width),
         mean=np.asarray(info["mean"], dtype=np.float32).reshape(1, -1, 1, 1),
         std=np.asarray(info["std"], dtype=np.float32).reshape(1, -1, 1, 1),
+        task=task,
+        thresholds=thresholds,
     )
 
 
@@ -173,22 +197,23 @@ def predict_onnx(
 ) -> Predictions:
     """Classify the images; returns (output folder, one record per image, skipped files).
 
-    The output folder defaults to ``<model folder>/predict/<date>_<time>/``."""
+    A multi-label model gives each image its label set at export.json's thresholds, as
+    ``predict run=`` does. The output folder defaults to ``<model folder>/predict/<date>_<time>/``."""
     loaded = load_onnx(model, device)
     names, arrays, skipped = read_images(images, loaded.channels, loaded.image_size)
     probabilities = loaded.probabilities(arrays, tta)
-    records = top_k_records(names, probabilities, loaded.classes, topk)
+    if loaded.thresholds is None:
+        records = top_k_records(names, probabilities, loaded.classes, topk)
+    else:
+        records = label_set_records(names, probabilities, loaded.classes, loaded.thresholds)
     out_dir = output_folder(out, loaded.path.parent)
     source = loaded.info.get("source") or {}
+    where = {
+        "model": str(loaded.path),
+        "run": source.get("run"),
+        "checkpoint": source.get("checkpoint_file"),
+    }
     write_predictions(
-        out_dir,
-        records,
-        skipped,
-        {
-            "model": str(loaded.path),
-            "run": source.get("run"),
-            "checkpoint": source.get("checkpoint_file"),
-            "classes": loaded.classes,
-        },
+        out_dir, records, skipped, prediction_source(loaded.classes, loaded.thresholds, **where)
     )
     return Predictions(out_dir, records, skipped)

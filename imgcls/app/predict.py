@@ -14,7 +14,9 @@ from imgcls.app.onnx_predict import predict_onnx
 from imgcls.app.prediction import (
     Predictions,
     is_predict_output,
+    label_set_records,
     output_folder,
+    prediction_source,
     read_images,
     top_k_records,
     write_predictions,
@@ -75,7 +77,8 @@ def predict_with_run(
     device: str = "auto",
 ) -> Predictions:
     """Classify the images with a run's PyTorch model; returns (output folder, one record
-    per image, skipped files)."""
+    per image, skipped files). A multi-label run gives each image its label set at the
+    checkpoint's thresholds (``topk`` does not apply)."""
     from imgcls.app.inference import classify, load_run  # torch: only for run=
 
     loaded = load_run(run, checkpoint, device)
@@ -83,12 +86,17 @@ def predict_with_run(
         images, int(loaded.spec["channels"]), loaded.spec["image_size"]
     )
     probabilities = classify(loaded, arrays, tta)
-    records = top_k_records(names, probabilities, loaded.classes, topk)
+    thresholds = loaded.thresholds
+    if thresholds is None:
+        records = top_k_records(names, probabilities, loaded.classes, topk)
+    else:
+        records = label_set_records(names, probabilities, loaded.classes, thresholds)
     out_dir = output_folder(out, loaded.run_dir or loaded.checkpoint.parent)
-    source = {
-        "run": str(loaded.run_dir or loaded.checkpoint),
-        "checkpoint": str(loaded.checkpoint),
-        "classes": loaded.classes,
-    }
+    source = prediction_source(
+        loaded.classes,
+        thresholds,
+        run=str(loaded.run_dir or loaded.checkpoint),
+        checkpoint=str(loaded.checkpoint),
+    )
     write_predictions(out_dir, records, skipped, source)
     return Predictions(out_dir, records, skipped)

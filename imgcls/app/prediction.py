@@ -3,7 +3,10 @@ ranking the classes and writing ``predictions.csv`` and ``predictions.json``.
 
 ``imgcls predict run=<dir>`` (a PyTorch model) and ``imgcls predict model=<file.onnx>``
 (ONNX Runtime, see :mod:`imgcls.app.onnx_predict`) share it, so both give an image the same
-preprocessing and write the same files. Nothing here imports torch, at any depth.
+preprocessing and write the same files. A single-label model ranks the classes (top-k); a
+multi-label model gives each image the set of labels whose probability reaches that label's
+threshold (:func:`imgcls.evaluate.multilabel.predict_labels`, the rule ``eval`` applies).
+Nothing here imports torch, at any depth.
 """
 
 from __future__ import annotations
@@ -24,11 +27,14 @@ from imgcls.base.errors import UnreadableImageError, UserError, one_line
 from imgcls.base.folders import check_output_dir, claim_dir, writing_into, written_by_imgcls
 from imgcls.base.images import open_image
 from imgcls.base.runs import atomic_write
+from imgcls.evaluate.multilabel import SET_SEPARATOR, predict_labels, threshold_map
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 # How a file becomes the model's input: what export.json's "preprocessing" records.
 RESIZE = "bilinear"  # Pillow's resize to the training size (height x width), aspect not kept
+# imgcls.data.targets' task names (that module imports torch, which this one must not).
+MULTICLASS, MULTILABEL = "multiclass", "multilabel"
 
 
 class Predictions(NamedTuple):
@@ -118,6 +124,39 @@ def top_k_records(
     ]
 
 
+def label_set_records(
+    names: list[str], probabilities: np.ndarray, classes: list[str], thresholds: np.ndarray
+) -> list[dict[str, Any]]:
+    """One record per image of a multi-label model: ``labels``, the classes whose probability
+    reaches their threshold (in class order, with their probabilities), ``prediction``, the
+    same set as names joined by ``|`` (empty for none), and every class's ``probabilities``."""
+    chosen = predict_labels(probabilities, thresholds)
+    records = []
+    for name, probs, row in zip(names, probabilities, chosen, strict=True):
+        picked = [int(c) for c in np.flatnonzero(row)]
+        records.append(
+            {
+                "file": name,
+                "prediction": SET_SEPARATOR.join(classes[c] for c in picked),
+                "labels": [{"class": classes[c], "probability": float(probs[c])} for c in picked],
+                "probabilities": {c: float(p) for c, p in zip(classes, probs, strict=True)},
+            }
+        )
+    return records
+
+
+def prediction_source(
+    classes: list[str], thresholds: np.ndarray | None, **where: Any
+) -> dict[str, Any]:
+    """predictions.json's head: what classified the images (``where``), the classes, and for
+    a multi-label model its task and the thresholds it applied ({class: threshold})."""
+    source: dict[str, Any] = {**where, "classes": list(classes)}
+    if thresholds is not None:
+        source["task"] = MULTILABEL
+        source["thresholds"] = threshold_map(classes, thresholds)
+    return source
+
+
 def is_predict_output(folder: Path) -> bool:
     """True for a folder holding earlier predictions (predictions.json, as imgcls writes it),
     which new predictions may replace."""
@@ -139,21 +178,31 @@ def write_predictions(
     skipped: list[tuple[str, str]],
     source: dict[str, Any],
 ) -> None:
-    """predictions.csv (one row per image, top-k columns) and predictions.json (``source``:
-    what classified the images, then the classes, the records and the skipped files),
-    each written atomically."""
-    k = len(records[0]["top"]) if records else 0
-    header = ["file", "prediction", "probability"]
-    for i in range(1, k + 1):
-        header += [f"top{i}_class", f"top{i}_probability"]
+    """predictions.csv (one row per image) and predictions.json (``source``: what classified
+    the images, then the classes, the records and the skipped files), each written atomically.
+
+    Single-label rows hold the prediction, its probability and the top-k classes; multi-label
+    rows (``source["task"]`` is multilabel) the label set and one ``probability_<class>``
+    column per class."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    for record in records:
-        row: list[Any] = [record["file"], record["prediction"], record["probability"]]
-        for entry in record["top"]:
-            row += [entry["class"], entry["probability"]]
-        writer.writerow(row)
+    if source.get("task") == MULTILABEL:
+        classes = list(source["classes"])
+        writer.writerow(["file", "prediction", *(f"probability_{c}" for c in classes)])
+        for record in records:
+            probs = record["probabilities"]
+            writer.writerow([record["file"], record["prediction"], *(probs[c] for c in classes)])
+    else:
+        k = len(records[0]["top"]) if records else 0
+        header = ["file", "prediction", "probability"]
+        for i in range(1, k + 1):
+            header += [f"top{i}_class", f"top{i}_probability"]
+        writer.writerow(header)
+        for record in records:
+            row: list[Any] = [record["file"], record["prediction"], record["probability"]]
+            for entry in record["top"]:
+                row += [entry["class"], entry["probability"]]
+            writer.writerow(row)
     document = {
         **source,
         "predictions": records,

@@ -20,7 +20,12 @@ from imgcls.base.record import RunFolder
 from imgcls.data.splits import SplitSet
 from imgcls.evaluate import plots
 from imgcls.evaluate.metrics import compute_metrics, default_topk
-from imgcls.evaluate.multilabel import multilabel_metrics, thresholds_from_spec
+from imgcls.evaluate.multilabel import (
+    multilabel_metrics,
+    precision_recall_curves,
+    predict_labels,
+    thresholds_from_spec,
+)
 from imgcls.train.engine import Predictions
 
 logger = logging.getLogger("imgcls")
@@ -38,9 +43,10 @@ def write_run_plots(
     test_metrics.json: the test split's per-class precision, recall and F1 and the confusion
     matrix.
 
-    A multi-label run (multi-hot labels) gets curves.png and a test_metrics.json of
+    A multi-label run (multi-hot labels) gets curves.png, pr_curves.png (a precision-recall
+    curve per label), a predictions.png of label sets and a test_metrics.json of
     :func:`imgcls.evaluate.multilabel.multilabel_metrics` at its tuned ``thresholds``
-    (a per-label table); a confusion matrix and the one-label prediction grid do not apply.
+    (a per-label table); a confusion matrix does not apply.
 
     ``predictions`` are those the test metrics in summary.json were computed from (the best
     checkpoint, with the test-time augmentation ``tta`` names); ``test`` is the split they
@@ -61,6 +67,7 @@ def write_run_plots(
         targets = predictions.labels.numpy()
         if targets.ndim == 2:
             _write_multilabel_test_metrics(run, targets, probabilities, classes, tta, thresholds)
+            written += _multilabel_plots(run, targets, probabilities, test, classes, thresholds)
             logger.info(f"plots: {run.plots} ({time.perf_counter() - started:.1f}s)")
             return written
         _write_test_metrics(run, targets, probabilities, classes, tta)
@@ -127,3 +134,26 @@ def _write_multilabel_test_metrics(
     except Exception as error:  # noqa: BLE001 - the report shows them as missing
         name = run.test_metrics_json.name
         logger.warning(f"could not write {name}: {one_line(error, typed=True)}")
+
+
+def _multilabel_plots(
+    run: RunFolder,
+    targets: np.ndarray,
+    probabilities: np.ndarray,
+    test: SplitSet,
+    classes: list[str],
+    thresholds: Sequence[float] | None,
+) -> list[Path]:
+    """pr_curves.png and predictions.png (true and predicted label sets at ``thresholds``)."""
+    curves = precision_recall_curves(targets, probabilities, classes)
+    left_out = len(classes) - len(curves)
+    written = [plots.plot_pr_curves(curves, run.pr_curves_png, run.path.name, left_out)]
+    predicted = predict_labels(probabilities, thresholds)
+    shown = plots.multilabel_prediction_slots(targets, predicted)
+    images = {int(i): test.read(int(i)).cpu().numpy() for i in shown}
+    written.append(
+        plots.plot_multilabel_predictions(
+            images, targets, probabilities, predicted, classes, run.predictions_png
+        )
+    )
+    return written

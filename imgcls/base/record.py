@@ -8,6 +8,7 @@ and the overrides a run was made with.
     <run>/summary.json                        status, best epoch, test metrics, facts (Summary)
     <run>/checkpoints/last.pt best.pt         written atomically (temp file + rename)
     <run>/plots/curves.png confusion_matrix.png predictions.png
+    <run>/plots/pr_curves.png                 a multi-label run's precision-recall curves
     <run>/test_metrics.json                   per-class test figures, for the report
     <run>/report.html                         the run's HTML report
     <run>/tensorboard/                        the tensorboard logger's events
@@ -152,6 +153,11 @@ class RunFolder:
     def predictions_png(self) -> Path:
         """``plots/predictions.png``: a grid of test images, shown in the report."""
         return self.plots / "predictions.png"
+
+    @property
+    def pr_curves_png(self) -> Path:
+        """``plots/pr_curves.png``: a multi-label run's precision-recall curve per label."""
+        return self.plots / "pr_curves.png"
 
     @property
     def test_metrics_json(self) -> Path:

@@ -8,10 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from imgcls.app.evaluation import EvalResult, evaluate_runs
 from imgcls.config.arguments import Grammar, Key, Kind, wants_help
 from imgcls.evaluate.metrics import scalar_metrics
+from imgcls.evaluate.multilabel import multilabel_scalars
+
+# The multi-label figures eval prints (all are in metrics.json), and their column names.
+MULTILABEL_COLUMNS = {
+    "map": "mAP",
+    "f1_micro": "micro F1",
+    "f1_macro": "macro F1",
+    "subset_accuracy": "subset accuracy",
+    "hamming_loss": "Hamming loss",
+}
 
 EVAL = Grammar(
     "eval",
@@ -64,11 +75,16 @@ def print_results(result: EvalResult) -> None:
 
     console = Console(width=140)
     record = result.metrics
-    overall = scalar_metrics(record)
+    multilabel = record.get("task") == "multilabel"
+    if multilabel:
+        scalars = multilabel_scalars(record)
+        overall = {k: scalars.get(k, float("nan")) for k in MULTILABEL_COLUMNS}
+    else:
+        overall = scalar_metrics(record)
     table = Table(title=f"{record['split']} split of {record['dataset']}", box=None)
     table.add_column("model")
     for key in overall:
-        table.add_column(key, justify="right")
+        table.add_column(MULTILABEL_COLUMNS.get(key, key) if multilabel else key, justify="right")
     for label, values in (record.get("members") or {}).items():
         table.add_row(label, *[f"{values.get(k, float('nan')):.4f}" for k in overall])
     label = (
@@ -76,6 +92,10 @@ def print_results(result: EvalResult) -> None:
     )
     table.add_row(label, *[f"{v:.4f}" for v in overall.values()], style="bold")
     console.print(table)
+    if multilabel:
+        console.print(per_label_table(record))
+        print(f"results: {result.out_dir}")
+        return
     per_class = Table("class", "precision", "recall", "f1", "support", box=None, title="per class")
     for row in record["per_class"]:
         per_class.add_row(
@@ -87,3 +107,33 @@ def print_results(result: EvalResult) -> None:
         )
     console.print(per_class)
     print(f"results: {result.out_dir}")
+
+
+def per_label_table(record: dict[str, Any]) -> Any:
+    """A multi-label evaluation's per-label rows: precision, recall and F1 at the label's
+    threshold, its AP and its support."""
+    from rich.table import Table
+
+    table = Table(
+        "label",
+        "threshold",
+        "precision",
+        "recall",
+        "f1",
+        "AP",
+        "support",
+        box=None,
+        title="per label (at the checkpoint's thresholds)",
+    )
+    for row in record["per_label"]:
+        ap = "-" if row["ap"] is None else f"{row['ap']:.4f}"
+        table.add_row(
+            row["class"],
+            f"{row['threshold']:.4f}",
+            f"{row['precision']:.4f}",
+            f"{row['recall']:.4f}",
+            f"{row['f1']:.4f}",
+            ap,
+            str(row["support"]),
+        )
+    return table

@@ -52,11 +52,17 @@ def run_export(args: Sequence[str]) -> int:
         + (f", opset {info['opset']}" if info["opset"] else "")
     )
     images = "test images" if parity["source"] == "test set" else "random images"
+    outputs = "probability" if info.get("task") == "multilabel" else "logit"
     print(
-        f"parity on {parity['images']} {images}: max |logit difference| "
+        f"parity on {parity['images']} {images}: max |{outputs} difference| "
         f"{parity['max_abs_diff']:.2e} (allowed {parity['tolerance']:g}), top-1 agreement "
         f"{parity['top1_agreement']:.0%}"
     )
+    if info.get("task") == "multilabel":
+        print(
+            "output: sigmoid probabilities; export.json's thresholds (the checkpoint's, one "
+            "per label) decide each image's label set"
+        )
     print(f"model: {result.model_file}")
     print(f"export.json: {result.out_dir / 'export.json'}")
     if info["format"] == "onnx":

@@ -60,10 +60,19 @@ def run_predict(args: Sequence[str]) -> int:
 
 
 def print_records(records: list[dict[str, Any]]) -> None:
-    """One table row per image: the file, the prediction, its probability, the next classes."""
+    """One table row per image: the file, the prediction, its probability, the next classes;
+    for a multi-label model, the file and its label set with each label's probability."""
     from rich.console import Console
     from rich.table import Table
 
+    if records and "labels" in records[0]:
+        table = Table("file", "labels", box=None)
+        for record in records:
+            chosen = sorted(record["labels"], key=lambda t: -t["probability"])
+            text = ", ".join(f"{t['class']} {t['probability']:.3f}" for t in chosen)
+            table.add_row(Path(record["file"]).name, text or "(none)")
+        Console(width=140).print(table)
+        return
     table = Table("file", "prediction", "probability", "top classes", box=None)
     for record in records:
         top = ", ".join(f"{t['class']} {t['probability']:.3f}" for t in record["top"][1:])

@@ -35,7 +35,8 @@ class SamplerMode(Enum):
 @dataclass
 class DataConfig:
     """How batches are made (imgcls.data.pipeline): in device memory or by a DataLoader,
-    and how the training split is sampled (imgcls.data.sampling)."""
+    how the training split is sampled (imgcls.data.sampling), and whether image files are
+    decoded once into a cache (imgcls.data.cache)."""
 
     loader: LoaderMode = LoaderMode.auto
     memory_mb: int = 4096  # auto: datasets up to this size (uint8) are held in memory
@@ -43,6 +44,11 @@ class DataConfig:
     sampler: SamplerMode = SamplerMode.none
     # repeat-factor sampling: labels in fewer than this fraction of images are oversampled
     repeat_threshold: float = 0.1
+    # Keep image files decoded once in a memory-mapped cache (imgcls.data.cache): later runs
+    # on the same files, sizes, modification times and decoding options read it at once.
+    cache: bool = True
+    # Where: default $IMGCLS_CACHE_DIR, else $XDG_CACHE_HOME/imgcls, else ~/.cache/imgcls.
+    cache_dir: Optional[str] = None  # noqa: UP045  (OmegaConf needs typing.Optional)
 
     def __post_init__(self) -> None:
         self.loader = choice(LoaderMode, "loader", self.loader)

@@ -8,6 +8,7 @@ all at once into memory or per sample by DataLoader workers (``data.loader``).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -28,11 +29,28 @@ def _class_dirs(folder: Path) -> list[Path]:
 
 
 def _images(folder: Path) -> list[str]:
-    return sorted(
-        str(p)
-        for p in folder.rglob("*")
-        if p.suffix.lower() in EXTENSIONS and p.is_file() and not p.name.startswith(".")
-    )
+    """Image files at any depth under ``folder``, sorted; symlinked folders are not followed.
+
+    os.scandir gives each entry's type with the listing, so 70,000 files cost no stat each
+    (a run that reads the decode cache would otherwise spend most of its data time here).
+    """
+    found: list[str] = []
+    pending = [str(folder)]
+    while pending:
+        try:
+            entries = list(os.scandir(pending.pop()))
+        except PermissionError:
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                pending.append(entry.path)
+            elif (
+                not entry.name.startswith(".")
+                and entry.name.lower().endswith(EXTENSIONS)
+                and entry.is_file()
+            ):
+                found.append(entry.path)
+    return sorted(found)
 
 
 def scan(

@@ -49,7 +49,7 @@ class ImageSet:
         index = torch.from_numpy(np.asarray(indices, dtype=np.int64))
         return ImageSet(self.images[index].contiguous(), self.labels[index].contiguous())
 
-    def materialize(self) -> ImageSet:
+    def materialize(self, build_cache: bool = False) -> ImageSet:
         return self
 
 
@@ -68,7 +68,7 @@ class SplitSet(Protocol):
     def nbytes(self) -> int: ...
     def read(self, index: int) -> torch.Tensor: ...
     def subset(self, indices: np.ndarray) -> SplitSet: ...
-    def materialize(self) -> ImageSet: ...
+    def materialize(self, build_cache: bool = False) -> ImageSet: ...
     def to(self, device: torch.device | str) -> SplitSet: ...
 
 
@@ -107,14 +107,15 @@ class DataSplits:
         return sum(s.nbytes for s in (self.train, self.val, self.test))
 
     def materialize(self) -> DataSplits:
-        """The same splits with every image decoded into memory."""
+        """The same splits with every image decoded into memory (and into the decode cache,
+        :mod:`imgcls.data.cache`, for the next run; a sample or a subset alone only reads it)."""
         if self.in_memory:
             return self
         return replace(
             self,
-            train=self.train.materialize(),
-            val=self.val.materialize(),
-            test=self.test.materialize(),
+            train=self.train.materialize(build_cache=True),
+            val=self.val.materialize(build_cache=True),
+            test=self.test.materialize(build_cache=True),
         )
 
     @property
@@ -313,7 +314,9 @@ def from_splits(
     """Splits from a train and a test set; a stratified validation split is cut when absent.
 
     Normalisation statistics come from the training split (all of it in memory, or a fixed
-    sample of ``stats_sample`` images from files).
+    sample of ``stats_sample`` images from files: read from the decode cache when it holds
+    them, but never building it, so that a run on the DataLoader path decodes no more than
+    the sample before its first step).
     """
     labels = train.labels.numpy()
     require_classes(name, labels, classes)

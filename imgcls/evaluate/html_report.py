@@ -49,6 +49,8 @@ logger = logging.getLogger("imgcls")
 
 TEMPLATES = Path(__file__).resolve().with_name("templates")
 MAX_EPOCH_ROWS = 1000  # a per-epoch table longer than this shows its first and last rows
+# The task of a multi-label run (imgcls.data.targets.MULTILABEL; that module imports torch).
+MULTILABEL = "multilabel"
 
 
 class Absent(Exception):
@@ -80,10 +82,17 @@ def _module(name: str):
     return _environment().get_template(name).module
 
 
-def _part(name: str, title: str, build: Callable[[], dict[str, Any]], macros: Any) -> dict:
-    """Render one part; what fails (a missing or damaged file, anything) is shown as missing."""
+def _part(
+    name: str,
+    title: str,
+    build: Callable[[], dict[str, Any]],
+    macros: Any,
+    macro: str | None = None,
+) -> dict:
+    """Render one part (with the macro ``name``, or ``macro`` where the part's content
+    depends on the run); what fails (a missing or damaged file, anything) is shown as missing."""
     try:
-        html = getattr(macros, name)(**build())
+        html = getattr(macros, macro or name)(**build())
     except Absent as reason:
         html = _module("tables.html.j2").missing(str(reason))
     except Exception as error:  # noqa: BLE001 - a broken part never breaks the page
@@ -234,8 +243,7 @@ def _run_overview(run: RunFolder, summary: Summary | None) -> dict[str, Any]:
         ("epochs", summary.epochs_completed),
         ("best epoch", best.get("epoch")),
         (f"best {best.get('metric', 'value')}", best.get("value")),
-        ("test accuracy", test.get("accuracy")),
-        ("test balanced accuracy", test.get("balanced_accuracy")),
+        *_test_headline(test),
         ("test loss", test.get("loss")),
         ("stopped early", summary.stopped_early),
         ("training seconds", summary.train_seconds),
@@ -248,6 +256,42 @@ def _run_overview(run: RunFolder, summary: Summary | None) -> dict[str, Any]:
         "results": [(k, _text(v)) for k, v in results if v is not None],
         "path": str(run.path.resolve()),
     }
+
+
+# A multi-label run's headline test figures (summary.json ``test`` keys); its ``accuracy`` is
+# the subset accuracy, shown under that name.
+MULTILABEL_HEADLINE = (
+    ("test mAP", "map"),
+    ("test micro F1", "f1_micro"),
+    ("test macro F1", "f1_macro"),
+    ("test subset accuracy", "subset_accuracy"),
+    ("test Hamming loss", "hamming_loss"),
+)
+
+
+def _test_headline(test: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The test figures of the overview: accuracy and balanced accuracy, or a multi-label
+    run's mAP, F1s, subset accuracy and Hamming loss."""
+    if any(key in test for _, key in MULTILABEL_HEADLINE):
+        return [(name, test.get(key)) for name, key in MULTILABEL_HEADLINE]
+    return [
+        ("test accuracy", test.get("accuracy")),
+        ("test balanced accuracy", test.get("balanced_accuracy")),
+    ]
+
+
+def _is_multilabel(run: RunFolder, summary: Summary | None) -> bool:
+    """Whether the run had several labels per image: its data spec or tuned thresholds say
+    so, or (summary.json unreadable) its test_metrics.json does."""
+    if summary is not None:
+        if (summary.data or {}).get("task") == MULTILABEL or summary.thresholds:
+            return True
+        if summary.data is not None:
+            return False
+    try:
+        return _json_object(run.test_metrics_json).get("task") == MULTILABEL
+    except Exception:  # noqa: BLE001 - missing or damaged: the test part says so
+        return False
 
 
 def _run_command(run: RunFolder) -> dict[str, Any]:
@@ -302,11 +346,12 @@ def _run_curves(run: RunFolder) -> dict[str, Any]:
         ]
         if kind == "accuracy" and "val_top5_accuracy" in columns:
             lines.append(("val top-5 accuracy", epochs, columns["val_top5_accuracy"]))
+        if kind == "accuracy" and "val_map" in columns:  # a multi-label run's monitor
+            lines.append(("val mAP", epochs, columns["val_map"]))
         if lines:
+            dashed = [i >= 2 for i in range(len(lines))]
             found.append(
-                charts.line_chart(
-                    kind, "epoch", kind, lines, dashed=[i == 2 for i in range(3)], integer_x=True
-                )
+                charts.line_chart(kind, "epoch", kind, lines, dashed=dashed, integer_x=True)
             )
     if "lr" in columns:
         found.append(
@@ -399,21 +444,79 @@ def _run_test(run: RunFolder, summary: Summary | None) -> dict[str, Any]:
             f"(imgcls eval run={run.path} computes them)"
         )
     table = _classes_table(details) if details else {"per_class": [], "classes": [], "matrix": []}
-    source = ", ".join(f"{details[k]} {k}" for k in ("split", "checkpoint") if details.get(k))
-    if details.get("tta") not in (None, "", "none"):
-        source += f", test-time augmentation {details['tta']}"
-    elif details:
-        source += ", without test-time augmentation"
     return {
         "summary": [(str(k), _text(v)) for k, v in test.items() if not isinstance(v, dict)],
-        "source": source,
+        "source": _source(details),
         "note": note,
         **table,
     }
 
 
-def _run_predictions(run: RunFolder) -> dict[str, Any]:
-    return {"image": _image(run.predictions_png)}
+def _source(details: dict[str, Any]) -> str:
+    """Where test_metrics.json's figures come from: split, checkpoint, test-time augmentation."""
+    source = ", ".join(f"{details[k]} {k}" for k in ("split", "checkpoint") if details.get(k))
+    if details.get("tta") not in (None, "", "none"):
+        source += f", test-time augmentation {details['tta']}"
+    elif details:
+        source += ", without test-time augmentation"
+    return source
+
+
+LABEL_COLUMNS = ("ap", "precision", "recall", "f1")
+
+
+def _label_rows(metrics: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """A multi-label per-label table (``per_label`` of test_metrics.json or an eval's
+    metrics.json): class, AP, precision, recall, F1, support and threshold cells."""
+    per_label = metrics.get("per_label") if isinstance(metrics.get("per_label"), list) else []
+    return [
+        (
+            str(r.get("class", "")),
+            [
+                (_text(r.get(k)), _sort_key(r.get(k)))
+                for k in (*LABEL_COLUMNS, "support", "threshold")
+            ],
+        )
+        for r in per_label
+        if isinstance(r, dict)
+    ]
+
+
+def _run_multilabel_test(run: RunFolder, summary: Summary | None) -> dict[str, Any]:
+    """A multi-label run's test figures: summary.json's, and test_metrics.json's with the
+    per-label AP, precision, recall, F1, support and decision threshold."""
+    test = (summary.test if summary is not None else None) or {}
+    path = run.test_metrics_json
+    details: dict[str, Any] = {}
+    note = ""
+    if path.is_file():
+        details = _json_object(path)
+    elif not test:
+        raise Absent("no test metrics (the run did not finish its test)")
+    else:
+        note = f"no {path.name}, so no per-label figures (imgcls eval run={run.path} computes them)"
+    scalars = [
+        (k, _text(v))
+        for k, v in details.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    ]
+    left_out = details.get("map_left_out")
+    return {
+        "summary": [(str(k), _text(v)) for k, v in test.items() if not isinstance(v, dict)],
+        "source": _source(details),
+        "note": note,
+        "scalars": scalars,
+        "per_label": _label_rows(details),
+        "left_out": [str(c) for c in left_out] if isinstance(left_out, list) else [],
+    }
+
+
+def _run_pr_curves(run: RunFolder) -> dict[str, Any]:
+    return {"image": _image(run.pr_curves_png)}
+
+
+def _run_predictions(run: RunFolder, multilabel: bool = False) -> dict[str, Any]:
+    return {"image": _image(run.predictions_png), "multilabel": multilabel}
 
 
 def _run_eval(run: RunFolder) -> dict[str, Any]:
@@ -430,7 +533,15 @@ def _run_eval(run: RunFolder) -> dict[str, Any]:
                 for k in ("split", "dataset", "checkpoints", "tta", "mode", "samples")
                 if metrics.get(k) not in (None, "", [])
             ]
-            results.append({"name": path.parent.name, "error": "", "setting": setting, **table})
+            results.append(
+                {
+                    "name": path.parent.name,
+                    "error": "",
+                    "setting": setting,
+                    "per_label": _label_rows(metrics),
+                    **table,
+                }
+            )
         except Exception as error:  # noqa: BLE001 - one damaged eval folder is listed as such
             results.append({"name": path.parent.name, "error": one_line(error, typed=True)})
     return {"results": results}
@@ -441,14 +552,28 @@ def run_page(run_dir: RunFolder | Path) -> str:
     run = RunFolder.of(run_dir)
     summary = _summary(run)
     macros = _module("run.html.j2")
+    multilabel = _is_multilabel(run, summary)
+    if multilabel:  # a per-label table and precision-recall curves; no confusion matrix
+        test = [
+            _part(
+                "test",
+                "Test metrics",
+                lambda: _run_multilabel_test(run, summary),
+                macros,
+                "multilabel_test",
+            ),
+            _part("pr_curves", "Precision-recall curves", lambda: _run_pr_curves(run), macros),
+        ]
+    else:
+        test = [_part("test", "Test metrics", lambda: _run_test(run, summary), macros)]
     parts = [
         _part("overview", "Run", lambda: _run_overview(run, summary), macros),
         _part("command", "Command and configuration", lambda: _run_command(run), macros),
         _part("environment", "Environment", lambda: _run_environment(summary), macros),
         _part("curves", "Curves", lambda: _run_curves(run), macros),
         _part("epochs", "Per-epoch metrics", lambda: _run_epochs(run), macros),
-        _part("test", "Test metrics", lambda: _run_test(run, summary), macros),
-        _part("predictions", "Predictions", lambda: _run_predictions(run), macros),
+        *test,
+        _part("predictions", "Predictions", lambda: _run_predictions(run, multilabel), macros),
         _part("evaluations", "Evaluations (eval/)", lambda: _run_eval(run), macros),
     ]
     name = run.path.resolve().name
@@ -533,7 +658,7 @@ def _leaderboard(board: Leaderboard, page: Path) -> dict[str, Any]:
     if not board.rows:
         raise Absent("no completed run")
     header, cells = table_rows(board)
-    stats = [board.metric, "test_accuracy", "test_loss", "train_seconds"]
+    stats = [board.metric, *board.shown_figures, "train_seconds"]
     rows = []
     for row, text, members in zip(board.rows, cells, board.groups, strict=True):
         keys: list[str] = [_sort_key(row["rank"])]

@@ -4,6 +4,10 @@ Runs are grouped by their Hydra overrides without ``seed``; the overrides whose 
 differ between groups become the columns. Rows are sorted by the monitored metric (the
 ``best`` entry of summary.json). Failed and unfinished runs are listed as such, including
 jobs that failed before their run directory was kept (read from the sweep's jobs.json).
+
+The test figures are accuracy and loss, and, when any run has them, a single-label run's
+balanced accuracy and a multi-label run's mAP, F1s, subset accuracy and Hamming loss; a run
+without a figure (a single-label run in a mixed sweep) leaves its cell empty.
 """
 
 from __future__ import annotations
@@ -33,6 +37,29 @@ from imgcls.base.record import (
 from imgcls.evaluate.plots import read_metrics
 
 FIGURES = ("test_accuracy", "test_loss")
+# A multi-label run's test figures (summary.json ``test``), columns when any run has them.
+MULTILABEL_FIGURES = (
+    "test_map",
+    "test_f1_macro",
+    "test_f1_micro",
+    "test_subset_accuracy",
+    "test_hamming_loss",
+)
+# Test figures that get columns when any run has them.
+OPTIONAL_FIGURES = ("test_balanced_accuracy", *MULTILABEL_FIGURES)
+# Headers of the figures in leaderboard.md, the console and the HTML page.
+FIGURE_NAMES = {
+    "test_accuracy": "test accuracy",
+    "test_loss": "test loss",
+    "test_balanced_accuracy": "test balanced accuracy",
+    "test_map": "test mAP",
+    "test_f1_macro": "test macro F1",
+    "test_f1_micro": "test micro F1",
+    "test_subset_accuracy": "test subset accuracy",
+    "test_hamming_loss": "test Hamming loss",
+}
+# In csv only: a multi-label run's test_accuracy is already its subset accuracy.
+CSV_ONLY = ("test_subset_accuracy",)
 
 
 @dataclass
@@ -74,6 +101,12 @@ class Leaderboard:
     rows: list[dict[str, Any]]
     failed: list[RunInfo]
     groups: list[list[RunInfo]]
+    figures: list[str] = field(default_factory=lambda: list(FIGURES))  # test figures shown
+
+    @property
+    def shown_figures(self) -> list[str]:
+        """The test figures of leaderboard.md, the console table and the HTML page."""
+        return [f for f in self.figures if f not in CSV_ONLY]
 
 
 def _computed(overrides: list[RunOverride]) -> list[RunOverride]:
@@ -176,6 +209,8 @@ def build_leaderboard(runs: Sequence[RunInfo]) -> Leaderboard:
     listed = settings + [setting_values(r.config_settings) for r in failed]
     keys = sorted({k for s in listed for k in s})
     columns = [k for k in keys if len({s.get(k, "") for s in listed}) > 1]
+    measured = {name for run in completed for name in _figures(run)}
+    shown = [*FIGURES, *(f for f in OPTIONAL_FIGURES if f in measured)]
     rows: list[dict[str, Any]] = []
     groups: list[list[RunInfo]] = []
     for (key, members), setting in zip(grouped.items(), settings, strict=True):
@@ -184,7 +219,7 @@ def build_leaderboard(runs: Sequence[RunInfo]) -> Leaderboard:
             row["config"] = " ".join(key) or "(defaults)"
         row["n"] = len(members)
         figures = [_figures(m) for m in members]
-        for name in (metric, *FIGURES, "train_seconds"):
+        for name in (metric, *shown, "train_seconds"):
             values = [f[name] for f in figures if name in f]
             if values:
                 row[f"{name}_mean"], row[f"{name}_std"] = _stats(values)
@@ -204,7 +239,13 @@ def build_leaderboard(runs: Sequence[RunInfo]) -> Leaderboard:
     for rank, (row, _) in enumerate(ranked, start=1):
         row["rank"] = rank
     return Leaderboard(
-        metric, mode, columns or ["config"], [r for r, _ in ranked], failed, [g for _, g in ranked]
+        metric,
+        mode,
+        columns or ["config"],
+        [r for r, _ in ranked],
+        failed,
+        [g for _, g in ranked],
+        shown,
     )
 
 
@@ -222,7 +263,8 @@ def _number(value: Any) -> str:
 
 
 def csv_text(board: Leaderboard) -> str:
-    stats = [f"{n}_{s}" for n in (board.metric, *FIGURES, "train_seconds") for s in ("mean", "std")]
+    names = (board.metric, *board.figures, "train_seconds")
+    stats = [f"{n}_{s}" for n in names for s in ("mean", "std")]
     header = [
         "rank",
         *board.columns,
@@ -267,13 +309,13 @@ def mean_std(row: dict[str, Any], name: str) -> str:
 
 def table_rows(board: Leaderboard) -> tuple[list[str], list[list[str]]]:
     """Header and cells shared by leaderboard.md and the rich table."""
+    figures = board.shown_figures
     header = [
         "rank",
         *board.columns,
         "n",
         f"{board.metric} ({board.mode})",
-        "test accuracy",
-        "test loss",
+        *(FIGURE_NAMES.get(f, f) for f in figures),
         "train s",
         "params",
         "FLOPs",
@@ -286,8 +328,7 @@ def table_rows(board: Leaderboard) -> tuple[list[str], list[list[str]]]:
                 *[str(row.get(c, "")) for c in board.columns],
                 str(row["n"]),
                 mean_std(row, board.metric),
-                mean_std(row, "test_accuracy"),
-                mean_std(row, "test_loss"),
+                *(mean_std(row, f) for f in figures),
                 f"{row.get('train_seconds_mean', float('nan')):.1f}",
                 count_text(row.get("params")),
                 count_text(row.get("flops")),
@@ -315,6 +356,12 @@ def markdown_text(board: Leaderboard, title: str = "Leaderboard") -> str:
         "seeds (n runs).",
         "",
     ]
+    if any(f in MULTILABEL_FIGURES for f in board.figures):
+        lines += [
+            "Multi-label runs: test accuracy is the subset accuracy (every label of an image "
+            "right); an empty cell is a figure that run does not have.",
+            "",
+        ]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]

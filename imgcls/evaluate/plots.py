@@ -1,4 +1,5 @@
-"""Figures of a run: training curves, the normalised confusion matrix, a prediction grid.
+"""Figures of a run: training curves, the normalised confusion matrix, a prediction grid,
+and for a multi-label run the per-label precision-recall curves and a grid of label sets.
 
 Matplotlib with the Agg backend (no display needed); each figure is written atomically.
 """
@@ -110,8 +111,12 @@ def plot_confusion_matrix(matrix: np.ndarray, classes: Sequence[str], path: Path
 def prediction_slots(targets: np.ndarray, predictions: np.ndarray, count: int = 16) -> np.ndarray:
     """The sample indices the prediction grid shows, in its order: mistakes first (up to
     half the grid), then correct predictions, then more mistakes if the grid is not full."""
-    wrong = np.flatnonzero(predictions != targets)
-    right = np.flatnonzero(predictions == targets)
+    return _slots(np.asarray(predictions) == np.asarray(targets), count)
+
+
+def _slots(correct: np.ndarray, count: int) -> np.ndarray:
+    wrong = np.flatnonzero(~correct)
+    right = np.flatnonzero(correct)
     chosen = np.concatenate([wrong[: count // 2], right])[:count]
     return np.concatenate([chosen, wrong[count // 2 :]])[:count]
 
@@ -136,13 +141,84 @@ def plot_predictions(
     Mistakes are shown first (up to half the grid) so that the figure is informative. The
     figure is sized to the grid, with the title right above it: no blank band.
     """
-    plt = _pyplot()
     predictions = probabilities.argmax(axis=1)
     chosen = prediction_slots(targets, predictions, count)
+    captions, correct = [], []
+    for index in chosen:
+        ok = bool(predictions[index] == targets[index])
+        confidence = probabilities[index, predictions[index]]
+        captions.append(
+            f"true: {classes[targets[index]]}\npred: {classes[predictions[index]]} "
+            f"({confidence:.2f}){'' if ok else ' ✗'}"
+        )
+        correct.append(ok)
     wrong = int((predictions != targets).sum())
-    columns = min(4, max(1, len(chosen)))
-    rows = max(1, -(-len(chosen) // columns))
-    tiles = [_tile(images[int(index)]) for index in chosen]
+    title = f"{wrong} of {len(targets)} wrong; mistakes in red"
+    return _draw_grid([images[int(i)] for i in chosen], captions, correct, title, path)
+
+
+def multilabel_prediction_slots(
+    targets: np.ndarray, predicted: np.ndarray, count: int = 16
+) -> np.ndarray:
+    """The samples the multi-label grid shows: as :func:`prediction_slots`, where a
+    prediction is right when its label set equals the true set."""
+    correct = (np.asarray(targets) > 0.5) == np.asarray(predicted, dtype=bool)
+    return _slots(correct.all(axis=1), count)
+
+
+def plot_multilabel_predictions(
+    images: np.ndarray | Mapping[int, np.ndarray],
+    targets: np.ndarray,
+    probabilities: np.ndarray,
+    predicted: np.ndarray,
+    classes: Sequence[str],
+    path: Path,
+    count: int = 16,
+) -> Path:
+    """A grid of test images with their true and predicted label sets, for a multi-label run.
+
+    ``predicted`` is the (N, C) bool decision at the run's thresholds; each predicted label
+    shows its probability. An image whose set is not exactly right is framed in red (mistakes
+    first, up to half the grid, as in :func:`plot_predictions`).
+    """
+    targets = np.asarray(targets) > 0.5
+    predicted = np.asarray(predicted, dtype=bool)
+    chosen = multilabel_prediction_slots(targets, predicted, count)
+    captions, correct = [], []
+    for index in chosen:
+        ok = bool(np.array_equal(targets[index], predicted[index]))
+        true_set = ", ".join(classes[c] for c in np.flatnonzero(targets[index])) or "(none)"
+        guessed = ", ".join(
+            f"{classes[c]} {probabilities[index, c]:.2f}" for c in np.flatnonzero(predicted[index])
+        )
+        captions.append(
+            f"true: {_clip(true_set)}\npred: {_clip(guessed or '(none)')}{'' if ok else ' ✗'}"
+        )
+        correct.append(ok)
+    wrong = int((targets != predicted).any(axis=1).sum())
+    title = f"{wrong} of {len(targets)} label sets not exactly right; those in red"
+    return _draw_grid([images[int(i)] for i in chosen], captions, correct, title, path)
+
+
+def _clip(text: str, limit: int = 34) -> str:
+    """One caption line short enough for its tile."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _draw_grid(
+    images: Sequence[np.ndarray],
+    captions: Sequence[str],
+    correct: Sequence[bool],
+    title: str,
+    path: Path,
+) -> Path:
+    """uint8 CHW images in a grid of four columns, each under its two-line caption; the
+    wrong ones framed and captioned in red. The figure is sized to the grid, with the title
+    right above it: no blank band."""
+    plt = _pyplot()
+    columns = min(4, max(1, len(images)))
+    rows = max(1, -(-len(images) // columns))
+    tiles = [_tile(image) for image in images]
     height, width = tiles[0].shape[:2] if tiles else (1, 1)
     # One mosaic image in one axes: far faster to draw than a grid of subplots.
     inch = width / TILE  # pixels of the mosaic per inch of the figure
@@ -156,15 +232,12 @@ def plot_predictions(
     ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))  # the mosaic fills the figure
     ax.imshow(canvas, interpolation="nearest")
     ax.axis("off")
-    for slot, index in enumerate(chosen):
+    for slot, (caption, ok) in enumerate(zip(captions, correct, strict=True)):
         y, x = (slot // columns) * cell_h + pad_y, (slot % columns) * cell_w
-        ok = predictions[index] == targets[index]
-        confidence = probabilities[index, predictions[index]]
         ax.text(
             x + width / 2,
             y - 0.6,
-            f"true: {classes[targets[index]]}\npred: {classes[predictions[index]]} "
-            f"({confidence:.2f}){'' if ok else ' ✗'}",
+            caption,
             ha="center",
             va="bottom",
             fontsize=8,
@@ -177,7 +250,7 @@ def plot_predictions(
                 )
             )
     # The title sits on the axes (not the figure's top edge), so it follows the grid.
-    ax.set_title(f"{wrong} of {len(targets)} wrong; mistakes in red", fontsize=10, pad=2)
+    ax.set_title(title, fontsize=10, pad=2)
     return _save(fig, path)
 
 
@@ -203,4 +276,48 @@ def plot_validation_curves(
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_pr_curves(
+    curves: Sequence[Mapping[str, object]], path: Path, title: str = "", left_out: int = 0
+) -> Path:
+    """One precision-recall curve per label, its AP in the legend (best AP first).
+
+    ``curves`` as :func:`imgcls.evaluate.multilabel.precision_recall_curves` gives them;
+    drawn as steps, as scikit-learn's PrecisionRecallDisplay draws them. ``left_out`` labels
+    (no positive test image, so no curve) are counted in the title.
+    """
+    plt = _pyplot()
+    ordered = sorted(curves, key=lambda c: -float(c["ap"]))  # type: ignore[arg-type]
+    colors = plt.get_cmap("tab10" if len(ordered) <= 10 else "tab20").colors
+    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    for index, curve in enumerate(ordered):
+        ax.plot(
+            curve["recall"],
+            curve["precision"],
+            drawstyle="steps-post",
+            linewidth=1.4,
+            color=colors[index % len(colors)],
+            label=f"{curve['class']} (AP {float(curve['ap']):.3f})",  # type: ignore[arg-type]
+        )
+    ax.set_xlim(0, 1.01)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.grid(alpha=0.3)
+    if ordered:
+        ax.legend(
+            fontsize=7 if len(ordered) > 10 else 8,
+            loc="center left",
+            bbox_to_anchor=(1.01, 0.5),
+            ncol=1 if len(ordered) <= 25 else 2,
+        )
+    lines = [title] if title else []
+    if ordered:
+        mean_ap = float(np.mean([float(c["ap"]) for c in ordered]))  # type: ignore[arg-type]
+        lines.append(f"precision-recall per label (test split), mAP {mean_ap:.3f}")
+    if left_out:
+        lines.append(f"{left_out} label(s) without a positive test image: no curve")
+    ax.set_title("\n".join(lines), fontsize=10)
     return _save(fig, path)
