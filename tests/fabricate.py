@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
+import importlib.util
 import pickle
 from pathlib import Path
 
@@ -142,6 +144,29 @@ def write_label_table(root: Path, classes=("cat", "dog", "fox"), per_class: int 
     table = root / "labels.csv"
     table.write_text("image,label\n" + "\n".join(rows) + "\n")
     return table
+
+
+@functools.cache
+def fmnist_tables():
+    """benchmarks/fmnist_tables.py as a module (benchmarks/ is no package)."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "fmnist_tables.py"
+    spec = importlib.util.spec_from_file_location("fmnist_tables", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_fmnist_table(root: Path, kind: str) -> Path:
+    """A small Fashion-MNIST-LT (``lt``, imbalance 10) or mosaic (``mosaic``) label table made
+    by benchmarks/fmnist_tables.py from fabricated IDX files, for the recipes over them
+    (experiment=fmnist_lt, fmnist_mosaic); returns the table."""
+    source = write_idx(root / "idx", "fashion-mnist", n=(1000, 60)) / "fashion-mnist"
+    target = root / kind
+    if kind == "lt":
+        fmnist_tables().make_lt(source, target, seed=0, imbalance=10)
+    else:
+        fmnist_tables().make_mosaic(source, target, seed=0, train=64, val=16, test=20)
+    return target / "labels.csv"
 
 
 FABRICATORS = {
