@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from imgcls import cli
-from imgcls.config.options.losses import AsymmetricOptions, FocalOptions, LossOptions
+from imgcls.registry import LOSSES
 from imgcls.train import losses
 from tests.conftest import TINY
 
@@ -26,12 +26,14 @@ MULTIHOT = torch.tensor(
 
 
 def build(name: str, task: str, smoothing: float = 0.0, **options):
-    kinds = {"focal": FocalOptions, "asymmetric": AsymmetricOptions}
-    made = kinds.get(name, LossOptions)(name=name, **options)
-    builder = {"cross_entropy": losses.cross_entropy, "bce": losses.bce}.get(name)
-    builder = builder or getattr(losses, name)
-    return builder(
-        made, task=task, counts=[10, 5, 2, 1], classes=list("abcd"), label_smoothing=smoothing
+    return LOSSES.build(
+        name,
+        {"name": name, **options},
+        prefix="loss",
+        task=task,
+        counts=[10, 5, 2, 1],
+        classes=list("abcd"),
+        label_smoothing=smoothing,
     )
 
 

@@ -12,7 +12,7 @@ several.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -205,69 +205,39 @@ def _weights(
     return weights
 
 
-@LOSSES.register("cross_entropy", CrossEntropyOptions)
-def cross_entropy(
-    options: CrossEntropyOptions,
-    task: str,
-    counts: Sequence[int],
-    classes: Sequence[str],
-    label_smoothing: float = 0.0,
-) -> Loss:
-    """``loss=cross_entropy``."""
-    weights = _weights(options, counts, classes)
-    return CrossEntropy(task, weights=weights, label_smoothing=label_smoothing)
+def _builder(make: Callable[..., Loss]) -> Callable[..., Loss]:
+    """A registry builder: the options, the data's task and class counts in, the loss out
+    (with its class weights, logged, and the run's label smoothing)."""
+
+    def build(
+        options: LossOptions,
+        task: str,
+        counts: Sequence[int],
+        classes: Sequence[str],
+        label_smoothing: float = 0.0,
+    ) -> Loss:
+        weights = _weights(options, counts, classes)
+        return make(options, task, weights=weights, label_smoothing=label_smoothing)
+
+    return build
 
 
-@LOSSES.register("bce", BceOptions)
-def bce(
-    options: BceOptions,
-    task: str,
-    counts: Sequence[int],
-    classes: Sequence[str],
-    label_smoothing: float = 0.0,
-) -> Loss:
-    """``loss=bce``."""
-    weights = _weights(options, counts, classes)
-    return BinaryCrossEntropy(task, weights=weights, label_smoothing=label_smoothing)
-
-
-@LOSSES.register("focal", FocalOptions)
-def focal(
-    options: FocalOptions,
-    task: str,
-    counts: Sequence[int],
-    classes: Sequence[str],
-    label_smoothing: float = 0.0,
-) -> Loss:
-    """``loss=focal``."""
-    weights = _weights(options, counts, classes)
-    return Focal(
-        task,
-        options.gamma,
-        options.alpha,
-        weights=weights,
-        label_smoothing=label_smoothing,
+LOSSES.register("cross_entropy", CrossEntropyOptions)(
+    _builder(lambda options, task, **common: CrossEntropy(task, **common))
+)
+LOSSES.register("bce", BceOptions)(
+    _builder(lambda options, task, **common: BinaryCrossEntropy(task, **common))
+)
+LOSSES.register("focal", FocalOptions)(
+    _builder(lambda options, task, **common: Focal(task, options.gamma, options.alpha, **common))
+)
+LOSSES.register("asymmetric", AsymmetricOptions)(
+    _builder(
+        lambda options, task, **common: Asymmetric(
+            task, options.gamma_pos, options.gamma_neg, options.clip, **common
+        )
     )
-
-
-@LOSSES.register("asymmetric", AsymmetricOptions)
-def asymmetric(
-    options: AsymmetricOptions,
-    task: str,
-    counts: Sequence[int],
-    classes: Sequence[str],
-    label_smoothing: float = 0.0,
-) -> Loss:
-    """``loss=asymmetric``."""
-    weights = _weights(options, counts, classes)
-    return Asymmetric(
-        task,
-        options.gamma_pos,
-        options.gamma_neg,
-        options.clip,
-        weights=weights,
-        label_smoothing=label_smoothing,
-    )
+)
 
 
 def validation_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
