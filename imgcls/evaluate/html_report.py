@@ -429,20 +429,22 @@ def _classes_table(metrics: dict[str, Any]) -> dict[str, Any]:
     return {"per_class": rows, "classes": classes, "matrix": cells, "scalars": scalars}
 
 
-def _run_test(run: RunFolder, summary: Summary | None) -> dict[str, Any]:
+def _test_files(
+    run: RunFolder, summary: Summary | None, missing: str
+) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """summary.json's test figures, test_metrics.json's details, and a note naming what is
+    ``missing`` when only the summary has them (Absent when neither has)."""
     test = (summary.test if summary is not None else None) or {}
     path = run.test_metrics_json
-    details: dict[str, Any] = {}
-    note = ""
     if path.is_file():
-        details = _json_object(path)
-    elif not test:
+        return test, _json_object(path), ""
+    if not test:
         raise Absent("no test metrics (the run did not finish its test)")
-    else:
-        note = (
-            f"no {path.name}, so no per-class figures or confusion matrix "
-            f"(imgcls eval run={run.path} computes them)"
-        )
+    return test, {}, f"no {path.name}, so no {missing} (imgcls eval run={run.path} computes them)"
+
+
+def _run_test(run: RunFolder, summary: Summary | None) -> dict[str, Any]:
+    test, details, note = _test_files(run, summary, "per-class figures or confusion matrix")
     table = _classes_table(details) if details else {"per_class": [], "classes": [], "matrix": []}
     return {
         "summary": [(str(k), _text(v)) for k, v in test.items() if not isinstance(v, dict)],
@@ -485,16 +487,7 @@ def _label_rows(metrics: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]
 def _run_multilabel_test(run: RunFolder, summary: Summary | None) -> dict[str, Any]:
     """A multi-label run's test figures: summary.json's, and test_metrics.json's with the
     per-label AP, precision, recall, F1, support and decision threshold."""
-    test = (summary.test if summary is not None else None) or {}
-    path = run.test_metrics_json
-    details: dict[str, Any] = {}
-    note = ""
-    if path.is_file():
-        details = _json_object(path)
-    elif not test:
-        raise Absent("no test metrics (the run did not finish its test)")
-    else:
-        note = f"no {path.name}, so no per-label figures (imgcls eval run={run.path} computes them)"
+    test, details, note = _test_files(run, summary, "per-label figures")
     scalars = [
         (k, _text(v))
         for k, v in details.items()
