@@ -140,6 +140,24 @@ def test_bncnn_is_a_small_cnn_for_any_small_image(shape):
     assert out.shape == (2, 10)
 
 
+@pytest.mark.parametrize("pool", ["avg", "max", "avgmax"])
+def test_bncnn_global_pool_is_the_mean_the_maximum_or_both(pool):
+    import torch
+
+    from imgcls.registry import MODELS
+
+    model = MODELS.build(
+        "bncnn", {"global_pool": pool}, num_classes=4, in_channels=1, image_size=(16, 16)
+    ).eval()
+    x = torch.randn(3, 1, 16, 16)
+    pooled = model.features(x)
+    last_map = model.features[:-2](x)  # before the pooling and the flatten
+    mean, peak = last_map.mean(dim=(2, 3)), last_map.amax(dim=(2, 3))
+    expected = {"avg": mean, "max": peak, "avgmax": torch.cat([mean, peak], 1)}[pool]
+    assert torch.allclose(pooled, expected)
+    assert model(x).shape == (3, 4)
+
+
 def test_the_fmnist_recipes_compose_with_their_models():
     expected = {
         "fmnist_bncnn": ("bncnn", None),

@@ -122,6 +122,12 @@ def test_variant_names_take_their_family_options_with_the_variant_fixed():
     [
         ("model", "simplecnn", {"dropout": 1.0}, r"^model.dropout=1 is invalid: use \[0, 1\)$"),
         ("model", "bncnn", {"widths": [8, 0]}, r"^model.widths=\[8, 0\] is invalid: use >= 1$"),
+        (
+            "model",
+            "bncnn",
+            {"global_pool": "min"},
+            r"^unknown model.global_pool 'min'; available: avg, avgmax, max",
+        ),
         ("model", "densenet", {"growth_rate": 0}, r"^model.growth_rate=0 is invalid"),
         (
             "model",

@@ -2,17 +2,34 @@
 
 Built for 28x28 and 32x32 images on a CPU budget: stages of 3x3 conv + batch norm + ReLU,
 a 2x2 max-pool between stages (skipped once the map is under 2 pixels, so 8x8 inputs work),
-then global average pooling and one linear layer, so nearly every parameter is in the convs
+then global pooling (average by default; ``global_pool: max`` for objects that fill one
+part of the image, such as a mosaic's tiles) and one linear layer, so nearly every parameter is in the convs
 and the classifier costs almost nothing. ``imgcls train experiment=fmnist_bncnn`` is its
 Fashion-MNIST recipe (docs/results/fashion-mnist.md).
 """
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
-from imgcls.config.options.models import BnCnnOptions
+from imgcls.config.options.models import BnCnnOptions, GlobalPool
 from imgcls.registry import MODELS
+
+
+class _GlobalPooling(nn.Module):
+    """The last feature map to one value per channel: its mean, its maximum, or both."""
+
+    def __init__(self, pool: GlobalPool) -> None:
+        super().__init__()
+        self.pool = pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pool is GlobalPool.avg:
+            return x.mean(dim=(2, 3), keepdim=True)
+        if self.pool is GlobalPool.max:
+            return x.amax(dim=(2, 3), keepdim=True)
+        return torch.cat([x.mean(dim=(2, 3), keepdim=True), x.amax(dim=(2, 3), keepdim=True)], 1)
 
 
 @MODELS.register("bncnn", BnCnnOptions)
@@ -41,9 +58,11 @@ class BNCNN(nn.Module):
                     nn.ReLU(inplace=True),
                 ]
                 channels = width
-        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        pool = GlobalPool(options.global_pool)
+        self.features = nn.Sequential(*layers, _GlobalPooling(pool), nn.Flatten())
+        features = channels * (2 if pool is GlobalPool.avgmax else 1)
         self.classifier = nn.Sequential(
-            nn.Dropout(options.dropout), nn.Linear(channels, num_classes)
+            nn.Dropout(options.dropout), nn.Linear(features, num_classes)
         )
         for module in self.modules():
             if isinstance(module, nn.Conv2d):

@@ -35,6 +35,16 @@ class Stem(str, Enum):
     cifar = "cifar"
 
 
+class GlobalPool(str, Enum):
+    """How the last feature map becomes one vector: ``avg`` (the mean: one object filling the
+    image), ``max`` (the strongest response anywhere: an object in one corner of a mosaic or
+    a tile), ``avgmax`` (the two concatenated)."""
+
+    avg = "avg"
+    max = "max"
+    avgmax = "avgmax"
+
+
 def dropout_rate(key: str, value: float | None) -> None:
     """A dropout rate in [0, 1) (None: the model's own)."""
     if value is not None:
@@ -208,9 +218,11 @@ class BnCnnOptions(Options):
     widths: List[int] = field(default_factory=lambda: [32, 64, 128])  # noqa: UP006
     depths: List[int] = field(default_factory=lambda: [1, 2, 2])  # noqa: UP006
     dropout: float = 0.0
+    global_pool: GlobalPool = GlobalPool.avg
 
     def __post_init__(self) -> None:
         stage_widths("widths", self.widths)
+        self.global_pool = choice(GlobalPool, "global_pool", self.global_pool)
         depths = list(self.depths)
         ok = len(depths) == len(self.widths) and all(d >= 1 for d in depths)
         rule = f"give one positive conv count per stage ({len(self.widths)} stages)"
