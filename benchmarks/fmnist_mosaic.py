@@ -77,7 +77,9 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("extra", nargs="*", help="overrides added to every run")
     args = parser.parse_args()
-    print("| loss | test mAP | test macro F1 | test subset accuracy | val mAP | training (median) |")
+    print(
+        "| loss | test mAP | test macro F1 | test subset accuracy | val mAP | training (median) |"
+    )
     print("|---|---|---|---|---|---|")
     rows = []
     for name, loss in LOSSES.items():
@@ -91,8 +93,11 @@ def main() -> None:
             f"| {mean_std([run['best']['val_map'] for run in runs])} | {training:.0f} s |"
         )
         lowest = min(t["map"] for t in test)
-        print(f"  {loss}: lowest test mAP {lowest:.4f}, longest training "
-              f"{max(run['timings']['training'] for run in runs):.0f} s", flush=True)
+        print(
+            f"  {loss}: lowest test mAP {lowest:.4f}, longest training "
+            f"{max(run['timings']['training'] for run in runs):.0f} s",
+            flush=True,
+        )
     print("\n".join(rows))
 
 
