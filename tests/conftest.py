@@ -16,7 +16,11 @@ ROOT = Path(__file__).resolve().parents[1]
 # The device and precision the tests assume, unless a test is about a GPU (marked ``gpu``):
 # on a CUDA machine ``auto`` would pick the GPU and bf16 autocast, and comparisons with fp32
 # arithmetic made by hand, or between runs, would no longer hold at their tolerances.
-CPU = ["trainer.device=cpu", "trainer.precision=32"]
+#
+# And no figures (trainer.plots=false): drawing them is about half of a tiny run's time. A test
+# about plots/*.png or the report's figures adds trainer.plots=true (the last value wins).
+CPU = ["trainer.device=cpu", "trainer.precision=32", "trainer.plots=false"]
+PLOTS = "trainer.plots=true"
 
 # A run small enough for tests: 1x8x8 synthetic images, a narrow SimpleCNN, two epochs.
 # A narrow SimpleCNN for one epoch, for tests whose subject is a dataset, not the model.

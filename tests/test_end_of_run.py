@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SMALL_MODEL, TINY
+from conftest import PLOTS, SMALL_MODEL, TINY
 from fabricate import write_folder
 from PIL import Image
 
@@ -63,7 +63,7 @@ def test_the_test_split_is_inferred_once(tmp_path, monkeypatch, views):
     """Each test image goes through the model once per TTA view, not once more for the plots
     and test_metrics.json (which the old end of run did, without the views)."""
     counter = TestImageCounter(monkeypatch)
-    overrides = [*TINY, "trainer.epochs=1", f"trainer.test_tta=[{','.join(views)}]"]
+    overrides = [*TINY, PLOTS, "trainer.epochs=1", f"trainer.test_tta=[{','.join(views)}]"]
     train(compose(overrides), tmp_path / "run", overrides=overrides)
     run = tmp_path / "run"
     assert (run / "plots" / "predictions.png").is_file()
@@ -90,7 +90,8 @@ def finished_run(tmp_path_factory) -> tuple[Path, Predictions]:
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(job, "write_run_plots", spy)
-        train(compose(TINY), run_dir, overrides=TINY)
+        overrides = [*TINY, PLOTS]
+        train(compose(overrides), run_dir, overrides=overrides)
     (predictions,) = captured
     return run_dir, predictions
 
@@ -192,6 +193,7 @@ def test_a_run_on_the_dataloader_path_gets_its_figures(tmp_path):
     root = write_folder(tmp_path / "images", per_class=12)
     overrides = [
         *SMALL_MODEL,
+        PLOTS,
         "dataset=folder",
         f"dataset.root={root}",
         "dataset.image_size=16",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY
+from conftest import PLOTS, TINY
 from PIL import Image
 
 from imgcls import cli
@@ -25,7 +25,8 @@ def runs(tmp_path_factory) -> list[Path]:
     """Two tiny runs (seeds 0 and 1) on 1x8x8 synthetic images, 4 classes."""
     root = tmp_path_factory.mktemp("eval_runs")
     return [
-        train(compose([*TINY, f"seed={seed}", f"output_root={root}"])).run_dir for seed in (0, 1)
+        train(compose([*TINY, PLOTS, f"seed={seed}", f"output_root={root}"])).run_dir
+        for seed in (0, 1)
     ]
 
 
@@ -224,3 +225,12 @@ def test_bad_input_is_one_line_exit_2(runs, tmp_path, capsys, monkeypatch):
     assert "none of the 1 files" in capsys.readouterr().err
     assert not (runs[0] / "eval" / "test_x").exists()
     assert not list(tmp_path.rglob("predictions.csv"))
+
+
+def test_plots_false_skips_the_figures_and_keeps_the_metrics_and_report(tmp_path):
+    run = train(compose([*TINY, "trainer.plots=false", f"output_root={tmp_path}"])).run_dir
+    assert not list(run.rglob("*.png"))
+    metrics = json.loads((run / "test_metrics.json").read_text())
+    summary = json.loads((run / "summary.json").read_text())
+    assert metrics["accuracy"] == pytest.approx(summary["test"]["accuracy"])
+    assert "confusion_matrix" in metrics and (run / "report.html").is_file()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SMALL_MODEL
+from conftest import PLOTS, SMALL_MODEL
 from report_runs import fake_run
 
 from imgcls import cli
@@ -51,6 +51,7 @@ def run_dir(tmp_path_factory) -> Path:
     args = [
         "train",
         *SMALL_MODEL,
+        PLOTS,
         "model.widths=[8]",
         "model.hidden=16",
         "dataset=table",

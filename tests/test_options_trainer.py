@@ -109,7 +109,7 @@ def test_every_leaf_and_node_is_covered():
         "trainer.lookahead.every",
     } <= keys
     assert {"trainer.precision", "trainer.test_tta", "method.target_dataset"} <= keys
-    assert len(WRONG) == 37 and len(UNKNOWN) == 10  # 28 trainer, 3 logger, 6 method keys
+    assert len(WRONG) == 38 and len(UNKNOWN) == 10  # 29 trainer, 3 logger, 6 method keys
 
 
 @pytest.mark.parametrize(("overrides", "key"), CASES, ids=[" ".join(c[0]) for c in CASES])

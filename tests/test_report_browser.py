@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import TINY
+from conftest import PLOTS, TINY
 from report_runs import CLASSES, HOSTILE_CLASS, assert_self_contained, fake_run, fake_sweep
 
 from imgcls.app.job import train
@@ -73,7 +73,8 @@ def browser():
 def pages(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("pages")
     real = root / "real_run"
-    train(compose(TINY), real, overrides=TINY)
+    overrides = [*TINY, PLOTS]
+    train(compose(overrides), real, overrides=overrides)
     hostile = fake_run(root / "hostile", ["model=simplecnn", 'note=<b>&"x"\''])
     sweep = fake_sweep(root / "sweep")
     return {

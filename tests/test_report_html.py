@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import TINY
+from conftest import PLOTS, TINY
 from report_runs import CLASSES, assert_self_contained, fake_run, fake_sweep
 
 from imgcls import cli
@@ -122,7 +122,8 @@ def test_report_key_is_checked():
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("real") / "run"
-    train(compose(TINY), run_dir, overrides=TINY)
+    overrides = [*TINY, PLOTS]
+    train(compose(overrides), run_dir, overrides=overrides)
     return run_dir
 
 

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-from conftest import TINY
+from conftest import PLOTS, TINY
 
 from imgcls.base.errors import UserError
 from imgcls.base.record import (
@@ -236,7 +236,7 @@ def sweep(tmp_path_factory) -> Path:
     before = Path.cwd()
     os.chdir(root)
     try:
-        args = ["train", "-m", "seed=0,1", *ONE_EPOCH, "logger=[csv,tensorboard]"]
+        args = ["train", "-m", "seed=0,1", *ONE_EPOCH, PLOTS, "logger=[csv,tensorboard]"]
         assert cli.main(args) == 0
         (sweep_dir,) = (root / "outputs" / "multirun").glob("*/*")
         job = SweepFolder(sweep_dir).job_folders()[0]

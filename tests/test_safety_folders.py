@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import FOLDER_MODEL, ONE_EPOCH
+from conftest import FOLDER_MODEL, ONE_EPOCH, PLOTS
 from fabricate import write_folder
 
 from imgcls import cli
@@ -31,7 +31,7 @@ def run(tmp_path_factory) -> Path:
     from imgcls.config.compose import compose
 
     root = tmp_path_factory.mktemp("safety_run")
-    return train(compose([*ONE_EPOCH, f"output_root={root / 'outputs'}"])).run_dir
+    return train(compose([*ONE_EPOCH, PLOTS, f"output_root={root / 'outputs'}"])).run_dir
 
 
 @pytest.fixture

@@ -362,7 +362,13 @@ def _draw_plots(
         tta = parts.trainer.test_tta
         thresholds = list(summary.thresholds.values()) if summary.thresholds else None
         write_run_plots(
-            run.folder, predictions, parts.data.test, parts.data.classes, tta, thresholds
+            run.folder,
+            predictions,
+            parts.data.test,
+            parts.data.classes,
+            tta,
+            thresholds,
+            figures=parts.trainer.plots,
         )
     if summary.timings is not None:
         summary.timings["plots"] = round(time.perf_counter() - started, 3)

@@ -38,6 +38,7 @@ def write_run_plots(
     classes: Sequence[str],
     tta: Sequence[str] = (),
     thresholds: Sequence[float] | None = None,
+    figures: bool = True,
 ) -> list[Path]:
     """curves.png, confusion_matrix.png and predictions.png for a finished run, and
     test_metrics.json: the test split's per-class precision, recall and F1 and the confusion
@@ -52,6 +53,9 @@ def write_run_plots(
     checkpoint, with the test-time augmentation ``tta`` names); ``test`` is the split they
     came from, read only for the few images predictions.png shows. A problem is logged as a
     warning and never fails a run whose model and metrics are already saved.
+
+    ``figures=False`` (``trainer.plots=false``) writes test_metrics.json alone: drawing the
+    figures costs most of the end of a small run (a smoke run in CI, a test).
     """
     started = time.perf_counter()
     run = RunFolder.of(run_dir)
@@ -60,17 +64,21 @@ def write_run_plots(
         from sklearn.metrics import confusion_matrix
 
         classes = list(classes)
-        if run.metrics_csv.is_file():
+        if figures and run.metrics_csv.is_file():
             curves = plots.read_metrics(run.metrics_csv)
             written.append(plots.plot_curves(curves, run.curves_png, run.path.name))
         probabilities = predictions.probabilities.numpy()
         targets = predictions.labels.numpy()
         if targets.ndim == 2:
             _write_multilabel_test_metrics(run, targets, probabilities, classes, tta, thresholds)
+            if not figures:
+                return written
             written += _multilabel_plots(run, targets, probabilities, test, classes, thresholds)
             logger.info(f"plots: {run.plots} ({time.perf_counter() - started:.1f}s)")
             return written
         _write_test_metrics(run, targets, probabilities, classes, tta)
+        if not figures:
+            return written
         matrix = confusion_matrix(targets, probabilities.argmax(1), labels=np.arange(len(classes)))
         written.append(plots.plot_confusion_matrix(matrix, classes, run.confusion_matrix_png))
         shown = plots.prediction_slots(targets, probabilities.argmax(1))

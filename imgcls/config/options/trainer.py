@@ -203,6 +203,7 @@ class TrainerOptions:
     deterministic: bool = False
     strategy: Strategy = Strategy.auto
     lookahead: LookaheadOptions = field(default_factory=LookaheadOptions)
+    plots: bool = True  # false: no plots/*.png; test_metrics.json and the report are written
     test_tta: List[str] = field(default_factory=list)  # noqa: UP006  (views: imgcls.train.tta)
 
     def __post_init__(self) -> None:
