@@ -14,13 +14,10 @@ Each remedy's command is printed before it runs, so every row is one command to 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
-import sys
-import time
 from pathlib import Path
+
+from sweep_figures import completed_summaries, mean_std, run_sweep
 
 REMEDIES = {
     "cross-entropy": [],
@@ -53,28 +50,12 @@ def run_remedy(name: str, table: str, seeds: str, out: Path, extra: list[str]) -
         f"seed={seeds}",
         f"hydra.sweep.dir={sweep}",
     ]
-    print("$ " + " ".join(command), flush=True)
-    if not (sweep / "leaderboard.csv").exists():
-        started = time.perf_counter()
-        executable = Path(sys.executable).parent / "imgcls"
-        subprocess.run([str(executable), *command[1:]], check=True)
-        print(f"  {time.perf_counter() - started:.0f} s, load {os.getloadavg()}", flush=True)
-    return sweep
+    return run_sweep(command, sweep)
 
 
 def figures(sweep: Path, key: str) -> list[float]:
-    values = []
-    for path in sorted(sweep.glob("*/summary.json")):
-        summary = json.loads(path.read_text())
-        if summary.get("status") != "completed":
-            raise SystemExit(f"{path.parent} did not complete: {summary.get('status')}")
-        values.append(summary["best"][key] if key.startswith("val_") else summary["test"][key])
-    return values
-
-
-def mean_std(values: list[float]) -> str:
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.4f} ± {std:.4f}"
+    runs = completed_summaries(sweep)
+    return [run["best"][key] if key.startswith("val_") else run["test"][key] for run in runs]
 
 
 def main() -> None:

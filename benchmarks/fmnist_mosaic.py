@@ -15,13 +15,10 @@ sweep folder that already holds a leaderboard is read, not run again.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
-import sys
-import time
 from pathlib import Path
+
+from sweep_figures import completed_summaries, mean_std, run_sweep
 
 LOSSES = {"binary cross-entropy": "bce", "asymmetric (Ridnik et al. 2021)": "asymmetric"}
 
@@ -39,35 +36,7 @@ def run_loss(loss: str, table: str, seeds: str, out: Path, extra: list[str]) -> 
         f"seed={seeds}",
         f"hydra.sweep.dir={sweep}",
     ]
-    print("$ " + " ".join(command), flush=True)
-    if not (sweep / "leaderboard.csv").exists():
-        started = time.perf_counter()
-        before = os.getloadavg()
-        executable = Path(sys.executable).parent / "imgcls"
-        subprocess.run([str(executable), *command[1:]], check=True)
-        print(
-            f"  {time.perf_counter() - started:.0f} s; load average before {before[0]:.2f}, "
-            f"after (1/5/15 min) {os.getloadavg()}",
-            flush=True,
-        )
-    return sweep
-
-
-def summaries(sweep: Path) -> list[dict]:
-    found = []
-    for path in sorted(sweep.glob("*/summary.json")):
-        summary = json.loads(path.read_text())
-        if summary.get("status") != "completed":
-            raise SystemExit(f"{path.parent} did not complete: {summary.get('status')}")
-        found.append(summary)
-    if not found:
-        raise SystemExit(f"{sweep}: no run summaries")
-    return found
-
-
-def mean_std(values: list[float]) -> str:
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.4f} ± {std:.4f}"
+    return run_sweep(command, sweep)
 
 
 def main() -> None:
@@ -83,7 +52,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     rows = []
     for name, loss in LOSSES.items():
-        runs = summaries(run_loss(loss, args.table, args.seeds, args.out, args.extra))
+        runs = completed_summaries(run_loss(loss, args.table, args.seeds, args.out, args.extra))
         test = [run["test"] for run in runs]
         training = statistics.median(run["timings"]["training"] for run in runs)
         rows.append(
