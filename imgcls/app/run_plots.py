@@ -64,28 +64,29 @@ def write_run_plots(
         from sklearn.metrics import confusion_matrix
 
         classes = list(classes)
-        if figures and run.metrics_csv.is_file():
-            curves = plots.read_metrics(run.metrics_csv)
-            written.append(plots.plot_curves(curves, run.curves_png, run.path.name))
         probabilities = predictions.probabilities.numpy()
         targets = predictions.labels.numpy()
-        if targets.ndim == 2:
+        multilabel = targets.ndim == 2
+        if multilabel:
             _write_multilabel_test_metrics(run, targets, probabilities, classes, tta, thresholds)
-            if not figures:
-                return written
-            written += _multilabel_plots(run, targets, probabilities, test, classes, thresholds)
-            logger.info(f"plots: {run.plots} ({time.perf_counter() - started:.1f}s)")
-            return written
-        _write_test_metrics(run, targets, probabilities, classes, tta)
+        else:
+            _write_test_metrics(run, targets, probabilities, classes, tta)
         if not figures:
             return written
-        matrix = confusion_matrix(targets, probabilities.argmax(1), labels=np.arange(len(classes)))
-        written.append(plots.plot_confusion_matrix(matrix, classes, run.confusion_matrix_png))
-        shown = plots.prediction_slots(targets, probabilities.argmax(1))
-        images = {int(i): test.read(int(i)).cpu().numpy() for i in shown}
-        written.append(
-            plots.plot_predictions(images, targets, probabilities, classes, run.predictions_png)
-        )
+        if run.metrics_csv.is_file():
+            curves = plots.read_metrics(run.metrics_csv)
+            written.append(plots.plot_curves(curves, run.curves_png, run.path.name))
+        if multilabel:
+            written += _multilabel_plots(run, targets, probabilities, test, classes, thresholds)
+        else:
+            labels = np.arange(len(classes))
+            matrix = confusion_matrix(targets, probabilities.argmax(1), labels=labels)
+            written.append(plots.plot_confusion_matrix(matrix, classes, run.confusion_matrix_png))
+            shown = plots.prediction_slots(targets, probabilities.argmax(1))
+            images = {int(i): test.read(int(i)).cpu().numpy() for i in shown}
+            written.append(
+                plots.plot_predictions(images, targets, probabilities, classes, run.predictions_png)
+            )
     except Exception as error:  # noqa: BLE001 - figures are a convenience, the run is complete
         logger.warning(f"could not write the plots: {one_line(error, typed=True)}")
         return written
