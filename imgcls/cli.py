@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args[0] not in COMMANDS:
             raise unknown_choice("command", args[0], COMMANDS)
-        with signals_raise():
+        with signals_raise(ignore_after=argv is None):  # the program: see there
             try:
                 # imports (torch): seconds, before any work. Held, not raised, meanwhile:
                 # torch's import runs Python from C++ (pybind11), and an exception raised

@@ -182,6 +182,26 @@ def test_a_signal_while_a_command_is_imported_is_held_until_the_import_ends(monk
     assert line == "imgcls: interrupted by SIGTERM during start-up; nothing was kept"
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_after_the_command_ended_leaves_the_exit_code_alone(signum):
+    """A signal between the command's end and the process's exit (returning, finalizing the
+    interpreter) finds the work done: the program exits with the command's code, silently,
+    rather than being killed by Python's default handler (a completed run exiting -1)."""
+    script = (
+        "import os, sys\n"
+        "from imgcls import cli\n"
+        "sys.argv = ['imgcls', 'list', 'schedulers']\n"
+        "code = cli.main()\n"
+        f"os.kill(os.getpid(), {int(signum)})\n"
+        "sys.exit(code)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=cli_env(), timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "cosine" in done.stdout and done.stderr == ""
+
+
 @pytest.mark.slow
 def test_sighup_in_training_stops_gracefully_and_the_run_resumes(tmp_path, capsys):
     many = ("trainer.epochs=40",)  # the signal comes while it trains

@@ -104,14 +104,20 @@ def raise_if_received() -> None:
 
 
 @contextmanager
-def signals_raise() -> Iterator[None]:
-    """Inside the block, SIGINT, SIGTERM and SIGHUP raise :class:`SignalReceived`."""
+def signals_raise(*, ignore_after: bool = False) -> Iterator[None]:
+    """Inside the block, SIGINT, SIGTERM and SIGHUP raise :class:`SignalReceived`.
+
+    ``ignore_after`` ignores them once the block has ended, instead of restoring the
+    previous handlers: the program's command is over and its work on disk, and Python's
+    defaults would kill the exiting process silently (SIGHUP, SIGTERM) or raise in its
+    finalization (SIGINT), turning a completed run into a failed exit.
+    """
     _received.clear()
     previous = _install(_raise)
     try:
         yield
     finally:
-        _restore(previous)
+        _restore({signum: signal.SIG_IGN for signum in previous} if ignore_after else previous)
         _received.clear()
 
 
