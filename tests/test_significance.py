@@ -164,7 +164,10 @@ def test_a_baseline_names_exactly_one_row(tmp_path):
         for m in ("lenet", "resnet")
         for a in ("none", "shift")
     ]
-    with pytest.raises(UserError, match=r"matches 2 rows .*add a setting"):
+    with pytest.raises(
+        UserError,
+        match=r"matches 2 rows .*add a setting that names one row, e.g. --baseline .augment=none model=\w+.",
+    ):
         build_leaderboard(runs, Comparison(baseline="augment=none"))
     board = build_leaderboard(runs, Comparison(baseline="augment=none model=resnet"))
     tests = {(r["model"], r["augment"]): r.get("significance_test") for r in board.rows}

@@ -126,9 +126,12 @@ def baseline_index(board: Leaderboard, baseline: str) -> int:
         return found[0]
     if len(found) > 1:
         rows = "; ".join(_label(board, board.rows[i]) for i in found)
+        named = {w.key for w in wanted}
+        other = [c for c in board.columns if c not in named and c != "config"]
+        example = f"{baseline} {other[0]}={board.rows[found[0]][other[0]]}" if other else ""
         raise UserError(
             f"--baseline {baseline} matches {len(found)} rows ({rows}): add a setting that "
-            "names one row, e.g. --baseline 'augment=none model=resnet'"
+            "names one row" + (f", e.g. --baseline '{example}'" if example else "")
         )
     keys = {s.key for group in settings for s in group}
     for override in wanted:
