@@ -203,6 +203,7 @@ def test_report_adds_the_columns_to_every_output(tmp_path, capsys):
     assert cli.main(["report", str(sweep), *flags]) == 0
     printed = capsys.readouterr().out
     assert "Δ test_accuracy [95% CI]" in printed and "(baseline)" in printed
+    assert "95 % confidence intervals of the means" in printed and "[0.8852, 0.9348]" in printed
     rows = {r["model"]: r for r in rows_of((sweep / "leaderboard.csv").read_text())}
     assert rows["simplecnn"]["significance_test"] == "paired"
     assert float(rows["simplecnn"]["test_accuracy_diff"]) == pytest.approx(0.2)

@@ -16,7 +16,12 @@ from imgcls.app.report import ReportResult, report
 from imgcls.base.errors import UserError, did_you_mean
 from imgcls.commands.options import OneLineParser
 from imgcls.evaluate.comparison import Comparison, caption
-from imgcls.evaluate.leaderboard import Leaderboard, comparison_span, table_rows
+from imgcls.evaluate.leaderboard import (
+    Leaderboard,
+    comparison_span,
+    interval_rows,
+    table_rows,
+)
 
 DESCRIPTION = """Writes leaderboard.csv and leaderboard.md (into the directory when one is given, else into
 --out, default outputs/reports/<date>_<time>) and prints the table. --plot also writes
@@ -120,24 +125,29 @@ def print_result(result: ReportResult) -> None:
 
 
 def print_leaderboard(board: Leaderboard, runs: int) -> None:
-    """The leaderboard as a table, then one line per failed or unfinished run; the columns
-    of a comparison (--baseline, --target) as a second table, so that each stays readable."""
+    """The leaderboard as a table, then one line per failed or unfinished run. The 95 %
+    intervals and the columns of a comparison (--baseline, --target) come in tables of their
+    own, so that each stays readable in a terminal."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    header, cells = table_rows(board)
+    header, cells = table_rows(board, intervals=False)
     compared = comparison_span(board)
-    named = range(len(board.columns) + 2)  # rank, the settings, n
-    parts = [[i for i in range(len(header)) if i not in compared]]
-    title = [f"{len(board.rows)} configurations, {runs} runs"]
+    named = list(range(len(board.columns) + 2))  # rank, the settings, n
+    main = [i for i in range(len(header)) if i not in compared]
+    tables = [(f"{len(board.rows)} configurations, {runs} runs", header, cells, main)]
+    interval_header, interval_cells = interval_rows(board)
+    if interval_cells:
+        title = "95 % confidence intervals of the means (t distribution)"
+        indexes = list(range(len(interval_header)))
+        tables.append((title, interval_header, interval_cells, indexes))
     if compared:
-        parts.append([*named, *compared])
-        title.append(caption(board))
+        tables.append((caption(board), header, cells, [*named, *compared]))
     console = Console(width=160)
-    for indexes, text in zip(parts, title, strict=True):
-        table = Table(*(header[i] for i in indexes), title=escape(text), box=None)
-        for row in cells:  # `regularizer=[l2sp]` is not markup
+    for title, names, rows, indexes in tables:
+        table = Table(*(names[i] for i in indexes), title=escape(title), box=None)
+        for row in rows:  # `regularizer=[l2sp]` is not markup
             table.add_row(*(escape(row[i]) for i in indexes))
         console.print(table)
     for run in board.failed:

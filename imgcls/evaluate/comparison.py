@@ -337,10 +337,10 @@ def caption(board: Leaderboard) -> str:
     comparison = board.comparison
     parts = []
     if board.compared and comparison is not None:
-        parts.append(f"Δ: mean {board.compared} minus {comparison.baseline}'s, two-sided p")
+        parts.append(f"against {comparison.baseline}: Δ of the mean {board.compared}")
     if comparison is not None and comparison.target is not None:
         sign = "≥" if board.mode == "max" else "≤"
-        parts.append(f"training seconds to {board.metric} {sign} {comparison.target:g}")
+        parts.append(f"seconds to {board.metric} {sign} {comparison.target:g}")
     return "; ".join(parts)
 
 

@@ -344,19 +344,44 @@ def csv_text(board: Leaderboard) -> str:
     return buffer.getvalue()
 
 
-def mean_std(row: dict[str, Any], name: str) -> str:
+def interval_text(row: dict[str, Any], name: str) -> str:
+    """``[0.9686, 0.9738]``: the 95 % interval of the mean; empty for n = 1."""
+    low, high = row.get(f"{name}_ci_low"), row.get(f"{name}_ci_high")
+    return f"[{low:.4f}, {high:.4f}]" if low is not None and high is not None else ""
+
+
+def mean_std(row: dict[str, Any], name: str, interval: bool = True) -> str:
     """``0.9712 ± 0.0021 [0.9686, 0.9738]``: mean ± std [95 % interval of the mean]."""
     mean = row.get(f"{name}_mean")
     if mean is None:
         return ""
     std = row.get(f"{name}_std")
     text = f"{mean:.4f} ± {std:.4f}" if std is not None else f"{mean:.4f}"
-    low, high = row.get(f"{name}_ci_low"), row.get(f"{name}_ci_high")
-    return f"{text} [{low:.4f}, {high:.4f}]" if low is not None and high is not None else text
+    bounds = interval_text(row, name) if interval else ""
+    return f"{text} {bounds}" if bounds else text
 
 
-def table_rows(board: Leaderboard) -> tuple[list[str], list[list[str]]]:
-    """Header and cells shared by leaderboard.md and the rich table."""
+def interval_rows(board: Leaderboard) -> tuple[list[str], list[list[str]]]:
+    """The console's table of intervals (leaderboard.md and the page show them in the
+    figures' cells): rank, settings, n and each figure's 95 % interval; no rows when every
+    row is a single run."""
+    figures = [board.metric, *board.shown_figures]
+    header = ["rank", *board.columns, "n", *(FIGURE_NAMES.get(f, f) for f in figures)]
+    cells = [
+        [
+            str(row["rank"]),
+            *[str(row.get(c, "")) for c in board.columns],
+            str(row["n"]),
+            *(interval_text(row, f) for f in figures),
+        ]
+        for row in board.rows
+    ]
+    return header, cells if any(row["n"] > 1 for row in board.rows) else []
+
+
+def table_rows(board: Leaderboard, intervals: bool = True) -> tuple[list[str], list[list[str]]]:
+    """Header and cells shared by leaderboard.md, the HTML page and the rich table (which
+    shows the intervals in a table of their own: ``intervals=False``)."""
     figures = board.shown_figures
     compared_header, compared_cells = table_columns(board)
     header = [
@@ -377,8 +402,8 @@ def table_rows(board: Leaderboard) -> tuple[list[str], list[list[str]]]:
                 str(row["rank"]),
                 *[str(row.get(c, "")) for c in board.columns],
                 str(row["n"]),
-                mean_std(row, board.metric),
-                *(mean_std(row, f) for f in figures),
+                mean_std(row, board.metric, intervals),
+                *(mean_std(row, f, intervals) for f in figures),
                 *compared,
                 f"{row.get('train_seconds_mean', float('nan')):.1f}",
                 count_text(row.get("params")),
