@@ -144,10 +144,14 @@ def write_metrics(folder: Path, accuracies: list[float], seconds: list[float]) -
 
 
 def test_time_to_target_is_the_mean_of_the_runs_that_reached_it(tmp_path):
-    runs = [fake_info(tmp_path / f"r{s}", ["augment=none"], s, 0.9) for s in range(3)]
+    runs = [fake_info(tmp_path / f"r{s}", ["augment=none"], s, 0.9) for s in range(5)]
     write_metrics(runs[0].run_dir, [0.80, 0.93, 0.95], [1.0, 2.0, 3.0])  # at 3.0 s
     write_metrics(runs[1].run_dir, [0.70, 0.90, 0.931], [2.0, 2.0, 2.0])  # at 6.0 s
     write_metrics(runs[2].run_dir, [0.70, 0.92, 0.929], [1.0, 1.0, 1.0])  # never
+    runs[3].run_dir.mkdir()  # no metrics.csv, and one without epoch_seconds: not counted
+    write_metrics(runs[4].run_dir, [0.95], [1.0])
+    lines = (runs[4].run_dir / "metrics.csv").read_text().replace(",epoch_seconds", "")
+    (runs[4].run_dir / "metrics.csv").write_text(lines.replace(",1.0\n", "\n"))
     board = build_leaderboard(runs, Comparison(target=0.93))
     (row,) = rows_of(csv_text(board))
     assert float(row["time_to_target_s"]) == pytest.approx(4.5)

@@ -11,6 +11,7 @@ the console table and the HTML page show the same figures.
 
 from __future__ import annotations
 
+import csv
 import math
 import shlex
 import statistics
@@ -222,18 +223,20 @@ def add_differences(board: Leaderboard, comparison: Comparison, figures: Figures
 
 def add_time_to_target(board: Leaderboard, target: float) -> None:
     """Each row's mean training seconds until its runs' monitored validation metric first
-    reaches ``target`` (over the runs that reached it) and the share of its runs that did
-    (of those with a readable metrics.csv)."""
+    reaches ``target`` (over the runs that reached it) and the share of its runs that did,
+    of those whose metrics.csv has that metric and ``epoch_seconds`` (a run without them is
+    neither a hit nor a miss)."""
     check_target(board.metric, board.mode, target)
     for row, members in zip(board.rows, board.groups, strict=True):
         times: list[float | None] = []
         for member in members:
             try:
                 columns = read_metrics(member.folder.metrics_csv)
-            except (OSError, ValueError):
-                continue  # no per-epoch record: neither reached nor missed
+            except (OSError, ValueError, csv.Error):
+                continue
             monitor = str((member.summary.best or {}).get("metric") or board.metric)
-            times.append(time_to_target(columns, monitor, target, board.mode))
+            if monitor in columns and "epoch_seconds" in columns:
+                times.append(time_to_target(columns, monitor, target, board.mode))
         reached = [t for t in times if t is not None]
         row["target_runs"] = len(times)
         row["target_reached"] = len(reached) / len(times) if times else None
