@@ -654,13 +654,13 @@ def _leaderboard(board: Leaderboard, page: Path) -> dict[str, Any]:
     if not board.rows:
         raise Absent("no completed run")
     header, cells = table_rows(board)
-    stats = [board.metric, *board.shown_figures, "train_seconds"]
+    figures = [board.metric, *board.shown_figures]
     rows = []
     for row, text, members in zip(board.rows, cells, board.groups, strict=True):
         keys: list[str] = [_sort_key(row["rank"])]
         keys += [_sort_key(charts.finite_number(row.get(c))) for c in board.columns]
         keys += [_sort_key(row["n"])]
-        keys += [_sort_key(row.get(f"{name}_mean")) for name in stats[:-1]]
+        keys += [_sort_key(row.get(f"{name}_mean")) for name in figures]
         keys += [_sort_key(value) for value in comparison_sort_values(board, row)]
         keys += [_sort_key(row.get("train_seconds_mean"))]
         keys += [_sort_key(row.get("params")), _sort_key(row.get("flops"))]
