@@ -16,6 +16,7 @@ from imgcls.base.folders import (
     written_by_imgcls,
 )
 from imgcls.base.record import SweepFolder
+from imgcls.evaluate.comparison import Comparison
 from imgcls.evaluate.html_report import output_path, write_report
 from imgcls.evaluate.leaderboard import (
     Leaderboard,
@@ -44,9 +45,11 @@ def report(
     html: bool = False,
     plot: bool = False,
     out: str | Path | None = None,
+    comparison: Comparison | None = None,
 ) -> ReportResult:
     """The leaderboard of the runs under ``dirs`` (leaderboard.csv and .md, and with ``plot``
-    val_curves.png), or with ``html`` one self-contained report.html.
+    val_curves.png), or with ``html`` one self-contained report.html; ``comparison`` adds
+    each row's difference to a baseline row and its time to a target to either.
 
     The leaderboard goes into ``out``, else into the one folder given, else into a new
     ``outputs/reports/<date>_<time>``; the page into ``out`` (a file or a folder), else into
@@ -61,13 +64,15 @@ def report(
         )
     if html:
         check_page_place(dirs, out)
-        return ReportResult(html=write_report([str(d) for d in dirs], out))
+        if comparison is not None and comparison.active:  # a bad baseline: before any file
+            build_leaderboard(collect_runs([str(d) for d in dirs]), comparison)
+        return ReportResult(html=write_report([str(d) for d in dirs], out, comparison=comparison))
     if out is not None:
         check_output_dir(out, "--out", is_leaderboard_output, "report folder")
     elif len(dirs) == 1:
         check_leaderboard_files(Path(dirs[0]), plot)
     runs = collect_runs([str(d) for d in dirs])
-    board = build_leaderboard(runs)
+    board = build_leaderboard(runs, comparison)
     if out is not None:
         out_dir = Path(out)
     elif len(dirs) == 1:

@@ -34,6 +34,9 @@ from imgcls.base.errors import UserError, one_line
 from imgcls.base.folders import ensure_dir
 from imgcls.base.record import RunFolder, RunOverride, Summary, SweepFolder
 from imgcls.evaluate import charts
+from imgcls.evaluate.comparison import Comparison
+from imgcls.evaluate.comparison import notes as comparison_notes
+from imgcls.evaluate.comparison import sort_values as comparison_sort_values
 from imgcls.evaluate.leaderboard import (
     Leaderboard,
     RunInfo,
@@ -651,18 +654,17 @@ def _leaderboard(board: Leaderboard, page: Path) -> dict[str, Any]:
     if not board.rows:
         raise Absent("no completed run")
     header, cells = table_rows(board)
-    stats = [board.metric, *board.shown_figures, "train_seconds"]
+    figures = [board.metric, *board.shown_figures]
     rows = []
     for row, text, members in zip(board.rows, cells, board.groups, strict=True):
         keys: list[str] = [_sort_key(row["rank"])]
         keys += [_sort_key(charts.finite_number(row.get(c))) for c in board.columns]
         keys += [_sort_key(row["n"])]
-        keys += [_sort_key(row.get(f"{name}_mean")) for name in stats]
+        keys += [_sort_key(row.get(f"{name}_mean")) for name in figures]
+        keys += [_sort_key(value) for value in comparison_sort_values(board, row)]
+        keys += [_sort_key(row.get("train_seconds_mean"))]
         keys += [_sort_key(row.get("params")), _sort_key(row.get("flops"))]
-        links = [
-            (f"seed {_seed(m.summary)}", _report_link(m.folder, page), m.run_dir.name)
-            for m in members
-        ]
+        links = [(_run_label(m), _report_link(m.folder, page), m.run_dir.name) for m in members]
         titles = ["", *(str(row.get(c, "")) for c in board.columns)]
         titles += [""] * (len(text) - len(titles))
         shown = [
@@ -675,11 +677,22 @@ def _leaderboard(board: Leaderboard, page: Path) -> dict[str, Any]:
             for shown_text, key, title in zip(shown, keys, titles, strict=True)
         ]
         rows.append({"cells": cells, "links": links})
-    return {"header": header, "rows": rows, "metric": board.metric, "mode": board.mode}
+    return {
+        "header": header,
+        "rows": rows,
+        "metric": board.metric,
+        "mode": board.mode,
+        "notes": comparison_notes(board),
+    }
 
 
 def _seed(summary: Summary) -> str:
     return "?" if summary.seed is None else str(summary.seed)
+
+
+def _run_label(run: RunInfo) -> str:
+    """A run's link in its leaderboard row: its seed, and its fold in a K-fold sweep."""
+    return f"seed {_seed(run.summary)}" + (f" fold {run.fold}" if run.fold else "")
 
 
 def _report_link(run: RunFolder, page: Path) -> str:
@@ -809,10 +822,11 @@ def _all_runs(runs: Sequence[RunInfo], page: Path) -> dict[str, Any]:
     return {"rows": rows}
 
 
-def runs_page(dirs: Sequence[Path], page: Path) -> str:
-    """The HTML of the report of a sweep or of any set of runs (links relative to ``page``)."""
+def runs_page(dirs: Sequence[Path], page: Path, comparison: Comparison | None = None) -> str:
+    """The HTML of the report of a sweep or of any set of runs (links relative to ``page``);
+    ``comparison`` adds its columns to the leaderboard (imgcls report --baseline/--target)."""
     runs = collect_runs(dirs)
-    board = build_leaderboard(runs)
+    board = build_leaderboard(runs, comparison)
     macros = _module("runs.html.j2")
     parts = [
         _part("overview", "Runs", lambda: _sweep_overview(dirs, runs, board), macros),
@@ -873,7 +887,10 @@ def write_run_report(run_dir: RunFolder | str | Path, out: str | Path | None = N
 
 
 def write_runs_report(
-    dirs: Sequence[str | Path], out: str | Path | None = None, run_reports: str = "all"
+    dirs: Sequence[str | Path],
+    out: str | Path | None = None,
+    run_reports: str = "all",
+    comparison: Comparison | None = None,
 ) -> Path:
     """Write the report of a sweep or of several runs; each run's own report is written too
     (``run_reports``: ``all`` rewrites them, ``missing`` only adds absent ones, ``none``)
@@ -891,13 +908,17 @@ def write_runs_report(
                 write_run_report(run.folder)
             except (OSError, UserError) as error:
                 logger.warning(f"could not write {run.folder.report_html}: {one_line(error)}")
-    return _write(page, runs_page(folders, page))
+    return _write(page, runs_page(folders, page, comparison))
 
 
 def write_report(
-    dirs: Sequence[str | Path], out: str | Path | None = None, run_reports: str = "all"
+    dirs: Sequence[str | Path],
+    out: str | Path | None = None,
+    run_reports: str = "all",
+    comparison: Comparison | None = None,
 ) -> Path:
-    """``imgcls report --html``: a run's report for one run folder, else a sweep report."""
+    """``imgcls report --html``: a run's report for one run folder, else a sweep report
+    (with ``comparison``'s columns in its leaderboard)."""
     if not dirs:
         raise UserError("imgcls report --html needs at least one run or sweep directory")
     for folder in dirs:
@@ -905,4 +926,4 @@ def write_report(
             raise UserError(f"not a directory: {folder}; give run or sweep directories")
     if len(dirs) == 1 and is_run(Path(dirs[0])):
         return write_run_report(dirs[0], output_path(dirs, out))
-    return write_runs_report(dirs, out, run_reports)
+    return write_runs_report(dirs, out, run_reports, comparison)

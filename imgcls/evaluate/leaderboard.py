@@ -1,7 +1,9 @@
-"""Leaderboards: one row per configuration of a sweep, seeds merged into mean ± std and n.
+"""Leaderboards: one row per configuration of a sweep, seeds and folds merged into mean ± std,
+a 95 % confidence interval of the mean (t distribution) and n.
 
-Runs are grouped by their Hydra overrides without ``seed``; the overrides whose values
-differ between groups become the columns. Rows are sorted by the monitored metric (the
+Runs are grouped by their Hydra overrides without ``seed`` and ``dataset.fold`` (the runs of a
+K-fold sweep repeat one configuration like seeds do: n counts folds × seeds); the overrides
+whose values differ between groups become the columns. Rows are sorted by the monitored metric (the
 ``best`` entry of summary.json). Failed and unfinished runs are listed as such, including
 jobs that failed before their run directory was kept (read from the sweep's jobs.json).
 
@@ -34,7 +36,16 @@ from imgcls.base.record import (
     find_runs,
     parse_overrides,
 )
+from imgcls.evaluate.comparison import (
+    Comparison,
+    add_comparison,
+    csv_columns,
+    csv_constants,
+    table_columns,
+)
+from imgcls.evaluate.comparison import notes as comparison_notes
 from imgcls.evaluate.plots import read_metrics
+from imgcls.evaluate.significance import mean_interval
 
 FIGURES = ("test_accuracy", "test_loss")
 # A multi-label run's test figures (summary.json ``test``), columns when any run has them.
@@ -60,6 +71,8 @@ FIGURE_NAMES = {
 }
 # In csv only: a multi-label run's test_accuracy is already its subset accuracy.
 CSV_ONLY = ("test_subset_accuracy",)
+# Overrides that repeat a configuration rather than make one: their runs merge into a row.
+REPEATS = ("seed", "dataset.fold")
 
 
 @dataclass
@@ -84,13 +97,18 @@ class RunInfo:
 
     @property
     def config_overrides(self) -> tuple[str, ...]:
-        """The overrides that make a configuration: all but the seed."""
+        """The overrides that make a configuration: all but the seed and the fold."""
         return tuple(o.text for o in self.config_settings)
 
     @property
     def config_settings(self) -> tuple[RunOverride, ...]:
-        """The parsed overrides that make a configuration: all but the seed."""
-        return tuple(o for o in self.settings if o.key != "seed")
+        """The parsed overrides that make a configuration: all but the seed and the fold."""
+        return tuple(o for o in self.settings if o.key not in REPEATS)
+
+    @property
+    def fold(self) -> str:
+        """The run's ``dataset.fold`` as written; empty when it was not set."""
+        return setting_values(self.settings).get("dataset.fold", "")
 
 
 @dataclass
@@ -102,6 +120,13 @@ class Leaderboard:
     failed: list[RunInfo]
     groups: list[list[RunInfo]]
     figures: list[str] = field(default_factory=lambda: list(FIGURES))  # test figures shown
+    comparison: Comparison | None = None  # imgcls report --baseline/--target
+    compared: str = ""  # the figure compared with the baseline row
+
+    @property
+    def interval_names(self) -> list[str]:
+        """The figures whose rows get a 95 % confidence interval of the mean."""
+        return [self.metric, *self.figures]
 
     @property
     def shown_figures(self) -> list[str]:
@@ -179,6 +204,13 @@ def _stats(values: Sequence[float]) -> tuple[float, float | None]:
     return mean, (statistics.stdev(values) if len(values) > 1 else None)
 
 
+def _add_intervals(row: dict[str, Any], name: str, values: Sequence[float]) -> None:
+    """``<name>_ci_low`` and ``<name>_ci_high``: the 95 % interval of the mean (n >= 2)."""
+    interval = mean_interval(values)
+    if interval is not None:
+        row[f"{name}_ci_low"], row[f"{name}_ci_high"] = interval
+
+
 def _figures(run: RunInfo) -> dict[str, float]:
     summary = run.summary
     best = summary.best or {}
@@ -193,8 +225,9 @@ def _figures(run: RunInfo) -> dict[str, float]:
     return values
 
 
-def build_leaderboard(runs: Sequence[RunInfo]) -> Leaderboard:
-    """Group completed runs by their overrides without seed, aggregate, sort."""
+def build_leaderboard(runs: Sequence[RunInfo], comparison: Comparison | None = None) -> Leaderboard:
+    """Group completed runs by their overrides without seed and fold, aggregate, sort; with
+    ``comparison``, add its columns (differences to a baseline row, time to a target)."""
     completed = [r for r in runs if r.status == "completed"]
     failed = [r for r in runs if r.status != "completed"]
     metric = next(
@@ -223,9 +256,12 @@ def build_leaderboard(runs: Sequence[RunInfo]) -> Leaderboard:
             values = [f[name] for f in figures if name in f]
             if values:
                 row[f"{name}_mean"], row[f"{name}_std"] = _stats(values)
+                if name != "train_seconds":
+                    _add_intervals(row, name, values)
         row["params"] = _or_empty(members[0].summary.params)
         row["flops"] = _or_empty(members[0].summary.flops)
         row["seeds"] = " ".join(str(_or_empty(m.summary.seed)) for m in members)
+        row["folds"] = " ".join(m.fold for m in members) if any(m.fold for m in members) else ""
         row["runs"] = " ".join(str(m.run_dir) for m in members)
         rows.append(row)
         groups.append(members)
@@ -238,7 +274,7 @@ def build_leaderboard(runs: Sequence[RunInfo]) -> Leaderboard:
     ranked = sorted(zip(rows, groups, strict=True), key=order)
     for rank, (row, _) in enumerate(ranked, start=1):
         row["rank"] = rank
-    return Leaderboard(
+    board = Leaderboard(
         metric,
         mode,
         columns or ["config"],
@@ -247,6 +283,9 @@ def build_leaderboard(runs: Sequence[RunInfo]) -> Leaderboard:
         [g for _, g in ranked],
         shown,
     )
+    if comparison is not None and comparison.active:
+        add_comparison(board, comparison, _figures)
+    return board
 
 
 def _or_empty(value: Any) -> Any:
@@ -265,14 +304,18 @@ def _number(value: Any) -> str:
 def csv_text(board: Leaderboard) -> str:
     names = (board.metric, *board.figures, "train_seconds")
     stats = [f"{n}_{s}" for n in names for s in ("mean", "std")]
+    intervals = [f"{n}_{s}" for n in board.interval_names for s in ("ci_low", "ci_high")]
     header = [
         "rank",
         *board.columns,
         "n",
         *stats,
+        *intervals,
+        *csv_columns(board),
         "params",
         "flops",
         "seeds",
+        "folds",
         "status",
         "error",
         "runs",
@@ -280,8 +323,9 @@ def csv_text(board: Leaderboard) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
+    constants = csv_constants(board)
     for row in board.rows:
-        values = {**row, "status": "completed", "error": ""}
+        values = {**row, **constants, "status": "completed", "error": ""}
         writer.writerow([_number(values.get(h)) for h in header])
     for run in board.failed:
         values = setting_values(run.config_settings)
@@ -292,6 +336,7 @@ def csv_text(board: Leaderboard) -> str:
             "error": run.error,
             "runs": str(run.run_dir),
             "seeds": setting_values(run.settings).get("seed", ""),
+            "folds": run.fold,
         }
         if board.columns == ["config"]:
             cells["config"] = " ".join(run.config_overrides)
@@ -299,42 +344,80 @@ def csv_text(board: Leaderboard) -> str:
     return buffer.getvalue()
 
 
-def mean_std(row: dict[str, Any], name: str) -> str:
+def interval_text(row: dict[str, Any], name: str) -> str:
+    """``[0.9686, 0.9738]``: the 95 % interval of the mean; empty for n = 1."""
+    low, high = row.get(f"{name}_ci_low"), row.get(f"{name}_ci_high")
+    return f"[{low:.4f}, {high:.4f}]" if low is not None and high is not None else ""
+
+
+def mean_std(row: dict[str, Any], name: str, interval: bool = True) -> str:
+    """``0.9712 ± 0.0021 [0.9686, 0.9738]``: mean ± std [95 % interval of the mean]."""
     mean = row.get(f"{name}_mean")
     if mean is None:
         return ""
     std = row.get(f"{name}_std")
-    return f"{mean:.4f} ± {std:.4f}" if std is not None else f"{mean:.4f}"
+    text = f"{mean:.4f} ± {std:.4f}" if std is not None else f"{mean:.4f}"
+    bounds = interval_text(row, name) if interval else ""
+    return f"{text} {bounds}" if bounds else text
 
 
-def table_rows(board: Leaderboard) -> tuple[list[str], list[list[str]]]:
-    """Header and cells shared by leaderboard.md and the rich table."""
+def interval_rows(board: Leaderboard) -> tuple[list[str], list[list[str]]]:
+    """The console's table of intervals (leaderboard.md and the page show them in the
+    figures' cells): rank, settings, n and each figure's 95 % interval; no rows when every
+    row is a single run."""
+    figures = [board.metric, *board.shown_figures]
+    header = ["rank", *board.columns, "n", *(FIGURE_NAMES.get(f, f) for f in figures)]
+    cells = [
+        [
+            str(row["rank"]),
+            *[str(row.get(c, "")) for c in board.columns],
+            str(row["n"]),
+            *(interval_text(row, f) for f in figures),
+        ]
+        for row in board.rows
+    ]
+    return header, cells if any(row["n"] > 1 for row in board.rows) else []
+
+
+def table_rows(board: Leaderboard, intervals: bool = True) -> tuple[list[str], list[list[str]]]:
+    """Header and cells shared by leaderboard.md, the HTML page and the rich table (which
+    shows the intervals in a table of their own: ``intervals=False``)."""
     figures = board.shown_figures
+    compared_header, compared_cells = table_columns(board)
     header = [
         "rank",
         *board.columns,
         "n",
         f"{board.metric} ({board.mode})",
         *(FIGURE_NAMES.get(f, f) for f in figures),
+        *compared_header,
         "train s",
         "params",
         "FLOPs",
     ]
     cells = []
-    for row in board.rows:
+    for row, compared in zip(board.rows, compared_cells, strict=True):
         cells.append(
             [
                 str(row["rank"]),
                 *[str(row.get(c, "")) for c in board.columns],
                 str(row["n"]),
-                mean_std(row, board.metric),
-                *(mean_std(row, f) for f in figures),
+                mean_std(row, board.metric, intervals),
+                *(mean_std(row, f, intervals) for f in figures),
+                *compared,
                 f"{row.get('train_seconds_mean', float('nan')):.1f}",
                 count_text(row.get("params")),
                 count_text(row.get("flops")),
             ]
         )
     return header, cells
+
+
+def comparison_span(board: Leaderboard) -> range:
+    """Where the comparison's columns stand among :func:`table_rows`' (after the test
+    figures); empty without a comparison."""
+    start = len(board.columns) + 3 + len(board.shown_figures)
+    return range(start, start + len(table_columns(board)[0]))
 
 
 def count_text(value: Any) -> str:
@@ -353,8 +436,10 @@ def markdown_text(board: Leaderboard, title: str = "Leaderboard") -> str:
         f"# {title}",
         "",
         f"Sorted by {board.metric} ({board.mode}); mean ± sample standard deviation over "
-        "seeds (n runs).",
+        "seeds and folds (n runs) [95 % confidence interval of the mean, t distribution, "
+        "n >= 2].",
         "",
+        *(line for note in comparison_notes(board) for line in (note, "")),
     ]
     if any(f in MULTILABEL_FIGURES for f in board.figures):
         lines += [
