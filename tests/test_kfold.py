@@ -24,6 +24,7 @@ from imgcls.base.record import RunFolder, SweepFolder
 from imgcls.config.compose import compose
 from imgcls.data.folds import apply_folds, fold_assignment, split_hash
 from imgcls.data.splits import DataSplits, ImageSet
+from imgcls.evaluate.out_of_fold import read_fold_predictions, write_fold_predictions
 
 SKEWED = np.repeat(np.arange(4), [20, 13, 7, 31])  # class counts that K does not divide
 
@@ -101,6 +102,26 @@ def test_too_few_images_of_a_class_is_one_line():
         fold_assignment(labels, 3, seed=0, classes=["cat", "dog", "eel"])
     text = str(error.value)
     assert "class 'eel' has 2 images" in text and "dataset.folds=3" in text and "\n" not in text
+
+
+def test_multilabel_fold_predictions_round_trip(tmp_path):
+    hot = np.array([[1, 0, 1], [0, 0, 0], [0, 1, 0]], dtype=np.float32)
+    probabilities = np.array([[0.9, 0.2, 0.6], [0.1, 0.7, 0.3], [0.2, 0.8, 0.4]])
+    path = write_fold_predictions(
+        tmp_path / "val.csv",
+        [4, 0, 7],
+        ["a.png", "b.png", "c.png"],
+        hot,
+        probabilities,
+        list("xyz"),
+    )
+    rows = read_rows(path)
+    assert [r["target_name"] for r in rows] == ["x;z", "", "y"]
+    assert [r["prediction_name"] for r in rows] == ["x;z", "y", "y"]
+    assert [r["correct"] for r in rows] == ["1", "0", "1"]
+    back = read_fold_predictions(path, list("xyz"), multilabel=True)
+    assert back.pool_index.tolist() == [4, 0, 7] and back.paths == ["a.png", "b.png", "c.png"]
+    assert np.array_equal(back.targets, hot) and np.allclose(back.probabilities, probabilities)
 
 
 # --- real datasets -------------------------------------------------------------------------

@@ -279,7 +279,7 @@ def _fit_and_test(
     test_seconds = time.perf_counter() - test_started
     if parts.data.task == MULTILABEL:
         test = _apply_thresholds(parts, tested, run, summary, test, predictions)
-    if parts.data.folds is not None and run.writable:
+    if parts.data.folds is not None:
         _write_fold_predictions(parts, tested, run)
     monitor = engine.monitor
     summary.epochs_completed = fit.epochs_completed
@@ -343,10 +343,13 @@ def _apply_thresholds(
 def _write_fold_predictions(parts: Training, model: torch.nn.Module, run: RunDirectory) -> None:
     """A k-fold run's val_predictions.csv: every image of its held-out fold (no batch
     limit), predicted by the model the test ran with, with its index in the training pool;
-    the sweep joins them into out-of-fold predictions."""
+    the sweep joins them into out-of-fold predictions. Every DDP process predicts (as for the
+    test split); the main one writes."""
     folds = parts.data.folds
     assert folds is not None
     _, predictions = evaluate_and_predict(model, parts.loaders.val, parts.runtime.precision)
+    if not run.writable:
+        return
     write_fold_predictions(
         run.folder.val_predictions_csv,
         folds.val_index,
