@@ -303,10 +303,11 @@ def write_out_of_fold(out_dir: Path, folders: Sequence[RunFolder]) -> list[Path]
 
 
 def headline(record: dict[str, Any]) -> list[str]:
-    """One line per configuration: its out-of-fold accuracy (or mAP) over the seeds."""
+    """One line per configuration: its out-of-fold accuracy (mAP for several labels per
+    image) over the seeds, flagged when a fold is missing."""
     lines = []
     for entry in record["configurations"]:
-        figure = "accuracy" if "accuracy" in entry["mean"] else "map"
+        figure = "map" if "map" in entry["mean"] else "accuracy"  # several labels: mAP
         value = entry["mean"].get(figure)
         if value is None:
             continue
