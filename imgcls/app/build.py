@@ -26,6 +26,7 @@ from imgcls.config.options.trainer import TrainerOptions, resolve_monitor
 from imgcls.config.values import component_options
 from imgcls.data import cache as decode_cache
 from imgcls.data.augment import Augment
+from imgcls.data.folds import apply_folds
 from imgcls.data.pipeline import Loaders, make_loaders
 from imgcls.data.splits import DataSplits
 from imgcls.data.targets import class_counts
@@ -55,10 +56,17 @@ def _one(cfg: DictConfig, group: str) -> tuple[str, str, dict[str, Any]]:
 
 def build_dataset(cfg: DictConfig) -> DataSplits:
     """The dataset the config chooses, split into train, validation and test; image files it
-    holds are decoded through the decode cache as ``data.cache`` / ``data.cache_dir`` say."""
+    holds are decoded through the decode cache as ``data.cache`` / ``data.cache_dir`` say.
+    With ``dataset.folds=K`` the validation split is fold ``dataset.fold`` of the training
+    pool, whichever the dataset (:func:`imgcls.data.folds.apply_folds`)."""
     name, prefix, options = _one(cfg, "dataset")
+    made = DATASETS.options(name, options, prefix)
     with decode_cache.using(decode_cache.settings_from(cfg.get("data") or {})):
-        return DATASETS.build(name, options, prefix=prefix)
+        data = DATASETS.build(name, made, prefix=prefix)
+        if made.folds:
+            stats = getattr(made, "stats_images", None)
+            data = apply_folds(data, made.folds, made.fold, made.split_seed, stats)
+    return data
 
 
 def build_model(cfg: DictConfig, data: DataSplits) -> nn.Module:

@@ -111,6 +111,8 @@ def evaluate_runs(
         check_output_dir(out, "out", is_eval_output)
     members = [load_run(r, checkpoint, device) for r in runs]
     task = check_task(members, topk)
+    if split == "val":
+        check_one_fold(members)
     cfg = dataset_config(members[0].config, dataset_overrides or {})
     data = build_dataset(cfg)
     images = getattr(data, split).materialize()  # a folder or table split is files until now
@@ -166,6 +168,21 @@ def check_task(members: Sequence[LoadedRun], topk: Sequence[int] | None) -> str:
             "F1 at its thresholds (leave topk out)"
         )
     return tasks[0]
+
+
+def check_one_fold(members: Sequence[LoadedRun]) -> None:
+    """Members of different k-fold folds have no common validation split (each trained on
+    the others' validation images): their ensemble is scored on the test split."""
+    folds = {
+        (OmegaConf.select(m.config, "dataset.folds"), OmegaConf.select(m.config, "dataset.fold"))
+        for m in members
+    }
+    if len(folds) > 1:
+        raise UserError(
+            "split=val: the runs validated on different k-fold folds, so each member trained "
+            "on the others' validation images; use split=test (the sweep's "
+            "oof_predictions.csv holds the out-of-fold predictions)"
+        )
 
 
 def _evaluate_multilabel(

@@ -50,6 +50,7 @@ from imgcls.data.targets import MULTILABEL, is_multilabel
 from imgcls.evaluate.html_report import write_run_report
 from imgcls.evaluate.metrics import balanced_figures
 from imgcls.evaluate.multilabel import threshold_map
+from imgcls.evaluate.out_of_fold import write_fold_predictions
 from imgcls.loggers import Loggers, start_loggers
 from imgcls.models.facts import count_flops, count_parameters
 from imgcls.train.backends import backend_settings
@@ -176,7 +177,7 @@ def _start_summary(cfg: DictConfig, parts: Training, run: RunDirectory) -> Summa
         params=count_parameters(parts.model),
         flops=count_flops(parts.model, (data.channels, *data.image_size), device),
         classes=data.classes,
-        data=data.spec(),
+        data={**data.spec(), **(data.folds.record() if data.folds else {})},
         method=parts.method.name,
         finetune=parts.tune.summary(),
         init_from_data_seconds=parts.init_seconds,  # e.g. airbench's whitening; else None
@@ -278,6 +279,8 @@ def _fit_and_test(
     test_seconds = time.perf_counter() - test_started
     if parts.data.task == MULTILABEL:
         test = _apply_thresholds(parts, tested, run, summary, test, predictions)
+    if parts.data.folds is not None:
+        _write_fold_predictions(parts, tested, run)
     monitor = engine.monitor
     summary.epochs_completed = fit.epochs_completed
     summary.steps = fit.steps
@@ -335,6 +338,26 @@ def _apply_thresholds(
         "thresholds": round(time.perf_counter() - started, 3),
     }
     return multilabel_test_metrics(test, predictions, parts.data.classes, thresholds)
+
+
+def _write_fold_predictions(parts: Training, model: torch.nn.Module, run: RunDirectory) -> None:
+    """A k-fold run's val_predictions.csv: every image of its held-out fold (no batch
+    limit), predicted by the model the test ran with, with its index in the training pool;
+    the sweep joins them into out-of-fold predictions. Every DDP process predicts (as for the
+    test split); the main one writes."""
+    folds = parts.data.folds
+    assert folds is not None
+    _, predictions = evaluate_and_predict(model, parts.loaders.val, parts.runtime.precision)
+    if not run.writable:
+        return
+    write_fold_predictions(
+        run.folder.val_predictions_csv,
+        folds.val_index,
+        folds.val_paths,
+        predictions.labels.numpy(),
+        predictions.probabilities.float().numpy(),
+        parts.data.classes,
+    )
 
 
 def _balanced_test_figures(predictions: Predictions, classes: list[str]) -> dict[str, Any]:

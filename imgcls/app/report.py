@@ -25,6 +25,7 @@ from imgcls.evaluate.leaderboard import (
     mean_curves,
     write_leaderboard,
 )
+from imgcls.evaluate.out_of_fold import write_out_of_fold
 from imgcls.evaluate.plots import plot_validation_curves
 
 
@@ -87,6 +88,7 @@ def report(
             f"cannot write the leaderboard into {out_dir}: {error.strerror or error} "
             "(write it elsewhere with --out DIR)"
         ) from error
+    files += write_out_of_fold(out_dir, [run.folder for run in runs])  # k-fold sweeps only
     result = ReportResult(board=board, runs=len(runs), files=files)
     if plot:
         curves = mean_curves(board)

@@ -26,6 +26,7 @@ from imgcls.base.record import RunFolder, RunOverride, SweepFolder
 from imgcls.config.values import comparable_config
 from imgcls.evaluate.html_report import write_runs_report
 from imgcls.evaluate.leaderboard import sweep_leaderboard
+from imgcls.evaluate.out_of_fold import headline, write_out_of_fold
 
 logger = logging.getLogger("imgcls")
 
@@ -139,8 +140,26 @@ class SweepCallback(Callback):
         # jobs.json (every job: folder, status, error, overrides), leaderboard.csv and .md;
         # read back from the job folders, so a resumed sweep lists its earlier jobs too
         sweep_leaderboard(sweep_dir, jobs)
+        write_out_of_fold_quietly(sweep_dir, [job.folder for job in jobs])
         if OmegaConf.select(config, "report.html", default=True):
             write_sweep_report_quietly(sweep_dir)
+
+
+def write_out_of_fold_quietly(sweep_dir: Path, folders: list[RunFolder]) -> list[Path]:
+    """A k-fold sweep's oof_predictions.csv and oof_metrics.json (nothing for other sweeps),
+    with the out-of-fold figures logged; a problem is one warning line, never a failed
+    sweep (``imgcls report <sweep>`` writes them again)."""
+    try:
+        written = write_out_of_fold(sweep_dir, folders)
+        if written:
+            record = json.loads(written[1].read_text(encoding="utf-8"))
+            for line in headline(record):
+                logger.info(line)
+            logger.info(f"out-of-fold predictions: {written[0]}")
+        return written
+    except Exception as error:  # noqa: BLE001 - the leaderboard is already written
+        logger.warning(f"could not write the out-of-fold files: {one_line(error, typed=True)}")
+        return []
 
 
 def write_sweep_report_quietly(sweep_dir: Path) -> Path | None:

@@ -10,6 +10,7 @@ and the overrides a run was made with.
     <run>/plots/curves.png confusion_matrix.png predictions.png
     <run>/plots/pr_curves.png                 a multi-label run's precision-recall curves
     <run>/test_metrics.json                   per-class test figures, for the report
+    <run>/val_predictions.csv                 a k-fold run's held-out fold, predicted
     <run>/report.html                         the run's HTML report
     <run>/tensorboard/                        the tensorboard logger's events
     <run>/eval/<name>/metrics.json ...        what ``imgcls eval`` wrote
@@ -19,6 +20,7 @@ and the overrides a run was made with.
     <sweep>/optimization_results.yaml         an Optuna search's best trial
     <sweep>/jobs.json                         every job: folder, status, error, overrides
     <sweep>/leaderboard.csv leaderboard.md    written when the sweep ends (and by imgcls report)
+    <sweep>/oof_predictions.csv oof_metrics.json   a k-fold sweep's out-of-fold predictions
     <sweep>/report.html                       the sweep's HTML report
     <sweep>/<n>/                              one run folder per job
 
@@ -163,6 +165,11 @@ class RunFolder:
     def test_metrics_json(self) -> Path:
         """``test_metrics.json``: per-class test figures, shown in the report."""
         return self.path / "test_metrics.json"
+
+    @property
+    def val_predictions_csv(self) -> Path:
+        """``val_predictions.csv``: a k-fold run's validation fold, with pool indices."""
+        return self.path / "val_predictions.csv"
 
     @property
     def report_html(self) -> Path:
@@ -315,6 +322,16 @@ class SweepFolder:
     def leaderboard_md(self) -> Path:
         """``leaderboard.md``: the same table for people."""
         return self.path / "leaderboard.md"
+
+    @property
+    def oof_predictions_csv(self) -> Path:
+        """``oof_predictions.csv``: a k-fold sweep's every pool image, predicted out of fold."""
+        return self.path / "oof_predictions.csv"
+
+    @property
+    def oof_metrics_json(self) -> Path:
+        """``oof_metrics.json``: the out-of-fold figures per configuration and seed."""
+        return self.path / "oof_metrics.json"
 
     @property
     def report_html(self) -> Path:

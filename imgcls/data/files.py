@@ -119,6 +119,16 @@ class FileSet:
             rows,
         )
 
+    def join(self, other: FileSet) -> FileSet:
+        """This set's files, then ``other``'s (k-fold joins train and validation): rows of
+        the same decode-cache entry when both come from one file list, else a new list."""
+        labels = torch.cat([self.labels, other.labels])
+        paths = [*self.paths, *other.paths]
+        if self.cache is other.cache and self.rows is not None and other.rows is not None:
+            rows = np.concatenate([self.rows, other.rows])
+            return FileSet(paths, labels, self.channels, self.size, self.cache, rows)
+        return FileSet(paths, labels, self.channels, self.size)
+
     def materialize(self, build_cache: bool = False, threads: int = 8) -> ImageSet:
         """Every image in memory: rows of the decode cache's entry, built first (all files of
         the list this set comes from) when missing and ``build_cache``; else decoded here."""

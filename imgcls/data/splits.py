@@ -52,6 +52,13 @@ class ImageSet:
     def materialize(self, build_cache: bool = False) -> ImageSet:
         return self
 
+    def join(self, other: ImageSet) -> ImageSet:
+        """This set's images, then ``other``'s (k-fold joins train and validation)."""
+        return ImageSet(
+            torch.cat([self.images, other.images.to(self.images.device)]),
+            torch.cat([self.labels, other.labels.to(self.labels.device)]),
+        )
+
 
 class SplitSet(Protocol):
     """What a split offers: an :class:`ImageSet` in memory or a lazy set of image files."""
@@ -70,6 +77,32 @@ class SplitSet(Protocol):
     def subset(self, indices: np.ndarray) -> SplitSet: ...
     def materialize(self, build_cache: bool = False) -> ImageSet: ...
     def to(self, device: torch.device | str) -> SplitSet: ...
+    def join(self, other: SplitSet) -> SplitSet: ...
+
+
+@dataclass(frozen=True)
+class FoldSplit:
+    """Which fold of a k-fold split the train and validation splits are
+    (:mod:`imgcls.data.folds`): the training pool is the loader's train then validation
+    images, and ``val_index`` gives each validation image's place in it."""
+
+    folds: int
+    fold: int
+    split_seed: int
+    split_hash: str  # the whole fold assignment of the pool and its labels, hashed
+    pool_images: int
+    val_index: np.ndarray  # (n_val,) pool indices of the validation images, in split order
+    val_paths: list[str] | None = None  # the validation images' files (folder, table)
+
+    def record(self) -> dict:
+        """What summary.json's ``data`` keeps of the split."""
+        return {
+            "folds": self.folds,
+            "fold": self.fold,
+            "split_seed": self.split_seed,
+            "split_hash": self.split_hash,
+            "pool_images": self.pool_images,
+        }
 
 
 @dataclass
@@ -84,6 +117,10 @@ class DataSplits:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     task: str = MULTICLASS  # MULTILABEL: labels are (N, classes) multi-hot rows
+    # The group of each training-pool image (train rows, then validation rows), for datasets
+    # that keep groups whole (the table's ``group_col``); k-fold keeps them whole too.
+    groups: np.ndarray | None = None
+    folds: FoldSplit | None = None  # set when the validation split is a k-fold fold
 
     @property
     def multilabel(self) -> bool:
@@ -323,13 +360,20 @@ def from_splits(
     if val is None:
         train_idx, val_idx = cut_split(name, labels, val_fraction, split_seed)
         train, val = train.subset(train_idx), train.subset(val_idx)
-    if train.in_memory:
-        mean, std = channel_stats(train.images)  # type: ignore[attr-defined]
-    else:
-        count = min(len(train), stats_sample or len(train))
-        pick = np.random.default_rng(split_seed).choice(len(train), count, replace=False)
-        mean, std = channel_stats(train.subset(np.sort(pick)).materialize().images)
+    mean, std = training_stats(train, split_seed, stats_sample)
     return DataSplits(name, train, val, test, classes, mean, std, task)
+
+
+def training_stats(
+    train: SplitSet, split_seed: int, stats_sample: int | None = None
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Normalisation statistics of a training split: all of it in memory, or a sample of
+    ``stats_sample`` images (fixed by ``split_seed``) from files."""
+    if train.in_memory:
+        return channel_stats(train.images)  # type: ignore[attr-defined]
+    count = min(len(train), stats_sample or len(train))
+    pick = np.random.default_rng(split_seed).choice(len(train), count, replace=False)
+    return channel_stats(train.subset(np.sort(pick)).materialize().images)
 
 
 def from_arrays(

@@ -14,6 +14,7 @@ split values, duplicate and missing files, classes. The images themselves form a
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -215,7 +216,7 @@ def table(options: TableOptions) -> DataSplits:
         rest, cut = _cut(options, labels[pool], take, val_fraction, "val")
         pool, val = pool[rest], pool[cut]
     _require_training_images(contents.path, labels[pool], classes)
-    return from_splits(
+    data = from_splits(
         "table",
         everything.subset(pool),
         everything.subset(test),
@@ -226,3 +227,6 @@ def table(options: TableOptions) -> DataSplits:
         stats_sample=options.stats_images,
         task=MULTILABEL if multilabel else MULTICLASS,
     )
+    if groups is None:
+        return data
+    return replace(data, groups=np.concatenate([groups[pool], groups[val]]))  # k-fold's

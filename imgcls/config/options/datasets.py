@@ -3,6 +3,9 @@
 Datasets with an official test split (MNIST, CIFAR, SVHN) cut only a validation split from
 their training images; the others split one pool three ways (``test_fraction`` too). Both
 splits are stratified and fixed by ``split_seed``.
+
+``folds=K fold=i`` (any dataset) turns the training pool (train + validation) into K folds
+and validates on fold ``i`` (:mod:`imgcls.data.folds`); the test split stays as it is.
 """
 
 from __future__ import annotations
@@ -21,16 +24,29 @@ def fraction(key: str, value: float) -> None:
     require(0.0 < value < 1.0, key, value, "it must be between 0 and 1")
 
 
+def check_folds(folds: int, fold: int) -> None:
+    """``folds`` is 0 (off) or K >= 2; ``fold`` is one of 0..K-1 (0 when folds are off)."""
+    require(folds == 0 or folds >= 2, "folds", folds, "use 0 (no folds) or K >= 2 folds")
+    if folds == 0:
+        require(fold == 0, "fold", fold, "set dataset.folds=K (K >= 2) to choose a fold")
+    else:
+        require(0 <= fold < folds, "fold", fold, f"with folds={folds} use 0..{folds - 1}")
+
+
 @dataclass
 class DatasetOptions(Options):
-    """A validation split of ``val_fraction`` of the training images."""
+    """A validation split of ``val_fraction`` of the training images; with ``folds=K`` the
+    validation split is fold ``fold`` of the training pool (train + validation) instead."""
 
     val_fraction: float = 0.1
     split_seed: int = 0
+    folds: int = 0
+    fold: int = 0
 
     def __post_init__(self) -> None:
         fraction("val_fraction", self.val_fraction)
         seed("split_seed", self.split_seed)
+        check_folds(self.folds, self.fold)
 
 
 @dataclass
