@@ -245,6 +245,15 @@ def test_oof_predictions_cover_the_pool_once_per_seed(sweep):
     assert config["mean"]["accuracy"]["n"] == 2
 
 
+def test_the_leaderboard_merges_folds_like_seeds(sweep):
+    """The 2 folds x 2 seeds are one configuration: one row, n = 4, folds beside seeds."""
+    (row,) = read_rows(sweep / "leaderboard.csv")
+    assert row["n"] == "4"
+    pairs = sorted(zip(row["folds"].split(), row["seeds"].split(), strict=True))
+    assert pairs == [("0", "0"), ("0", "1"), ("1", "0"), ("1", "1")]
+    assert float(row["test_accuracy_ci_low"]) <= float(row["test_accuracy_mean"])
+
+
 def test_report_says_when_a_fold_is_missing(sweep, tmp_path):
     copy = tmp_path / "sweep"
     shutil.copytree(sweep, copy)
