@@ -20,6 +20,12 @@ INT64_MAX = 2**63 - 1
 LAUNCH_KEYS = ("resume", "sweep", "output_root", "hydra", "report")
 
 
+def is_launch_key(key: str) -> bool:
+    """Whether an override's ``key`` (``output_root``, ``sweep.resume``) is one of
+    :data:`LAUNCH_KEYS`: how a run was launched, not what it computed."""
+    return key.lstrip("+~").split(".", 1)[0] in LAUNCH_KEYS
+
+
 def comparable_config(config: DictConfig | dict[str, Any]) -> dict[str, Any]:
     """The resolved config as plain containers, without :data:`LAUNCH_KEYS`.
 

@@ -36,6 +36,7 @@ from imgcls.base.record import (
     find_runs,
     parse_overrides,
 )
+from imgcls.config.values import is_launch_key
 from imgcls.evaluate.comparison import (
     Comparison,
     add_comparison,
@@ -135,8 +136,9 @@ class Leaderboard:
 
 
 def _computed(overrides: list[RunOverride]) -> list[RunOverride]:
-    """Without how a job was launched (Hydra settings, ``sweep.resume``): what it computed."""
-    return [o for o in overrides if not o.is_hydra and o.key != "sweep.resume"]
+    """Without how a job was launched (Hydra settings, ``sweep.resume``, ``output_root``):
+    what it computed."""
+    return [o for o in overrides if not o.is_hydra and not is_launch_key(o.key)]
 
 
 def _settings(run: RunFolder) -> list[RunOverride]:

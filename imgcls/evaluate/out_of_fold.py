@@ -25,6 +25,7 @@ import numpy as np
 from imgcls.base.atomic import atomic_write, write_json
 from imgcls.base.errors import UserError
 from imgcls.base.record import RunFolder, SweepFolder
+from imgcls.config.values import is_launch_key
 from imgcls.evaluate.metrics import balanced_accuracy
 from imgcls.evaluate.multilabel import DEFAULT_THRESHOLD, multilabel_metrics, multilabel_scalars
 
@@ -150,7 +151,7 @@ def fold_run(folder: RunFolder) -> FoldRun | None:
     configuration = tuple(
         o.text
         for o in overrides
-        if not o.is_hydra and o.key not in FOLD_KEYS and o.key != "sweep.resume"
+        if not o.is_hydra and o.key not in FOLD_KEYS and not is_launch_key(o.key)
     )
     return FoldRun(
         folder,
