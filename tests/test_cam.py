@@ -127,16 +127,25 @@ def test_the_panel_shows_the_most_confident_mistakes_and_correct_answers():
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    """A tiny run with its figures, EMA weights and channels_last: what the panel is drawn
-    from is the best checkpoint's EMA weights, in float32 on the CPU."""
+    """A tiny run with its figures, EMA weights, channels_last and bf16 autocast: the panel is
+    drawn from the best checkpoint's EMA weights, in float32 on the CPU."""
     root = tmp_path_factory.mktemp("cam")
-    overrides = [*TINY, PLOTS, "trainer.ema.decay=0.9", "trainer.channels_last=true"]
-    return train(compose(overrides), root / "run", overrides=overrides).run_dir
+    overrides = [
+        *TINY,
+        PLOTS,
+        "trainer.ema.decay=0.9",
+        "trainer.channels_last=true",
+        "trainer.precision=bf16",
+    ]
+    result = train(compose(overrides), root / "run", overrides=overrides)
+    assert result.summary["precision"] == "bf16"
+    return result.run_dir
 
 
 def test_a_run_draws_the_panel_into_its_report(run_dir):
     panel = run_dir / "plots" / "cam.png"
     assert panel.read_bytes().startswith(PNG)
+    assert "no Grad-CAM panel" not in (run_dir / "train.log").read_text()
     html = (run_dir / "report.html").read_text(encoding="utf-8")
     section = html.split('id="part-cam"', 1)[1].split("</section>", 1)[0]
     assert "Where the model looked" in html and 'src="data:image/png;base64,' in section

@@ -132,7 +132,7 @@ def plot_cam_panel(
     ]
     first = next(iter(maps.values()))
     tile_h, tile_w = tile_size(*np.asarray(first).shape[-2:])
-    caption, gap, heading = 26, 14, 18  # pixels above each row, between pairs, above a group
+    caption, gap, heading = 26, 14, 24  # pixels above each row, between pairs, above a group
     pair_w = 2 * tile_w + 2
     width = PAIRS_PER_ROW * pair_w + (PAIRS_PER_ROW - 1) * gap
     cell_h = caption + tile_h
@@ -144,7 +144,7 @@ def plot_cam_panel(
     top = 0
     for title, samples, ok in blocks:
         shown = f"the {len(samples)} {title}" if samples else f"no {title.split()[-1]} answers"
-        texts.append((0, top + heading - 4, shown, "left", 9, "black"))
+        texts.append((0, top + heading - 8, shown, "left", 9, "black"))
         top += heading
         for slot, index in enumerate(samples):
             y = top + (slot // PAIRS_PER_ROW) * cell_h + caption
