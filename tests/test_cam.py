@@ -18,7 +18,7 @@ from imgcls import cli
 from imgcls.app.job import train
 from imgcls.config.compose import compose
 from imgcls.evaluate.cam import CamUnsupported, find_target_layer, grad_cam
-from imgcls.evaluate.cam_figure import choose_extremes
+from imgcls.evaluate.cam_figure import choose_extremes, plot_cam_panel
 from imgcls.registry import MODELS
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -123,6 +123,25 @@ def test_the_panel_shows_the_most_confident_mistakes_and_correct_answers():
     multihot = np.array([[1, 1], [1, 0], [0, 0], [0, 1], [1, 0], [0, 1]])
     labels = choose_extremes(multihot, probabilities, count=3)  # top label in the set: right
     assert labels.wrong.tolist() == [1, 2, 5] and labels.right.tolist() == [4, 0, 3]
+
+
+def test_the_panel_draws_colour_images_of_any_shape(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (5, 3, 6, 10), dtype=np.uint8)  # RGB, wider than high
+    probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7], [0.5, 0.5]])
+    targets = np.array([0, 0, 0, 0, 0])  # every prediction of class 1 is a mistake
+    choice = choose_extremes(targets, probabilities)
+    maps = {int(i): rng.random((6, 10)).astype(np.float32) for i in choice.shown}
+    classes = ["$cat", "dog_$x"]  # a $ is text, not TeX
+    path = plot_cam_panel(images, maps, targets, choice, classes, tmp_path / "cam.png", "features")
+    with Image.open(path) as panel:
+        assert panel.format == "PNG" and panel.size[0] > 500 and panel.size[1] > 200
+    no_mistakes = choose_extremes(np.array([0, 1, 0, 1, 0]), probabilities)
+    assert len(no_mistakes.wrong) == 0
+    plot_cam_panel(images, maps, targets, no_mistakes, classes, tmp_path / "right.png", "x")
+    assert (tmp_path / "right.png").read_bytes().startswith(PNG)
 
 
 @pytest.fixture(scope="module")

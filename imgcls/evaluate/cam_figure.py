@@ -127,8 +127,8 @@ def plot_cam_panel(
     confidence; mistakes framed in red. ``layer`` is named in the title."""
     plt = _pyplot()
     groups = [
-        ("most confident mistakes", choice.wrong, False),
-        ("most confident correct", choice.right, True),
+        ("most confident mistakes", "no mistakes", choice.wrong, False),
+        ("most confident correct", "no correct answers", choice.right, True),
     ]
     first = next(iter(maps.values()))
     tile_h, tile_w = tile_size(*np.asarray(first).shape[-2:])
@@ -136,14 +136,16 @@ def plot_cam_panel(
     pair_w = 2 * tile_w + 2
     width = PAIRS_PER_ROW * pair_w + (PAIRS_PER_ROW - 1) * gap
     cell_h = caption + tile_h
-    blocks = [(title, list(samples), ok) for title, samples, ok in groups]
-    height = sum(heading + max(1, math.ceil(len(s) / PAIRS_PER_ROW)) * cell_h for _, s, _ in blocks)
+    blocks = [(title, none, [int(i) for i in samples], ok) for title, none, samples, ok in groups]
+    height = sum(
+        heading + max(1, math.ceil(len(s) / PAIRS_PER_ROW)) * cell_h for *_, s, _ in blocks
+    )
     canvas = np.full((height, width, 3), 255, dtype=np.uint8)
     texts: list[tuple[float, float, str, str, int, str]] = []
     frames: list[tuple[int, int]] = []
     top = 0
-    for title, samples, ok in blocks:
-        shown = f"the {len(samples)} {title}" if samples else f"no {title.split()[-1]} answers"
+    for title, none, samples, ok in blocks:
+        shown = f"the {len(samples)} {title}" if samples else none
         texts.append((0, top + heading - 8, shown, "left", 9, "black"))
         top += heading
         for slot, index in enumerate(samples):
@@ -167,7 +169,8 @@ def plot_cam_panel(
     ax.imshow(canvas, interpolation="nearest")
     ax.axis("off")
     for x, y, text, align, size, colour in texts:
-        ax.text(x, y, text, ha=align, va="bottom", fontsize=size, color=colour)
+        # parse_math=False: a class name with a $ in it is text, not TeX
+        ax.text(x, y, text, ha=align, va="bottom", fontsize=size, color=colour, parse_math=False)
     for x, y in frames:
         ax.add_patch(
             plt.Rectangle(
