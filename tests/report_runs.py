@@ -95,6 +95,7 @@ def fake_run(
     (run_dir / "test_metrics.json").write_text(json.dumps(test_metrics))
     (run_dir / "plots").mkdir()
     (run_dir / "plots" / "predictions.png").write_bytes(png_bytes())
+    (run_dir / "plots" / "cam.png").write_bytes(png_bytes())  # the Grad-CAM panel
     return run_dir
 
 

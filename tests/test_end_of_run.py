@@ -202,7 +202,7 @@ def test_a_run_on_the_dataloader_path_gets_its_figures(tmp_path):
     ]
     train(compose(overrides), tmp_path / "run", overrides=overrides)
     run = tmp_path / "run"
-    for name in ("predictions.png", "confusion_matrix.png", "curves.png"):
+    for name in ("predictions.png", "confusion_matrix.png", "curves.png", "cam.png"):
         assert (run / "plots" / name).is_file(), name
     summary = json.loads((run / "summary.json").read_text())
     record = json.loads((run / "test_metrics.json").read_text())

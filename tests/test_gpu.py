@@ -75,6 +75,9 @@ def test_default_job_trains_on_the_gpu(tmp_path):
     assert all(math.isfinite(x) for x in losses(run_dir))
     assert summary["test"]["accuracy"] > 0.8  # 0.97 and 0.99 with bf16 autocast on a CPU
     assert "device cuda" in (run_dir / "train.log").read_text()
+    # the Grad-CAM panel of a bf16 GPU run: computed in float32 on the CPU from best.pt
+    assert (run_dir / "plots" / "cam.png").read_bytes().startswith(b"\x89PNG")
+    assert "no Grad-CAM panel" not in (run_dir / "train.log").read_text()
 
 
 def test_bf16_autocast_follows_the_fp32_run(tmp_path):

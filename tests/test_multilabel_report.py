@@ -78,7 +78,7 @@ def test_pr_curves_and_the_label_set_grid_are_pngs(run_dir):
 
     plots = run_dir / "plots"
     assert not (plots / "confusion_matrix.png").exists()
-    for name in ("pr_curves.png", "predictions.png", "curves.png"):
+    for name in ("pr_curves.png", "predictions.png", "curves.png", "cam.png"):
         path = plots / name
         assert path.read_bytes().startswith(PNG), name
         with Image.open(path) as image:

@@ -124,12 +124,14 @@ def test_run_report_in_chromium(browser, pages):
     assert texts(browser, "#confusion-matrix thead th[scope=col]") == classes
     assert texts(browser, "#confusion-matrix tbody th[scope=row]") == classes
     assert len(texts(browser, "#part-curves svg")) == 3
-    assert (
-        browser.execute_script(
-            "var i = document.querySelector('#part-predictions img'); return i.complete && i.naturalWidth"
+    for part in ("predictions", "cam"):  # the prediction grid and the Grad-CAM panel
+        assert (
+            browser.execute_script(
+                f"var i = document.querySelector('#part-{part} img'); return i.complete && i.naturalWidth"
+            )
+            > 100
         )
-        > 100
-    )
+    assert texts(browser, "#part-cam h2") == ["Where the model looked"]
 
 
 def test_hostile_class_names_render_as_text(browser, pages):

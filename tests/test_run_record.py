@@ -262,6 +262,7 @@ def test_every_run_folder_path_is_what_a_run_writes(sweep):
         run.curves_png,
         run.confusion_matrix_png,
         run.predictions_png,
+        run.cam_png,
         run.test_metrics_json,
         run.report_html,
     ]

@@ -9,6 +9,9 @@ stores (tuned on validation; 0.5 each where there are none) by
 :func:`imgcls.evaluate.multilabel.multilabel_metrics`, and writes ``metrics.json``,
 ``per_class.csv`` (with each label's AP and threshold), ``predictions.csv`` (label sets and
 every probability) and ``probabilities.npy``; a confusion matrix and top-k do not apply.
+
+``cam=true`` (one run) adds ``cam.png``: Grad-CAM of the most confident mistakes and correct
+answers under the evaluation's probabilities (:mod:`imgcls.app.cam`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from imgcls.app.build import build_dataset
+from imgcls.app.cam import cam_layer, check_cam, write_cam_panel
 from imgcls.app.inference import LoadedRun, check_compatible, load_run, predict_probabilities
 from imgcls.base.errors import UserError, unknown_choice
 from imgcls.base.folders import check_output_dir, claim_dir, writing_into, written_by_imgcls
@@ -95,11 +99,13 @@ def evaluate_runs(
     mode: str = "mean",
     out: str | Path | None = None,
     device: str = "auto",
+    cam: bool | str = False,
 ) -> EvalResult:
     """Evaluate one run (or an ensemble) and write the results; the plain function of the CLI.
 
     ``dataset_overrides`` holds ``dataset=<option>`` and ``dataset.<key>=<value>`` (typed
-    values); the choices (split, tta, mode) and topk are checked before any run is loaded.
+    values); the choices (split, tta, mode, cam) and topk are checked before any run is
+    loaded. ``cam=true`` adds cam.png (:func:`write_eval_cam`).
     """
     if not runs:
         raise UserError("imgcls eval needs run=<run dir> (or run=[dir,dir] for an ensemble)")
@@ -107,12 +113,15 @@ def evaluate_runs(
     tta = _choice(tta, "tta", TTA)
     mode = _choice(mode, "mode", MODES)
     topk = check_topk(topk)
+    cam = check_eval_cam(cam, runs)
     if out is not None:  # a folder of the user's: new, empty or an earlier evaluation's
         check_output_dir(out, "out", is_eval_output)
     members = [load_run(r, checkpoint, device) for r in runs]
     task = check_task(members, topk)
     if split == "val":
         check_one_fold(members)
+    if cam:
+        cam_layer(members[0])  # a model Grad-CAM cannot explain is refused before any work
     cfg = dataset_config(members[0].config, dataset_overrides or {})
     data = build_dataset(cfg)
     images = getattr(data, split).materialize()  # a folder or table split is files until now
@@ -128,9 +137,10 @@ def evaluate_runs(
         for m in members
     ]
     if task == MULTILABEL:
-        return _evaluate_multilabel(
+        result = _evaluate_multilabel(
             members, member_probs, targets, data, split, checkpoint, tta, mode, out
         )
+        return write_eval_cam(result, members[0], images.images) if cam else result
     ks = list(topk) if topk else default_topk(data.num_classes)
     probabilities = combine(member_probs, mode)
     metrics = compute_metrics(targets, probabilities, data.classes, ks)
@@ -151,7 +161,33 @@ def evaluate_runs(
         }
     out_dir = Path(out) if out is not None else _output_folder(members, split, checkpoint, tta)
     write_results(out_dir, record, targets, probabilities, images.images.numpy(), data.classes)
-    return EvalResult(out_dir, record, probabilities, targets)
+    result = EvalResult(out_dir, record, probabilities, targets)
+    return write_eval_cam(result, members[0], images.images) if cam else result
+
+
+def check_eval_cam(cam: bool | str, runs: Sequence[str | Path]) -> bool:
+    """``cam=true|false`` as a bool; true with an ensemble (no one model to explain) is a
+    UserError."""
+    wanted = check_cam(cam)
+    if wanted and len(runs) > 1:
+        raise UserError(
+            f"cam=true explains one run's model, and run= names {len(runs)}: "
+            "evaluate the members one at a time for their Grad-CAM panels"
+        )
+    return wanted
+
+
+def write_eval_cam(result: EvalResult, member: LoadedRun, images: Any) -> EvalResult:
+    """cam.png in the evaluation's folder: Grad-CAM of the most confident mistakes and
+    correct answers under its probabilities (:mod:`imgcls.app.cam`)."""
+    write_cam_panel(
+        member,
+        images.cpu().numpy(),
+        result.targets,
+        result.probabilities,
+        EvalFolder(result.out_dir).cam_png,
+    )
+    return result
 
 
 def check_task(members: Sequence[LoadedRun], topk: Sequence[int] | None) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from imgcls.app.cam import write_run_cam
 from imgcls.base.atomic import write_json
 from imgcls.base.errors import one_line
 from imgcls.base.record import RunFolder
@@ -40,9 +41,9 @@ def write_run_plots(
     thresholds: Sequence[float] | None = None,
     figures: bool = True,
 ) -> list[Path]:
-    """curves.png, confusion_matrix.png and predictions.png for a finished run, and
-    test_metrics.json: the test split's per-class precision, recall and F1 and the confusion
-    matrix.
+    """curves.png, confusion_matrix.png, predictions.png and cam.png (Grad-CAM from the best
+    checkpoint, :mod:`imgcls.app.cam`) for a finished run, and test_metrics.json: the test
+    split's per-class precision, recall and F1 and the confusion matrix.
 
     A multi-label run (multi-hot labels) gets curves.png, pr_curves.png (a precision-recall
     curve per label), a predictions.png of label sets and a test_metrics.json of
@@ -87,6 +88,8 @@ def write_run_plots(
             written.append(
                 plots.plot_predictions(images, targets, probabilities, classes, run.predictions_png)
             )
+        cam = write_run_cam(run, predictions, test)  # never raises: a warning line at most
+        written += [cam] if cam is not None else []
     except Exception as error:  # noqa: BLE001 - figures are a convenience, the run is complete
         logger.warning(f"could not write the plots: {one_line(error, typed=True)}")
         return written

@@ -162,6 +162,11 @@ class RunFolder:
         return self.plots / "pr_curves.png"
 
     @property
+    def cam_png(self) -> Path:
+        """``plots/cam.png``: Grad-CAM of the most confident test mistakes and correct answers."""
+        return self.plots / "cam.png"
+
+    @property
     def test_metrics_json(self) -> Path:
         """``test_metrics.json``: per-class test figures, shown in the report."""
         return self.path / "test_metrics.json"
@@ -287,6 +292,11 @@ class EvalFolder:
     def predictions_png(self) -> Path:
         """``predictions.png``: a grid of images with their predictions, mistakes first."""
         return self.path / "predictions.png"
+
+    @property
+    def cam_png(self) -> Path:
+        """``cam.png`` (``cam=true``): Grad-CAM of the most confident mistakes and correct answers."""
+        return self.path / "cam.png"
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,10 @@ EVAL = Grammar(
         "mode": Key("ensemble rule: mean (default, mean of probabilities) or vote (majority vote)"),
         "out": Key("output folder (default <run>/eval/<name>/)"),
         "device": Key("auto (default), cpu, cuda, cuda:N or mps"),
+        "cam": Key(
+            "true: also write cam.png, Grad-CAM of the most confident mistakes and correct "
+            "answers (one run)"
+        ),
     },
     prefixes=("dataset.",),
 )

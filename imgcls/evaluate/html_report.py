@@ -515,6 +515,10 @@ def _run_predictions(run: RunFolder, multilabel: bool = False) -> dict[str, Any]
     return {"image": _image(run.predictions_png), "multilabel": multilabel}
 
 
+def _run_cam(run: RunFolder) -> dict[str, Any]:
+    return {"image": _image(run.cam_png)}
+
+
 def _run_eval(run: RunFolder) -> dict[str, Any]:
     found = run.eval_metrics_files()
     if not found:
@@ -570,6 +574,7 @@ def run_page(run_dir: RunFolder | Path) -> str:
         _part("epochs", "Per-epoch metrics", lambda: _run_epochs(run), macros),
         *test,
         _part("predictions", "Predictions", lambda: _run_predictions(run, multilabel), macros),
+        _part("cam", "Where the model looked", lambda: _run_cam(run), macros),
         _part("evaluations", "Evaluations (eval/)", lambda: _run_eval(run), macros),
     ]
     name = run.path.resolve().name
