@@ -363,15 +363,18 @@ def plot_reliability(
             edgecolor="white",
             label="accuracy",
         )
-        ax.bar(
+        gap = confidence - accuracy
+        ax.bar(  # from the accuracy to the mean confidence, above or below it
             left[filled],
-            (confidence - accuracy)[filled],
-            bottom=accuracy[filled],
+            np.abs(gap[filled]),
+            bottom=np.minimum(accuracy, confidence)[filled],
             width=width[filled],
             align="edge",
-            color="tab:red",
-            alpha=0.3,
-            label="gap",
+            fill=False,
+            hatch="///",
+            edgecolor="tab:red",
+            linewidth=0.8,
+            label="gap to the mean confidence",
         )
         ax.plot([0, 1], [0, 1], "--", color="gray", linewidth=1, label="perfect")
         ax.set_xlim(0, 1)
