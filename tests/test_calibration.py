@@ -9,18 +9,19 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import ONE_EPOCH, PLOTS, TINY
+from conftest import PLOTS, TINY
 from PIL import Image
 
 from imgcls import cli
 from imgcls.app.build import build_dataset
 from imgcls.app.inference import load_run
-from imgcls.base.checkpoint import load_checkpoint
+from imgcls.base.checkpoint import load_checkpoint, save_checkpoint
 from imgcls.base.errors import UserError
 from imgcls.config.compose import compose
 from imgcls.evaluate import calibration as calib
@@ -219,35 +220,46 @@ def test_eval_predict_and_onnx_predict_give_the_same_calibrated_probabilities(ca
     assert record["ece"] == pytest.approx(figures["ece"]) and record["nll"] == figures["nll"]
 
 
-def test_eval_calibrates_a_finished_run_without_retraining(tmp_path, capsys):
-    out = tmp_path / "outputs"
-    assert cli.main(["train", *ONE_EPOCH, f"output_root={out}"]) == 0
-    (summary_file,) = out.rglob("summary.json")
-    run_dir = summary_file.parent
+def test_eval_calibrates_a_finished_run_without_retraining(calibrated, tmp_path, capsys):
+    # The calibrated run as calibrate=none leaves it (the weights are the same: calibration
+    # comes after training): no temperature in best.pt, no calibration block in summary.json.
+    run_dir = tmp_path / "run"
+    shutil.copytree(calibrated[0], run_dir, ignore=shutil.ignore_patterns("eval", "export"))
+    best = run_dir / "checkpoints" / "best.pt"
+    state = load_checkpoint(best)
+    del state["data"]["temperature"]
+    save_checkpoint(best, state)
+    summary_file = run_dir / "summary.json"
     before = json.loads(summary_file.read_text())
-    assert "calibration" not in before and "ece" in before["test"]  # figures for every run
-    assert "temperature" not in load_checkpoint(run_dir / "checkpoints" / "best.pt")["data"]
+    del before["calibration"]
+    summary_file.write_text(json.dumps(before))
+    assert load_run(run_dir, device="cpu").temperature == 1.0
     capsys.readouterr()
 
     assert cli.main(["eval", f"run={run_dir}", ON_CPU, "calibrate=temperature"]) == 0
     printed = capsys.readouterr().out
-    stored = load_checkpoint(run_dir / "checkpoints" / "best.pt")["data"]["temperature"]
+    stored = load_checkpoint(best)["data"]["temperature"]
     after = json.loads(summary_file.read_text())
     block = after["calibration"]
     assert block["temperature"] == stored and block["split"] == "test"
-    # before scaling: the run's own test figures; the T of the run's validation split
-    assert block["before"]["ece"] == pytest.approx(before["test"]["ece"], abs=1e-6)
-    assert block["before"]["nll"] == pytest.approx(before["test"]["nll"], abs=1e-5)
-    val = build_dataset(compose(ONE_EPOCH)).val.materialize()
+    # the T of the run's validation split: the one the end of training fitted
+    assert stored == pytest.approx(calibrated[3], rel=1e-4)
+    val = build_dataset(compose(TINY)).val.materialize()
     loaded = load_run(run_dir, device="cpu")
     mean, std = loaded.spec["mean"][0], loaded.spec["std"][0]
     with torch.inference_mode():
         logits = loaded.model((val.images.float() / 255 - mean) / std).double().numpy()
-    assert stored == pytest.approx(calib.fit_temperature(logits, val.labels.numpy()), rel=1e-6)
+    targets = val.labels.numpy()
+    assert stored == pytest.approx(calib.fit_temperature(logits, targets), rel=1e-6)
+    assert calib.scaled_nll(logits, targets, stored) < calib.scaled_nll(logits, targets, 1.0)
+    # before scaling: the run's own test figures
+    for key in ("ece", "mce", "nll", "brier"):
+        assert block["before"][key] == pytest.approx(before["test"][key], abs=1e-6), key
     record = json.loads((run_dir / "eval" / "test_best" / "metrics.json").read_text())
     assert record["calibration"]["after"]["ece"] == pytest.approx(record["ece"])
     assert f"T = {stored:.4f} fitted on the validation split" in printed
     assert after["test"] == before["test"]  # the test metrics stay the engine's
+    assert (run_dir / "eval" / "test_best" / "reliability.png").is_file()
 
 
 def test_mistakes_are_one_line(calibrated, tmp_path, capsys):
