@@ -70,7 +70,11 @@ def fake_run(
         "git_commit": "0123abcd",
         "epochs_completed": epochs,
         "best": {"epoch": epochs, "metric": "val_accuracy", "value": best},
-        "test": {"loss": 0.5, "accuracy": quality},
+        "test": {
+            "loss": 0.5,
+            "accuracy": quality,
+            **{"ece": 0.05, "mce": 0.2, "nll": 0.5, "brier": 0.3},  # calibration figures
+        },
         "train_seconds": 1.5,
         "wall_seconds": 3.0,
     }
@@ -96,6 +100,7 @@ def fake_run(
     (run_dir / "plots").mkdir()
     (run_dir / "plots" / "predictions.png").write_bytes(png_bytes())
     (run_dir / "plots" / "cam.png").write_bytes(png_bytes())  # the Grad-CAM panel
+    (run_dir / "plots" / "reliability.png").write_bytes(png_bytes())
     return run_dir
 
 

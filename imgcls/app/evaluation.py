@@ -36,6 +36,7 @@ from imgcls.base.record import EvalFolder, RunFolder
 from imgcls.base.runs import atomic_write, write_json
 from imgcls.config.files import config_dir, group_options
 from imgcls.data.targets import MULTILABEL
+from imgcls.evaluate import calibration as calib
 from imgcls.evaluate import multilabel, plots
 from imgcls.evaluate.metrics import compute_metrics, default_topk, scalar_metrics, top_classes
 
@@ -100,18 +101,23 @@ def evaluate_runs(
     out: str | Path | None = None,
     device: str = "auto",
     cam: bool | str = False,
+    calibrate: str = "none",
 ) -> EvalResult:
     """Evaluate one run (or an ensemble) and write the results; the plain function of the CLI.
 
     ``dataset_overrides`` holds ``dataset=<option>`` and ``dataset.<key>=<value>`` (typed
-    values); the choices (split, tta, mode, cam) and topk are checked before any run is
-    loaded. ``cam=true`` adds cam.png (:func:`write_eval_cam`).
+    values); the choices (split, tta, mode, calibrate, cam) and topk are checked before any
+    run is loaded. Each member's logits are divided by its stored temperature (1.0 when it
+    has none); ``calibrate=temperature`` first fits that temperature on the run's validation
+    split and stores it (:func:`imgcls.app.calibration.calibrate_loaded`). ``cam=true`` adds
+    cam.png (:func:`write_eval_cam`).
     """
     if not runs:
         raise UserError("imgcls eval needs run=<run dir> (or run=[dir,dir] for an ensemble)")
     split = _choice(split, "split", SPLITS)
     tta = _choice(tta, "tta", TTA)
     mode = _choice(mode, "mode", MODES)
+    calibrate = calib.check_method(calibrate)
     topk = check_topk(topk)
     cam = check_eval_cam(cam, runs)
     if out is not None:  # a folder of the user's: new, empty or an earlier evaluation's
@@ -122,6 +128,10 @@ def evaluate_runs(
         check_one_fold(members)
     if cam:
         cam_layer(members[0])  # a model Grad-CAM cannot explain is refused before any work
+    if calibrate == "temperature":
+        from imgcls.app.calibration import check_target
+
+        check_target(runs, members, checkpoint)
     cfg = dataset_config(members[0].config, dataset_overrides or {})
     data = build_dataset(cfg)
     images = getattr(data, split).materialize()  # a folder or table split is files until now
@@ -130,9 +140,18 @@ def evaluate_runs(
     if len(images) == 0:
         raise UserError(f"the {split} split of {data.name} is empty")
     targets = images.labels.numpy()
+    unscaled = None
+    if calibrate == "temperature":  # T from the run's own validation split, then stored
+        unscaled = _fit_temperature(members[0], data, cfg, dataset_overrides, images, tta)
     member_probs = [
         predict_probabilities(
-            m.model, images.images, m.spec["mean"], m.spec["std"], tta=tta, task=task
+            m.model,
+            images.images,
+            m.spec["mean"],
+            m.spec["std"],
+            tta=tta,
+            task=task,
+            temperature=m.temperature,
         ).numpy()
         for m in members
     ]
@@ -153,7 +172,12 @@ def evaluate_runs(
         "classes": list(data.classes),
         **({"mode": mode} if len(members) > 1 else {}),
         **metrics,
+        **calibration_fields(members, targets, probabilities, mode),
     }
+    if unscaled is not None:
+        record["calibration"] = _calibration_block(
+            members[0], split, targets, unscaled, probabilities
+        )
     if len(members) > 1:
         record["members"] = {
             _label(m, i): scalar_metrics(compute_metrics(targets, p, data.classes, ks))
@@ -247,6 +271,7 @@ def _evaluate_multilabel(
         "thresholds": [float(t) for t in applied],
         **({"mode": mode} if len(members) > 1 else {}),
         **metrics,
+        **calibration_fields(members, targets, probabilities, mode),
     }
     if len(members) > 1:
         record["members"] = {
@@ -258,6 +283,67 @@ def _evaluate_multilabel(
     out_dir = Path(out) if out is not None else _output_folder(members, split, checkpoint, tta)
     write_multilabel_results(out_dir, record, targets, probabilities, data.classes)
     return EvalResult(out_dir, record, probabilities, targets)
+
+
+def calibration_fields(
+    members: Sequence[LoadedRun], targets: np.ndarray, probabilities: np.ndarray, mode: str
+) -> dict[str, Any]:
+    """metrics.json's calibration figures of the evaluated probabilities: the temperature(s)
+    applied, ECE, MCE, NLL, Brier score and the reliability table (15 bins). A vote gives
+    vote fractions, not probabilities: no figures then."""
+    temperatures = [m.temperature for m in members]
+    applied: dict[str, Any] = (
+        {"temperature": temperatures[0]} if len(members) == 1 else {"temperatures": temperatures}
+    )
+    if mode == "vote" and len(members) > 1:
+        return applied
+    table = calib.reliability(targets, probabilities).to_dict()
+    return {**applied, **calib.calibration_figures(targets, probabilities), "reliability": table}
+
+
+def _fit_temperature(
+    member: LoadedRun,
+    data: Any,
+    cfg: Any,
+    dataset_overrides: dict[str, Any] | None,
+    images: Any,
+    tta: str,
+) -> np.ndarray:
+    """``calibrate=temperature``: fit T on the run's validation split (its own dataset
+    config, whatever split is evaluated) and store it; returns the evaluated split's
+    probabilities before scaling, for the before/after record."""
+    from imgcls.app.calibration import calibrate_loaded
+
+    unscaled = predict_probabilities(
+        member.model, images.images, member.spec["mean"], member.spec["std"], tta=tta
+    ).numpy()
+    own = data if not dataset_overrides else build_dataset(dataset_config(member.config, {}))
+    calibrate_loaded(member, own.val.materialize())
+    return unscaled
+
+
+def _calibration_block(
+    member: LoadedRun,
+    split: str,
+    targets: np.ndarray,
+    unscaled: np.ndarray,
+    scaled: np.ndarray,
+) -> dict[str, Any]:
+    """The ``calibration`` record of ``eval calibrate=temperature`` (also written into the
+    run's summary.json): T, and the evaluated split's figures before and after scaling."""
+    from imgcls.app.calibration import TEMPERATURE, record_in_summary
+
+    block = calib.calibration_record(
+        TEMPERATURE,
+        member.temperature,
+        split,
+        calib.calibration_figures(targets, unscaled),
+        calib.calibration_figures(targets, scaled),
+    )
+    if member.run_dir is not None:
+        record_in_summary(member.run_dir, block)
+    block["before_reliability"] = calib.reliability(targets, unscaled).to_dict()
+    return block
 
 
 def combine_multilabel(
@@ -383,6 +469,9 @@ def write_results(
             np.array(record["confusion_matrix"]), classes, folder.confusion_matrix_png
         )
         plots.plot_predictions(images, targets, probabilities, classes, folder.predictions_png)
+        if "reliability" in record:
+            written.append(folder.reliability_png)
+            plots.plot_reliability(reliability_panels(record), folder.reliability_png)
         write_json(folder.metrics_json, record)  # last: the record of a complete evaluation
 
 
@@ -408,5 +497,21 @@ def write_multilabel_results(
             atomic_write(path, lambda f, text=text: f.write(text))
         written.append(folder.probabilities_npy)
         atomic_write(folder.probabilities_npy, lambda f: np.save(f, probabilities), binary=True)
+        if "reliability" in record:
+            written.append(folder.reliability_png)
+            plots.plot_reliability(reliability_panels(record), folder.reliability_png)
         written.append(folder.metrics_json)
         write_json(folder.metrics_json, record)  # last: the record of a complete evaluation
+
+
+def reliability_panels(record: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """The panels of an evaluation's reliability.png: the probabilities before scaling when
+    this evaluation fitted the temperature, then the evaluated ones (at the stored T)."""
+    panels = []
+    block = record.get("calibration") or {}
+    if "before_reliability" in block:
+        panels.append(("before scaling", block["before_reliability"], block["before"]))
+    t = record.get("temperature")
+    title = f"{record['split']} split" + (f", T = {t:.3f}" if isinstance(t, float) else "")
+    panels.append((title, record["reliability"], record))
+    return panels

@@ -7,7 +7,9 @@ What happens, in order (nothing is written unless every step succeeds):
    an average (:func:`imgcls.app.inference.load_run`). A multi-label run's model is exported
    with a sigmoid after it (:class:`SigmoidOutputs`): its output is the probabilities, and
    export.json carries the task and the per-label thresholds the checkpoint stores, which
-   ``imgcls predict model=`` applies.
+   ``imgcls predict model=`` applies. A calibrated run's model (``calibrate=temperature``)
+   is exported with its logits divided by the temperature (:class:`TemperatureScaled`),
+   which export.json records.
 2. The model is exported with a dynamic batch dimension, traced on a batch of 2:
    ``onnx`` through ``torch.onnx.export`` — the torch.export-based exporter
    (``dynamo=True``, PyTorch's default and maintained one) first, and the TorchScript-based
@@ -121,6 +123,21 @@ class SigmoidOutputs(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Probabilities (N, classes) of the wrapped model's logits."""
         return torch.sigmoid(self.model(images))
+
+
+class TemperatureScaled(nn.Module):
+    """A calibrated model as exported: its logits divided by the run's temperature (fitted
+    by ``calibrate=temperature``), so that a softmax of the file's outputs gives the
+    calibrated probabilities that ``eval`` and ``predict run=`` give."""
+
+    def __init__(self, model: nn.Module, temperature: float) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("temperature", torch.tensor(float(temperature)))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """The wrapped model's logits divided by the temperature."""
+        return self.model(images) / self.temperature
 
 
 def output_name(model: nn.Module) -> str:
@@ -397,6 +414,8 @@ def export_run(
     if channels not in MODES:
         raise UserError(f"cannot export a {channels}-channel model: predict handles 1, 3 or 4")
     model: nn.Module = loaded.model.float().eval()
+    if loaded.temperature != 1.0:  # calibrate=temperature: the graph divides by T
+        model = TemperatureScaled(model, loaded.temperature).eval()
     if loaded.task == MULTILABEL:
         model = SigmoidOutputs(model).eval()
     images, source = parity_images(loaded, max_images)
@@ -518,10 +537,13 @@ def export_info(
             "sigmoid probabilities (batch, num_classes); label c is predicted where "
             "probability >= thresholds[c]"
             if multilabel
-            else "logits (batch, num_classes); softmax over classes gives the probabilities"
+            else "logits (batch, num_classes), already divided by temperature; softmax over "
+            "classes gives the probabilities"
         ),
         "task": loaded.task,
         "thresholds": None if thresholds is None else [float(t) for t in thresholds],
+        # calibrate=temperature: the graph already divides the logits by it (1.0: not scaled)
+        "temperature": loaded.temperature,
         "channels": channels,
         "color_mode": MODES[channels],
         "image_size": [height, width],

@@ -25,6 +25,7 @@ from imgcls.base.record import RunFolder
 from imgcls.config.values import component_options
 from imgcls.data.targets import MULTICLASS, MULTILABEL, TASKS
 from imgcls.data.targets import probabilities as task_probabilities
+from imgcls.evaluate.calibration import temperature_from_spec
 from imgcls.evaluate.multilabel import thresholds_from_spec
 from imgcls.registry import MODELS
 from imgcls.train.devices import select_device
@@ -56,6 +57,12 @@ class LoadedRun:
         if self.task != MULTILABEL:
             return None
         return thresholds_from_spec(self.spec, len(self.classes), str(self.checkpoint))
+
+    @property
+    def temperature(self) -> float:
+        """The temperature the run's logits are divided by (``calibrate=temperature``,
+        stored in best.pt); 1.0 for a checkpoint without one."""
+        return temperature_from_spec(self.spec, str(self.checkpoint))
 
     @property
     def name(self) -> str:
@@ -160,9 +167,10 @@ def predict_probabilities(
     batch_size: int = 512,
     tta: str = "none",
     task: str = MULTICLASS,
+    temperature: float = 1.0,
 ) -> torch.Tensor:
     """Class probabilities (N, classes) for uint8 NCHW ``images``, on the CPU: a softmax, or
-    a sigmoid per label for ``task=multilabel``.
+    a sigmoid per label for ``task=multilabel``, of the logits divided by ``temperature``.
 
     ``tta=flip`` averages the probabilities of each image and its horizontal mirror.
     """
@@ -174,9 +182,10 @@ def predict_probabilities(
     for start in range(0, images.shape[0], batch_size):
         batch = images[start : start + batch_size].to(device).float().div_(255.0)
         batch = (batch - m) / s
-        probs = task_probabilities(model(batch).float(), task)
+        probs = task_probabilities(model(batch).float() / temperature, task)
         if tta == "flip":
-            probs = (probs + task_probabilities(model(batch.flip(3)).float(), task)) / 2
+            flipped = model(batch.flip(3)).float() / temperature
+            probs = (probs + task_probabilities(flipped, task)) / 2
         outputs.append(probs.cpu())
     if not outputs:
         return torch.zeros(0, 0)
@@ -185,7 +194,7 @@ def predict_probabilities(
 
 def classify(loaded: LoadedRun, images: np.ndarray, tta: str = "none") -> np.ndarray:
     """Probabilities (N, classes) of a run's model for uint8 (N, C, H, W) ``images``: softmax,
-    or sigmoid for a multi-label run."""
+    or sigmoid for a multi-label run, of the logits divided by the run's temperature."""
     return predict_probabilities(
         loaded.model,
         torch.from_numpy(images),
@@ -193,6 +202,7 @@ def classify(loaded: LoadedRun, images: np.ndarray, tta: str = "none") -> np.nda
         loaded.spec["std"],
         tta=tta,
         task=loaded.task,
+        temperature=loaded.temperature,
     ).numpy()
 
 

@@ -28,8 +28,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import imgcls
+from imgcls.app import calibration
 from imgcls.app.build import Training, build_training, place
-from imgcls.app.run_plots import write_run_plots
+from imgcls.app.run_plots import write_reliability_plot, write_run_plots
 from imgcls.app.sweeps import config_hash
 from imgcls.app.thresholds import multilabel_test_metrics, store_thresholds, tune_on_validation
 from imgcls.app.validation import validate
@@ -106,6 +107,8 @@ def train(
         if resume_state is None and run_dir is not None and where.processes.is_main:
             refuse_completed(Path(run_dir))  # a finished run is never trained over
         parts = build_training(cfg, where)
+        if calibration.wanted(cfg):  # a multi-label run is refused before anything is written
+            calibration.check_task(parts.data.task)
         if resume_state is not None and not parts.method.resumable:
             raise UserError(f"method={parts.method.name} runs cannot be resumed; start again")
         run = RunDirectory(
@@ -290,7 +293,13 @@ def _fit_and_test(
         "value": fit.best_value,
         **fit.best_metrics,
     }
-    summary.test = {**test, **_balanced_test_figures(predictions, parts.data.classes)}
+    summary.test = {
+        **test,
+        **_balanced_test_figures(predictions, parts.data.classes),
+        **calibration.test_figures(predictions),  # ECE, MCE, NLL, Brier: every run
+    }
+    if calibration.wanted(cfg):
+        _calibrate(parts, tested, run, summary, predictions)
     summary.train_seconds = round(fit.train_seconds, 3)
     summary.stopped_early = fit.stopped_early
     summary.extra.update(parts.method.final_metrics(model))  # e.g. a target domain's metrics
@@ -360,6 +369,38 @@ def _write_fold_predictions(parts: Training, model: torch.nn.Module, run: RunDir
     )
 
 
+def _calibrate(
+    parts: Training,
+    model: torch.nn.Module,
+    run: RunDirectory,
+    summary: Summary,
+    predictions: Predictions,
+) -> None:
+    """``calibrate=temperature``: T fitted on the validation logits of the model the test ran
+    with, stored in best.pt, and summary.json's ``calibration`` block (test figures before
+    and after); the test metrics stay the engine's."""
+    started = time.perf_counter()
+    checkpoint = run.folder.best_checkpoint if run.writable else None
+    summary.calibration = calibration.calibrate_run(
+        model,
+        parts.loaders.val,
+        parts.runtime.precision,
+        predictions,
+        checkpoint,
+        parts.trainer.val_batch_limit,
+    )
+    block = summary.calibration
+    logger.info(
+        f"temperature {block['temperature']:.4f} (fitted on val): test ECE "
+        f"{block['before']['ece']:.4f} -> {block['after']['ece']:.4f}, NLL "
+        f"{block['before']['nll']:.4f} -> {block['after']['nll']:.4f}"
+    )
+    summary.timings = {
+        **(summary.timings or {}),
+        "calibration": round(time.perf_counter() - started, 3),
+    }
+
+
 def _balanced_test_figures(predictions: Predictions, classes: list[str]) -> dict[str, Any]:
     """Balanced accuracy and per-class recall of a single-label test split, from the pass
     that scored it (scikit-learn's, so they equal a recomputation from predictions.csv)."""
@@ -393,6 +434,8 @@ def _draw_plots(
             thresholds,
             figures=parts.trainer.plots,
         )
+        if parts.trainer.plots:
+            write_reliability_plot(run.folder, predictions, summary.calibration)
     if summary.timings is not None:
         summary.timings["plots"] = round(time.perf_counter() - started, 3)
 

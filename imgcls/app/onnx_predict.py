@@ -2,7 +2,8 @@
 
 The model's preprocessing comes from the ``export.json`` that ``imgcls export`` wrote beside
 it (channels, image size, resize rule, mean and std; for a multi-label model, whose graph
-outputs sigmoid probabilities, also the task and the per-label thresholds), and the rest —
+outputs sigmoid probabilities, also the task and the per-label thresholds; a calibrated
+run's graph already divides its logits by the temperature export.json records), and the rest —
 finding and decoding the images, ranking the classes or choosing the label sets, the output
 files — is :mod:`imgcls.app.prediction`, the same code ``imgcls predict run=`` uses. This module, and everything it imports, never imports
 torch or torchvision (an import-linter contract and a test check it).
@@ -32,6 +33,7 @@ from imgcls.app.prediction import (
 )
 from imgcls.base.errors import UserError, one_line
 from imgcls.base.extras import require
+from imgcls.evaluate.calibration import temperature_from_spec
 from imgcls.evaluate.multilabel import thresholds_from_spec
 
 EXPORT_FILE = "export.json"
@@ -212,6 +214,7 @@ def predict_onnx(
         "model": str(loaded.path),
         "run": source.get("run"),
         "checkpoint": source.get("checkpoint_file"),
+        "temperature": temperature_from_spec(loaded.info, str(loaded.path.parent / EXPORT_FILE)),
     }
     write_predictions(
         out_dir, records, skipped, prediction_source(loaded.classes, loaded.thresholds, **where)

@@ -97,6 +97,7 @@ def predict_with_run(
         thresholds,
         run=str(loaded.run_dir or loaded.checkpoint),
         checkpoint=str(loaded.checkpoint),
+        temperature=loaded.temperature,  # the logits were divided by it (1.0: not calibrated)
     )
     write_predictions(out_dir, records, skipped, source)
     return Predictions(out_dir, records, skipped)

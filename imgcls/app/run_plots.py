@@ -169,3 +169,40 @@ def _multilabel_plots(
         )
     )
     return written
+
+
+def write_reliability_plot(
+    run_dir: RunFolder | Path,
+    predictions: Predictions,
+    calibration: dict | None = None,
+) -> Path | None:
+    """``plots/reliability.png`` of the test split: the run's probabilities, and beside them
+    the temperature-scaled ones when the run was calibrated (``calibration``: summary.json's
+    block). A problem is a warning; the run is complete without the figure."""
+    from imgcls.evaluate.calibration import calibration_figures, reliability, scaled_probabilities
+
+    run = RunFolder.of(run_dir)
+    try:
+        targets = predictions.labels.numpy()
+        probabilities = predictions.probabilities.double().numpy()
+        panels = [
+            (
+                "test split" if calibration is None else "test split, before scaling",
+                reliability(targets, probabilities).to_dict(),
+                calibration_figures(targets, probabilities),
+            )
+        ]
+        if calibration is not None and predictions.logits is not None:
+            t = float(calibration["temperature"])
+            scaled = scaled_probabilities(predictions.logits.double().numpy(), t, False)
+            panels.append(
+                (
+                    f"after temperature scaling (T = {t:.3f})",
+                    reliability(targets, scaled).to_dict(),
+                    calibration_figures(targets, scaled),
+                )
+            )
+        return plots.plot_reliability(panels, run.reliability_png)
+    except Exception as error:  # noqa: BLE001 - a figure never fails a finished run
+        logger.warning(f"could not write {run.reliability_png.name}: {one_line(error, typed=True)}")
+        return None

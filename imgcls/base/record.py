@@ -9,6 +9,7 @@ and the overrides a run was made with.
     <run>/checkpoints/last.pt best.pt         written atomically (temp file + rename)
     <run>/plots/curves.png confusion_matrix.png predictions.png
     <run>/plots/pr_curves.png                 a multi-label run's precision-recall curves
+    <run>/plots/reliability.png               the reliability diagram (before/after scaling)
     <run>/test_metrics.json                   per-class test figures, for the report
     <run>/val_predictions.csv                 a k-fold run's held-out fold, predicted
     <run>/report.html                         the run's HTML report
@@ -167,6 +168,11 @@ class RunFolder:
         return self.plots / "cam.png"
 
     @property
+    def reliability_png(self) -> Path:
+        """``plots/reliability.png``: accuracy against confidence on the test split."""
+        return self.plots / "reliability.png"
+
+    @property
     def test_metrics_json(self) -> Path:
         """``test_metrics.json``: per-class test figures, shown in the report."""
         return self.path / "test_metrics.json"
@@ -297,6 +303,11 @@ class EvalFolder:
     def cam_png(self) -> Path:
         """``cam.png`` (``cam=true``): Grad-CAM of the most confident mistakes and correct answers."""
         return self.path / "cam.png"
+
+    @property
+    def reliability_png(self) -> Path:
+        """``reliability.png``: the reliability diagram of the evaluated probabilities."""
+        return self.path / "reliability.png"
 
 
 @dataclass(frozen=True)
@@ -527,7 +538,7 @@ _START_FACTS = {
     "timings",
 }
 _DICTS = {"hyperparameters", "data", "versions", "timings", "resumed_from", "best", "test"}
-_DICTS |= {"throughput", "process", "thresholds"}
+_DICTS |= {"throughput", "process", "thresholds", "calibration"}
 _LISTS = {"classes", "resumed"}
 _INTS = {"seed", "params", "flops", "pid", "epochs_completed", "steps"}
 _NUMBERS = {"init_from_data_seconds", "train_seconds", "wall_seconds"}
@@ -595,6 +606,8 @@ class Summary:
     best: dict[str, Any] | None = None
     test: dict[str, Any] | None = None
     thresholds: dict[str, float] | None = None  # a multi-label run's, tuned on validation
+    # calibrate=temperature: method, temperature, fitted_on, split, bins, before, after
+    calibration: dict[str, Any] | None = None
     train_seconds: float | None = None
     stopped_early: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)

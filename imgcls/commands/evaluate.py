@@ -48,6 +48,10 @@ EVAL = Grammar(
             "true: also write cam.png, Grad-CAM of the most confident mistakes and correct "
             "answers (one run)"
         ),
+        "calibrate": Key(
+            "none (default: apply the temperature the run stores, if any) or temperature: "
+            "fit it on the run's validation split first and store it (best.pt, summary.json)"
+        ),
     },
     prefixes=("dataset.",),
 )
@@ -96,6 +100,8 @@ def print_results(result: EvalResult) -> None:
     )
     table.add_row(label, *[f"{v:.4f}" for v in overall.values()], style="bold")
     console.print(table)
+    for line in calibration_lines(record):
+        print(line)
     if multilabel:
         console.print(per_label_table(record))
         print(f"results: {result.out_dir}")
@@ -141,3 +147,25 @@ def per_label_table(record: dict[str, Any]) -> Any:
             str(row["support"]),
         )
     return table
+
+
+def calibration_lines(record: dict[str, Any]) -> list[str]:
+    """ECE, MCE, NLL and Brier score of the evaluated probabilities (at the temperature
+    applied), and the before/after of a temperature this evaluation fitted."""
+    lines = []
+    if "ece" in record:
+        t = record.get("temperature")
+        scaled = f" (logits divided by T = {t:.4f})" if isinstance(t, float) and t != 1.0 else ""
+        lines.append(
+            f"calibration{scaled}: ECE {record['ece']:.4f}, MCE {record['mce']:.4f}, "
+            f"NLL {record['nll']:.4f}, Brier {record['brier']:.4f} (15 bins)"
+        )
+    block = record.get("calibration")
+    if block:
+        before, after = block["before"], block["after"]
+        lines.append(
+            f"temperature scaling: T = {block['temperature']:.4f} fitted on the validation "
+            f"split and stored; {block['split']} ECE {before['ece']:.4f} -> {after['ece']:.4f}, "
+            f"NLL {before['nll']:.4f} -> {after['nll']:.4f}"
+        )
+    return lines

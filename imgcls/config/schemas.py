@@ -32,6 +32,14 @@ class SamplerMode(Enum):
     balanced = "balanced"
 
 
+class CalibrateMode(Enum):
+    """What the end of a run does to the probabilities (imgcls.evaluate.calibration): nothing,
+    or temperature scaling fitted on the validation split."""
+
+    none = "none"
+    temperature = "temperature"
+
+
 @dataclass
 class DataConfig:
     """How batches are made (imgcls.data.pipeline): in device memory or by a DataLoader,
@@ -105,3 +113,6 @@ class TrainConfig:
     resume: str | None = None
     sweep: SweepConfig = field(default_factory=SweepConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    # temperature: fit one temperature on the validation logits at the end of the run
+    # (stored in best.pt and summary.json; eval, predict and export apply it)
+    calibrate: CalibrateMode = CalibrateMode.none

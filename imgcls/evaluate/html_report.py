@@ -507,6 +507,33 @@ def _run_multilabel_test(run: RunFolder, summary: Summary | None) -> dict[str, A
     }
 
 
+CALIBRATION_FIGURES = (("ECE", "ece"), ("MCE", "mce"), ("NLL", "nll"), ("Brier", "brier"))
+
+
+def _run_calibration(run: RunFolder, summary: Summary | None) -> dict[str, Any]:
+    """ECE, MCE, NLL and Brier score on the test split (summary.json's ``test``), before and
+    after temperature scaling when the run was calibrated, and plots/reliability.png."""
+    test = (summary.test if summary is not None else None) or {}
+    block = (summary.calibration if summary is not None else None) or {}
+    if not any(key in test for _, key in CALIBRATION_FIGURES) and not block:
+        raise Absent("no calibration figures in summary.json (a run older than them)")
+    header = ["figure", "test split"]
+    before, after = block.get("before") or {}, block.get("after") or {}
+    if block:
+        header = ["figure", "before scaling", f"after (T = {_text(block.get('temperature'))})"]
+    rows = []
+    for name, key in CALIBRATION_FIGURES:
+        cells = [_text(before.get(key, test.get(key)))] if block else [_text(test.get(key))]
+        if block:
+            cells.append(_text(after.get(key)))
+        rows.append([name, *cells])
+    try:
+        image = _image(run.reliability_png)
+    except Absent:
+        image = ""  # trainer.plots=false: the figures without the diagram
+    return {"header": header, "rows": rows, "image": image, "calibrated": bool(block)}
+
+
 def _run_pr_curves(run: RunFolder) -> dict[str, Any]:
     return {"image": _image(run.pr_curves_png)}
 
@@ -573,6 +600,7 @@ def run_page(run_dir: RunFolder | Path) -> str:
         _part("curves", "Curves", lambda: _run_curves(run), macros),
         _part("epochs", "Per-epoch metrics", lambda: _run_epochs(run), macros),
         *test,
+        _part("calibration", "Calibration", lambda: _run_calibration(run, summary), macros),
         _part("predictions", "Predictions", lambda: _run_predictions(run, multilabel), macros),
         _part("cam", "Where the model looked", lambda: _run_cam(run), macros),
         _part("evaluations", "Evaluations (eval/)", lambda: _run_eval(run), macros),

@@ -321,3 +321,76 @@ def plot_pr_curves(
         lines.append(f"{left_out} label(s) without a positive test image: no curve")
     ax.set_title("\n".join(lines), fontsize=10)
     return _save(fig, path)
+
+
+def plot_reliability(
+    panels: Sequence[tuple[str, Mapping[str, Sequence[float | None]], Mapping[str, float]]],
+    path: Path,
+) -> Path:
+    """A reliability diagram per panel (e.g. before and after temperature scaling): the
+    accuracy of each confidence bin as a bar against the diagonal of perfect calibration,
+    the gap shaded, the share of decisions per bin below, and ECE/MCE/NLL in the title.
+
+    Each panel is ``(title, table, figures)``: ``table`` is
+    :meth:`imgcls.evaluate.calibration.Reliability.to_dict` (edges, counts, confidence,
+    accuracy), ``figures`` the ece/mce/nll of those probabilities.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(
+        2,
+        len(panels),
+        figsize=(4.2 * len(panels), 5.2),
+        squeeze=False,
+        gridspec_kw={"height_ratios": [3, 1]},
+    )
+    for column, (title, table, figures) in enumerate(panels):
+        edges = np.asarray(table["edges"], dtype=np.float64)
+        width = np.diff(edges)
+        left = edges[:-1]
+        counts = np.asarray(table["counts"], dtype=np.float64)
+        accuracy = np.array([np.nan if a is None else a for a in table["accuracy"]], dtype=float)
+        confidence = np.array(
+            [np.nan if c is None else c for c in table["confidence"]], dtype=float
+        )
+        filled = counts > 0
+        ax, below = axes[0][column], axes[1][column]
+        ax.bar(
+            left[filled],
+            accuracy[filled],
+            width=width[filled],
+            align="edge",
+            color="tab:blue",
+            edgecolor="white",
+            label="accuracy",
+        )
+        gap = confidence - accuracy
+        ax.bar(  # from the accuracy to the mean confidence, above or below it
+            left[filled],
+            np.abs(gap[filled]),
+            bottom=np.minimum(accuracy, confidence)[filled],
+            width=width[filled],
+            align="edge",
+            fill=False,
+            hatch="///",
+            edgecolor="tab:red",
+            linewidth=0.8,
+            label="gap to the mean confidence",
+        )
+        ax.plot([0, 1], [0, 1], "--", color="gray", linewidth=1, label="perfect")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("accuracy")
+        ax.legend(loc="upper left", fontsize=8)
+        text = ", ".join(
+            f"{name.upper()} {figures[name]:.4f}"
+            for name in ("ece", "mce", "nll")
+            if name in figures
+        )
+        ax.set_title(f"{title}\n{text}", fontsize=9)
+        share = counts / max(counts.sum(), 1.0)
+        below.bar(left, share, width=width, align="edge", color="tab:gray")
+        below.set_xlim(0, 1)
+        below.set_xlabel("confidence")
+        below.set_ylabel("share")
+    fig.subplots_adjust(hspace=0.35, wspace=0.3)
+    return _save(fig, path)

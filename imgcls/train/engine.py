@@ -75,6 +75,7 @@ class Predictions:
 
     probabilities: torch.Tensor  # (N, classes) float32
     labels: torch.Tensor  # (N,) class indices, or (N, classes) multi-hot rows
+    logits: torch.Tensor | None = None  # (N, classes) float32: what temperature scaling fits
 
     @property
     def multilabel(self) -> bool:
@@ -137,7 +138,7 @@ def _evaluate(
     count = 0
     num_classes = None
     multilabel = False
-    kept: list[tuple[torch.Tensor, torch.Tensor]] = []  # on the device: no sync per batch
+    kept: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # on the device
     for index, (images, labels) in enumerate(loader):
         if 0 < max_batches <= index:
             break
@@ -162,7 +163,7 @@ def _evaluate(
         count += labels.shape[0]
         if keep or multilabel:
             task = MULTILABEL if multilabel else MULTICLASS
-            kept.append((probabilities(logits, task), labels))
+            kept.append((probabilities(logits, task), labels, logits))
     metrics = {"loss": float(loss_sum) / count, "accuracy": float(correct) / count}
     if per_class is not None:
         seen = per_class[0] > 0
@@ -173,7 +174,9 @@ def _evaluate(
     if not kept:
         return metrics, None
     found = Predictions(
-        torch.cat([p for p, _ in kept]).cpu(), torch.cat([y for _, y in kept]).cpu()
+        torch.cat([p for p, _, _ in kept]).cpu(),
+        torch.cat([y for _, y, _ in kept]).cpu(),
+        torch.cat([z for _, _, z in kept]).cpu(),
     )
     if multilabel:
         metrics["map"] = mean_average_precision(found.labels.numpy(), found.probabilities.numpy())
