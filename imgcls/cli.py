@@ -25,7 +25,10 @@ COMMANDS: dict[str, str] = {
     "eval": "evaluate a run or an ensemble: imgcls eval run=<dir>|[<dir>,...] [split=test|val]",
     "predict": "classify image files: imgcls predict run=<dir>|model=<file.onnx> images=<path>",
     "export": "export a run's model: imgcls export run=<dir> [format=onnx|torchscript|pt2]",
-    "report": "leaderboard or HTML report: imgcls report [--html] <dir> [<dir> ...] [--plot] [--out P]",
+    "report": (
+        "leaderboard or HTML report: imgcls report [--html] <dir> [<dir> ...] [--plot] "
+        "[--baseline K=V] [--target X]"
+    ),
     "list": "list config groups and their options: imgcls list [group] [pattern] [--input CxHxW]",
     "preview": "a PNG grid of augmented training images: imgcls preview dataset=... augment=...",
 }
@@ -50,6 +53,7 @@ examples:
   imgcls predict model=<run>/export/onnx_best/model.onnx images=pics/   without PyTorch
   imgcls report outputs/multirun/<date>/<time>   the leaderboard of a sweep
   imgcls report --html outputs/<date>/<run>      a self-contained report.html (run or sweep)
+  imgcls report <sweep> --baseline augment=none  each row against a baseline: difference, p-value
 
 Runs are written to outputs/<date>/<time>_<model>_<dataset>/. Set IMGCLS_DEBUG=1 to see
 tracebacks.
@@ -102,13 +106,15 @@ def _command(name: str) -> Callable[[Sequence[str]], int]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one imgcls command and return its exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help", "help"):
-        print(usage())
-        return 0
-    if args[0] in ("-V", "--version"):
-        print(f"imgcls {__version__}")
-        return 0
     try:
+        if not args or args[0] in ("-h", "--help", "help"):
+            print(usage())
+            sys.stdout.flush()  # `imgcls --help | head`: a reader gone away shows here
+            return 0
+        if args[0] in ("-V", "--version"):
+            print(f"imgcls {__version__}")
+            sys.stdout.flush()
+            return 0
         if args[0] not in COMMANDS:
             raise unknown_choice("command", args[0], COMMANDS)
         with signals_raise(ignore_after=argv is None):  # the program: see there

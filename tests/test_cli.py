@@ -132,10 +132,11 @@ def test_package_root_is_importable_from_repo():
     assert (ROOT / "conf" / "train.yaml").is_file()
 
 
-def test_output_cut_short_by_the_reader_is_no_error(tmp_path):
+@pytest.mark.parametrize("command", [["list", "models"], ["--help"], ["--version"]])
+def test_output_cut_short_by_the_reader_is_no_error(tmp_path, command):
     """`imgcls list models | head -1`: a closed pipe ends the program quietly (exit 141)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "imgcls", "list", "models"],
+        [sys.executable, "-m", "imgcls", *command],
         cwd=tmp_path,
         env=cli_env(),
         stdout=subprocess.PIPE,
