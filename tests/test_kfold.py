@@ -96,6 +96,20 @@ def test_multilabel_folds_reach_every_label():
         assert per_fold.min() >= 1 and per_fold.max() - per_fold.min() <= 2, (label, per_fold)
 
 
+def test_iterative_stratification_spreads_every_label_evenly():
+    """Each label's images per fold stay within one image of count / K, the folds keep equal
+    sizes (rows without a label fill them), and the seed fixes the folds."""
+    rng = np.random.default_rng(1)
+    hot = rng.random((300, 6)) < [0.05, 0.1, 0.2, 0.3, 0.4, 0.5]
+    hot[::50] = False  # some rows carry no label
+    assignment = fold_assignment(hot.astype(np.float32), 5, seed=0)
+    per_fold = np.stack([hot[assignment == f].sum(axis=0) for f in range(5)])
+    assert np.abs(per_fold - hot.sum(axis=0) / 5).max() < 1.0, per_fold
+    assert np.bincount(assignment, minlength=5).tolist() == [60] * 5
+    assert (fold_assignment(hot.astype(np.float32), 5, seed=0) == assignment).all()
+    assert not (fold_assignment(hot.astype(np.float32), 5, seed=1) == assignment).all()
+
+
 def test_too_few_images_of_a_class_is_one_line():
     labels = np.array([0] * 10 + [1] * 10 + [2] * 2)
     with pytest.raises(UserError) as error:

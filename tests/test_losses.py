@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import TINY
 
 from imgcls import cli
 from imgcls.registry import LOSSES
 from imgcls.train import losses
-from tests.conftest import TINY
 
 torch.manual_seed(0)
 LOGITS = torch.randn(6, 4)

@@ -5,8 +5,7 @@ rows first); it is cut into K folds, fold ``i`` becomes the validation split and
 the training split. The test split is never touched. The folds are stratified by class
 (scikit-learn's StratifiedKFold), keep groups whole when the dataset has them
 (StratifiedGroupKFold) and balance every label when an image may carry several
-(iterative stratification, ``iterstrat``'s MultilabelStratifiedKFold), all shuffled with
-``split_seed``: the split is a pure function of the dataset, K, the fold and the seed, and
+(iterative stratification, :func:`iterative_folds`), all shuffled with ``split_seed``: the split is a pure function of the dataset, K, the fold and the seed, and
 :func:`split_hash` names it.
 """
 
@@ -46,10 +45,7 @@ def fold_assignment(
             splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
             parts = splitter.split(order, strata(labels), np.asarray(groups))
         elif labels.ndim == 2:
-            from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
-
-            splitter = MultilabelStratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-            parts = splitter.split(order, (labels > 0.5).astype(np.int64))
+            return iterative_folds(labels > 0.5, folds, seed)
         else:
             from sklearn.model_selection import StratifiedKFold
 
@@ -58,6 +54,46 @@ def fold_assignment(
         assignment = np.full(len(labels), -1, dtype=np.int64)
         for fold, (_, held_out) in enumerate(parts):
             assignment[held_out] = fold
+    return assignment
+
+
+def iterative_folds(positive: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """(N,) the fold of each multi-hot row, by iterative stratification (Sechidis, Tsoumakas
+    and Vlahavas, 2011): the rarest label still unassigned is dealt out first, each of its
+    images to the fold that most lacks that label (then the fold that most lacks images;
+    remaining ties at random), so that every label's images spread evenly over the folds.
+    Rows without a label fill the folds that most lack images.
+
+    Our own ~30 lines rather than the ``iterative-stratification`` package, whose wheel
+    installs a top-level ``tests`` package into site-packages (shadowing a user's own
+    ``tests/``).
+    """
+    rng = np.random.default_rng(seed)
+    positive = np.asarray(positive, dtype=bool)
+    rows = len(positive)
+    wanted = np.full(folds, rows / folds)  # images each fold still lacks
+    wanted_label = np.outer(np.full(folds, 1.0 / folds), positive.sum(axis=0))  # (K, L)
+    assignment = np.full(rows, -1, dtype=np.int64)
+    left = positive.copy()  # the labels of the rows not yet assigned
+    while left.any():
+        counts = left.sum(axis=0)
+        rarest = np.flatnonzero(counts == counts[counts > 0].min())
+        label = int(rng.choice(rarest))
+        for row in rng.permutation(np.flatnonzero(left[:, label])):
+            need = wanted_label[:, label]
+            best = np.flatnonzero(need == need.max())
+            if len(best) > 1:
+                best = best[wanted[best] == wanted[best].max()]
+            fold = int(rng.choice(best))
+            assignment[row] = fold
+            wanted[fold] -= 1
+            wanted_label[fold] -= positive[row]
+            left[row] = False
+    for row in rng.permutation(np.flatnonzero(assignment < 0)):  # rows without a label
+        best = np.flatnonzero(wanted == wanted.max())
+        fold = int(rng.choice(best))
+        assignment[row] = fold
+        wanted[fold] -= 1
     return assignment
 
 
