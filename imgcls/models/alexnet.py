@@ -8,8 +8,7 @@ their resolution. The ``imagenet`` stem with 3 channels is exactly torchvision's
 
 from __future__ import annotations
 
-from torchvision.models.alexnet import AlexNet
-from torchvision.models.alexnet import alexnet as tv_alexnet
+from typing import TYPE_CHECKING
 
 from imgcls.config.options.models import AlexnetOptions, Stem
 from imgcls.models.adapt import build_on_meta, conv_like, fit_pools, relu_he_init, small_head
@@ -17,12 +16,17 @@ from imgcls.models.pretrained import load_pretrained
 from imgcls.models.stems import resolve_stem
 from imgcls.models.variants import register_family
 
+if TYPE_CHECKING:  # torchvision (1.5 s to import) waits until one of these is built
+    from torchvision.models.alexnet import AlexNet
+
 
 @register_family("alexnet", AlexnetOptions)
 def alexnet(
     options: AlexnetOptions, num_classes: int, in_channels: int, image_size: tuple[int, int]
 ) -> AlexNet:
     """torchvision's AlexNet, its stem fitted to the input."""
+    from torchvision.models.alexnet import alexnet as tv_alexnet
+
     dropout = options.dropout
     small = resolve_stem(options.stem, image_size) is Stem.cifar
 

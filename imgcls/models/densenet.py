@@ -10,14 +10,18 @@ dense layer (the paper used 0.2 without augmentation).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from torch import nn
-from torchvision.models import densenet as tv_densenet
 
 from imgcls.config.options.models import DensenetOptions, Stem
 from imgcls.models.adapt import conv_like, fit_pools
 from imgcls.models.pretrained import load_pretrained
 from imgcls.models.stems import resolve_stem
 from imgcls.models.variants import register_family
+
+if TYPE_CHECKING:  # torchvision (1.5 s to import) waits until one of these is built
+    from torchvision.models import densenet as tv_densenet
 
 BC_GROWTH, BC_DEPTH = 12, 40
 
@@ -26,6 +30,8 @@ def densenet_bc(
     num_classes: int, growth_rate: int = BC_GROWTH, depth: int = BC_DEPTH, dropout: float = 0.0
 ) -> tv_densenet.DenseNet:
     """Huang et al.'s DenseNet-BC (``depth`` = 6n + 4, checked by the options)."""
+    from torchvision.models import densenet as tv_densenet
+
     layers = (depth - 4) // 6
     return tv_densenet.DenseNet(
         growth_rate=growth_rate,
@@ -42,6 +48,8 @@ def densenet(
     options: DensenetOptions, num_classes: int, in_channels: int, image_size: tuple[int, int]
 ) -> tv_densenet.DenseNet:
     """DenseNet-BC or torchvision's DenseNet of ``options.variant``."""
+    from torchvision.models import densenet as tv_densenet
+
     variant, dropout = options.variant, options.dropout
     if variant == "densenet_bc":
         model = densenet_bc(

@@ -13,8 +13,9 @@ underfit with both, which is why the efficientnet recipe turns them off.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from torch import nn
-from torchvision.models import efficientnet as tv_efficientnet
 
 from imgcls.config.catalog import FAMILIES
 from imgcls.config.options.models import EfficientnetOptions, Stem
@@ -22,6 +23,9 @@ from imgcls.models.adapt import conv_like
 from imgcls.models.pretrained import load_pretrained
 from imgcls.models.stems import resolve_stem
 from imgcls.models.variants import register_family
+
+if TYPE_CHECKING:  # torchvision (1.5 s to import) waits until one of these is built
+    from torchvision.models import efficientnet as tv_efficientnet
 
 STOCHASTIC_DEPTH = 0.2  # torchvision's default for B0-B7
 
@@ -38,6 +42,8 @@ def efficientnet(
     options: EfficientnetOptions, num_classes: int, in_channels: int, image_size: tuple[int, int]
 ) -> tv_efficientnet.EfficientNet:
     """torchvision's EfficientNet of ``options.variant``, its stem fitted to the input."""
+    from torchvision.models import efficientnet as tv_efficientnet
+
     variant = options.variant
     scaling = FAMILIES["efficientnet"].variant(variant).scaling
     assert scaling is not None

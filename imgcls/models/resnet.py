@@ -12,8 +12,9 @@ no weights are published for them.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from torch import nn
-from torchvision.models import resnet as tv_resnet
 
 from imgcls.config.options.models import ResnetOptions, Stem
 from imgcls.models.adapt import conv_like
@@ -23,12 +24,17 @@ from imgcls.models.small_resnets import build_small_resnet
 from imgcls.models.stems import resolve_stem
 from imgcls.models.variants import register_family
 
+if TYPE_CHECKING:  # torchvision (1.5 s to import) waits until one of these is built
+    from torchvision.models import resnet as tv_resnet
+
 
 @register_family("resnet", ResnetOptions)
 def resnet(
     options: ResnetOptions, num_classes: int, in_channels: int, image_size: tuple[int, int]
 ) -> nn.Module:
     """A ResNet of ``options.variant``."""
+    from torchvision.models import resnet as tv_resnet
+
     variant, pretrained = options.variant, options.pretrained
     stem = resolve_stem(options.stem, image_size)
     if variant in SMALL_RESNETS:  # no published weights: refused by ResnetOptions

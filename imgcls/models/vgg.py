@@ -8,14 +8,18 @@ most 7x7, torchvision's). VGG has no strided stem conv, so nothing else changes.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from torch import nn
-from torchvision.models import vgg as tv_vgg
 
 from imgcls.config.options.models import Stem, VggOptions
 from imgcls.models.adapt import build_on_meta, conv_like, fit_pools, he_init_convs, small_head
 from imgcls.models.pretrained import load_pretrained
 from imgcls.models.stems import resolve_stem
 from imgcls.models.variants import register_family
+
+if TYPE_CHECKING:  # torchvision (1.5 s to import) waits until one of these is built
+    from torchvision.models import vgg as tv_vgg
 
 
 def vgg_init(model: nn.Module) -> None:
@@ -32,6 +36,8 @@ def vgg(
     options: VggOptions, num_classes: int, in_channels: int, image_size: tuple[int, int]
 ) -> tv_vgg.VGG:
     """torchvision's VGG of ``options.variant``, its pools and head fitted to the input."""
+    from torchvision.models import vgg as tv_vgg
+
     variant, dropout = options.variant, options.dropout
     small = resolve_stem(options.stem, image_size) is Stem.cifar
 
