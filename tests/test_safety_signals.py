@@ -182,6 +182,39 @@ def test_a_signal_while_a_command_is_imported_is_held_until_the_import_ends(monk
     assert line == "imgcls: interrupted by SIGTERM during start-up; nothing was kept"
 
 
+def _swallowed_signal_then(error: Exception):
+    """A command whose stop signal a library swallows half-way, then trips over the remains."""
+
+    def command(args):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises in here
+        except SignalReceived:
+            pass  # swallowed, as an import cut half-way leaves a half-made module
+        raise error
+
+    return lambda name: command
+
+
+def test_an_error_after_a_stop_signal_is_the_signals_one_line(monkeypatch, capsys):
+    """A signal that cut an import half-way (sympy, under torch._dynamo) made the code after
+    it fail with AttributeError: the exit is the signal's, in one line, not an internal error."""
+    error = AttributeError("module 'sympy' has no attribute 'logic'")
+    monkeypatch.setattr(cli, "_command", _swallowed_signal_then(error))
+    assert cli.main(["train"]) == 143
+    assert assert_one_line(capsys.readouterr().err) == "imgcls: interrupted by SIGTERM"
+
+
+def test_a_graceful_stop_keeps_its_own_line(monkeypatch, capsys):
+    """Training's own stop (TrainingInterrupted, with where the state is) is not rewritten."""
+    from imgcls.base.errors import TrainingInterrupted
+
+    stop = TrainingInterrupted("SIGTERM received: stopped after epoch 1; continue with: ...")
+    monkeypatch.setattr(cli, "_command", _swallowed_signal_then(stop))
+    assert cli.main(["train"]) == 130
+    assert "stopped after epoch 1" in assert_one_line(capsys.readouterr().err)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_signal_after_the_command_ended_leaves_the_exit_code_alone(signum):
     """A signal between the command's end and the process's exit (returning, finalizing the

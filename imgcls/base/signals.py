@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
+from imgcls.base.errors import TrainingInterrupted
+
 # SIGHUP does not exist on Windows.
 STOP_SIGNALS: tuple[signal.Signals, ...] = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
@@ -116,6 +118,13 @@ def signals_raise(*, ignore_after: bool = False) -> Iterator[None]:
     previous = _install(_raise)
     try:
         yield
+    except Exception as error:
+        signum = first_received()
+        if signum is None or isinstance(error, TrainingInterrupted):
+            raise
+        # The signal's exception cut something half-way (a library's import, say) and the
+        # code after it tripped over the remains: the signal is the cause, and the exit says so.
+        raise SignalReceived(signum) from error
     finally:
         _restore({signum: signal.SIG_IGN for signum in previous} if ignore_after else previous)
         _received.clear()

@@ -14,6 +14,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import hydra
+
+# torch.optim imports torch._dynamo (and sympy with it, about 1 s) when the first optimizer is
+# built. Imported here, while the CLI holds the stop signals, no signal can cut that import
+# half-way: a half-imported sympy broke what ran after it ("module 'sympy' has no attribute
+# 'logic'", an internal error instead of the one interruption line).
+import torch._dynamo  # noqa: F401
 import yaml
 
 from imgcls.app.hydra_job import (
