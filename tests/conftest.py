@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -83,6 +84,18 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def no_log_handler_on_a_closed_stream():
+    """Hydra, run in-process, points the root logger's console handler at the sys.stdout of
+    that moment: an earlier test's capture, closed when that test ended. A later test that
+    trains without Hydra would then find 'Logging error' tracebacks in its own stderr."""
+    for logger in (logging.getLogger(), logging.getLogger("imgcls")):
+        for handler in list(logger.handlers):
+            stream = getattr(handler, "stream", None)
+            if isinstance(handler, logging.StreamHandler) and getattr(stream, "closed", False):
+                logger.removeHandler(handler)
 
 
 @pytest.fixture
