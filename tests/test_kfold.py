@@ -186,6 +186,10 @@ def test_table_folds_keep_groups_whole_and_name_files(tmp_path):
         (["dataset.folds=3", "dataset.fold=3"], "dataset.fold=3 is invalid: with folds=3 use 0..2"),
         (["dataset.folds=3", "dataset.fold=-1"], "dataset.fold=-1 is invalid"),
         (["dataset.fold=1"], "dataset.fold=1 is invalid: set dataset.folds=K"),
+        (
+            ["method=dann", "method.target_dataset.folds=3"],
+            "method.target_dataset.folds=3: DANN uses the target domain whole",
+        ),
     ],
 )
 def test_bad_fold_values_are_one_line_and_exit_2(capsys, tmp_path, overrides, message):

@@ -49,4 +49,9 @@ def _check_target(options: dict[str, Any]) -> None:
         raise UserError("method=dann needs method.target_dataset.name (e.g. digits_shifted)")
     if name not in DATASETS:
         raise unknown_choice("method.target_dataset", str(name), DATASETS.names())
-    DATASETS.options(str(name), options, "method.target_dataset")
+    checked = DATASETS.options(str(name), options, "method.target_dataset")
+    if getattr(checked, "folds", 0):  # the target domain is used whole, never cut into folds
+        raise UserError(
+            f"method.target_dataset.folds={checked.folds}: DANN uses the target domain whole; "
+            "cut folds of the source with dataset.folds instead"
+        )
