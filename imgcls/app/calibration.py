@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
+from imgcls.app.inference import predict_logits
 from imgcls.base.checkpoint import load_checkpoint, save_checkpoint
 from imgcls.base.errors import UserError
 from imgcls.base.record import RunFolder
@@ -100,27 +100,6 @@ def calibrate_run(
     return calibration_record(
         TEMPERATURE, temperature, "test", before, calibration_figures(targets, after)
     )
-
-
-@torch.inference_mode()
-def predict_logits(
-    model: nn.Module,
-    images: torch.Tensor,
-    mean: list[float] | tuple[float, ...],
-    std: list[float] | tuple[float, ...],
-    batch_size: int = 512,
-) -> np.ndarray:
-    """Float64 logits (N, classes) of uint8 NCHW ``images``, normalised as in training (what
-    ``eval calibrate=temperature`` fits T on)."""
-    model.eval()
-    device = next(model.parameters()).device
-    m = torch.tensor(list(mean), dtype=torch.float32, device=device).view(1, -1, 1, 1)
-    s = torch.tensor(list(std), dtype=torch.float32, device=device).view(1, -1, 1, 1)
-    outputs = []
-    for start in range(0, images.shape[0], batch_size):
-        batch = images[start : start + batch_size].to(device).float().div_(255.0)
-        outputs.append(model((batch - m) / s).float().cpu())
-    return torch.cat(outputs).double().numpy()
 
 
 def check_target(runs: Sequence[Any], members: Sequence[Any], checkpoint: str) -> None:

@@ -9,6 +9,7 @@ validation, its best checkpoint and its test metrics in summary.json were comput
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,6 +159,41 @@ def load_run(run: str | Path, checkpoint: str = "best", device: str = "auto") ->
     )
 
 
+def normalised_batches(
+    model: nn.Module,
+    images: torch.Tensor,
+    mean: list[float] | tuple[float, ...],
+    std: list[float] | tuple[float, ...],
+    batch_size: int = 512,
+) -> Iterator[torch.Tensor]:
+    """Batches of uint8 NCHW ``images`` on ``model``'s device, scaled to 0..1 and normalised
+    as in training; the model is put in eval mode."""
+    model.eval()
+    device = next(model.parameters()).device
+    m = torch.tensor(list(mean), dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    s = torch.tensor(list(std), dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    for start in range(0, images.shape[0], batch_size):
+        batch = images[start : start + batch_size].to(device).float().div_(255.0)
+        yield (batch - m) / s
+
+
+@torch.inference_mode()
+def predict_logits(
+    model: nn.Module,
+    images: torch.Tensor,
+    mean: list[float] | tuple[float, ...],
+    std: list[float] | tuple[float, ...],
+    batch_size: int = 512,
+) -> np.ndarray:
+    """Float64 logits (N, classes) of uint8 NCHW ``images``, normalised as in training (what
+    ``eval calibrate=temperature`` fits T on)."""
+    outputs = [
+        model(batch).float().cpu()
+        for batch in normalised_batches(model, images, mean, std, batch_size)
+    ]
+    return torch.cat(outputs).double().numpy()
+
+
 @torch.inference_mode()
 def predict_probabilities(
     model: nn.Module,
@@ -174,14 +210,8 @@ def predict_probabilities(
 
     ``tta=flip`` averages the probabilities of each image and its horizontal mirror.
     """
-    model.eval()
-    device = next(model.parameters()).device
-    m = torch.tensor(list(mean), dtype=torch.float32, device=device).view(1, -1, 1, 1)
-    s = torch.tensor(list(std), dtype=torch.float32, device=device).view(1, -1, 1, 1)
     outputs = []
-    for start in range(0, images.shape[0], batch_size):
-        batch = images[start : start + batch_size].to(device).float().div_(255.0)
-        batch = (batch - m) / s
+    for batch in normalised_batches(model, images, mean, std, batch_size):
         probs = task_probabilities(model(batch).float() / temperature, task)
         if tta == "flip":
             flipped = model(batch.flip(3)).float() / temperature
