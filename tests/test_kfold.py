@@ -293,6 +293,19 @@ def test_report_says_when_a_fold_is_missing(sweep, tmp_path):
     assert seeds[1]["complete"] and "problems" not in seeds[1]
 
 
+def test_a_damaged_fold_prediction_file_is_one_line(sweep, tmp_path, capsys):
+    copy = tmp_path / "sweep"
+    shutil.copytree(sweep, copy)
+    damaged = SweepFolder(copy).job_folders()[0].val_predictions_csv
+    damaged.write_bytes(b"\x00\xff not a csv\n1,2\n")
+    (copy / "oof_metrics.json").unlink()
+    capsys.readouterr()
+    assert cli.main(["report", str(copy)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "val_predictions.csv" in err, err
+    assert not (copy / "oof_metrics.json").exists()
+
+
 def test_eval_ensembles_the_fold_runs_on_the_test_split(sweep, tmp_path):
     runs = [
         str(f.path)
