@@ -19,6 +19,7 @@ from torch import nn
 from imgcls.base.checkpoint import safe_load
 from imgcls.base.errors import UserError
 from imgcls.config.catalog import FAMILIES, VARIANTS
+from imgcls.config.torchvision_catalog import TORCHVISION_MODELS
 
 logger = logging.getLogger("imgcls")
 
@@ -56,7 +57,8 @@ def rename_densenet_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tens
 
 def load_pretrained(model: nn.Module, variant: str) -> LoadReport:
     """Load the variant's ImageNet weights into ``model`` where the shapes fit."""
-    if variant not in VARIANTS or not VARIANTS[variant].pretrained:
+    known = VARIANTS[variant].pretrained if variant in VARIANTS else variant in TORCHVISION_MODELS
+    if not known:
         family = VARIANTS[variant].family if variant in VARIANTS else variant
         available = [v for v in FAMILIES[family].names() if VARIANTS[v].pretrained]
         where = f"; variants with weights: {', '.join(available)}" if available else ""
