@@ -3,11 +3,14 @@ and input size it can take, or refuses the input in one line naming the smallest
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 import torchvision
 from torch import nn
 
+from imgcls import cli
 from imgcls.app import build
 from imgcls.app.validation import validate
 from imgcls.base.errors import UserError
@@ -19,6 +22,7 @@ from imgcls.config.torchvision_catalog import (
     torchvision_input_rule,
 )
 from imgcls.models import torchvision_any
+from imgcls.models.facts import count_parameters
 from imgcls.registry import MODELS
 
 # torchvision's models that model=torchvision builds (the others belong to imgcls families,
@@ -61,7 +65,7 @@ def test_every_torchvision_model_builds_or_refuses_in_one_line(shape):
         assert not refused
     else:  # what cannot take 32x32 at all: MaxViT's 7x7 windows and Inception's 75 pixels
         assert set(refused) == {"inception_v3", "maxvit_t"}, refused
-        assert "smallest 75x75" in refused["inception_v3"]
+        assert "smallest input is 75x75" in refused["inception_v3"]
 
 
 @pytest.mark.slow
@@ -175,3 +179,30 @@ def test_families_keep_their_names():
     assert len(wrapped) == 26
     assert all(MODELS.get(n).options.__name__ != "TorchvisionOptions" for n in wrapped)
     assert MODELS.get("convnext_tiny").options.__name__ == "TorchvisionOptions"
+
+
+def test_list_torchvision_models_with_params_and_flops(capsys):
+    argv = ["list", "models", "--source", "torchvision", "convnext*", "--input", "3x32x32"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    with torch.device("meta"):
+        model = MODELS.build(
+            "convnext_tiny", {}, num_classes=10, in_channels=3, image_size=(32, 32)
+        )
+    assert re.search(rf"convnext_tiny\s+-\s+{count_parameters(model):,}\s+\d", out), out
+    assert count_parameters(model) == 27_827_818  # torchvision's 28.6 M less the 1000-class head
+    assert "convnext_large" in out and "resnet" not in out
+
+
+def test_list_torchvision_models_says_how_to_choose_each(capsys):
+    assert cli.main(["list", "models", "res*", "--source", "torchvision"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"resnext50_32x4d\s+model=torchvision model.name=resnext50_32x4d", out)
+    assert re.search(r"resnet18\s+model=resnet18 \(imgcls's resnet family\)", out)
+    assert cli.main(["list", "models", "--source", "torchvison"]) == 2
+    assert "did you mean 'torchvision'?" in capsys.readouterr().err
+    assert (
+        cli.main(["list", "models", "inception*", "--source", "torchvision", "--input", "1x32x32"])
+        == 0
+    )
+    assert "smallest input is 75x75" in capsys.readouterr().out

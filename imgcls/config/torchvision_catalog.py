@@ -151,8 +151,5 @@ def torchvision_input_rule(name: str, size: tuple[int, int], patch_size: int | N
         return None
     side = SMALLEST_SIDE.get(name, 1)
     if min(h, w) < side:
-        return (
-            f"{name} takes inputs of at least {side}x{side} pixels (smallest {side}x{side}); "
-            f"got {h}x{w}: resize the images"
-        )
+        return f"{name}'s smallest input is {side}x{side} pixels; got {h}x{w}: resize the images"
     return None
