@@ -3,11 +3,13 @@ and input size it can take, or refuses the input in one line naming the smallest
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 import torch
 import torchvision
+from conftest import TINY
 from torch import nn
 
 from imgcls import cli
@@ -206,3 +208,18 @@ def test_list_torchvision_models_says_how_to_choose_each(capsys):
         == 0
     )
     assert "smallest input is 75x75" in capsys.readouterr().out
+
+
+def test_train_and_eval_through_the_cli(tmp_path, monkeypatch):
+    """One epoch of ShuffleNetV2 on 1x8x8 images from the command line; eval rebuilds it from
+    the run's config."""
+    monkeypatch.chdir(tmp_path)
+    data = [o for o in TINY if not o.startswith("model")]
+    model = ["model=torchvision", "model.name=shufflenet_v2_x0_5"]
+    assert cli.main(["train", *model, *data, "trainer.epochs=1", "output_root=out"]) == 0
+    (summary_file,) = (tmp_path / "out").rglob("summary.json")
+    summary = json.loads(summary_file.read_text())
+    assert summary["status"] == "completed" and summary["model"] == "shufflenet_v2_x0_5"
+    assert summary_file.parent.name.endswith("_shufflenet_v2_x0_5_synthetic")
+    assert cli.main(["eval", f"run={summary_file.parent}", "device=cpu", "out=eval"]) == 0
+    assert (tmp_path / "eval").is_dir()
