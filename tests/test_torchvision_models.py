@@ -25,6 +25,7 @@ from imgcls.config.torchvision_catalog import (
 )
 from imgcls.models import torchvision_any
 from imgcls.models.facts import count_parameters
+from imgcls.models.pretrained import weights_path
 from imgcls.registry import MODELS
 
 # torchvision's models that model=torchvision builds (the others belong to imgcls families,
@@ -148,9 +149,7 @@ def test_pretrained_rgb_filters_are_summed_for_one_channel(tmp_path, monkeypatch
     torch.manual_seed(0)
     source = torchvision.models.get_model("mobilenet_v3_small", weights=None)  # 1000 classes
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-    path = torchvision_any.__dict__["load_pretrained"].__globals__["weights_path"](
-        "mobilenet_v3_small"
-    )
+    path = weights_path("mobilenet_v3_small")  # where torch hub keeps it
     path.parent.mkdir(parents=True)
     torch.save(source.state_dict(), path)
     model = MODELS.build(
