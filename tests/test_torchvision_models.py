@@ -222,3 +222,24 @@ def test_train_and_eval_through_the_cli(tmp_path, monkeypatch):
     assert summary_file.parent.name.endswith("_shufflenet_v2_x0_5_synthetic")
     assert cli.main(["eval", f"run={summary_file.parent}", "device=cpu", "out=eval"]) == 0
     assert (tmp_path / "eval").is_dir()
+
+
+def test_pretrained_vit_position_embeddings_follow_the_image_size():
+    """ViT-B/16's 14x14 grid of position embeddings (224 pixels) resized for 32x32 images with
+    patch 4 (8x8 grid); the class token's embedding is kept as it is."""
+    with torch.device("meta"):
+        model = MODELS.build(
+            "vit_b_16", {"patch_size": 4}, num_classes=7, in_channels=3, image_size=(32, 32)
+        )
+    state = {
+        "encoder.pos_embedding": torch.randn(1, 1 + 14 * 14, 4),
+        "heads.head.bias": torch.zeros(3),
+    }
+    resized = torchvision_any.vit_position_resize(model)(state)
+    assert (
+        resized["encoder.pos_embedding"].shape
+        == (1, 1 + 8 * 8, 4)
+        == model.encoder.pos_embedding.shape[:2] + (4,)
+    )
+    assert torch.equal(resized["encoder.pos_embedding"][:, 0], state["encoder.pos_embedding"][:, 0])
+    assert torch.equal(resized["heads.head.bias"], state["heads.head.bias"])

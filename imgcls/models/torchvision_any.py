@@ -13,7 +13,7 @@ their auxiliary heads (the training loop expects one output).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -81,6 +81,18 @@ def regnet_widths_on_cpu() -> Iterator[None]:
         regnet.BlockParams.from_init_params = original  # type: ignore[method-assign]
 
 
+def vit_position_resize(model: nn.Module) -> Callable[[dict], dict]:
+    """Pretrained ViT position embeddings (a 14x14 grid at 224 pixels, patch 16) resized
+    bicubically to ``model``'s grid, so a ViT on smaller images keeps them (torchvision's
+    ``interpolate_embeddings``); the class token's embedding is kept as it is."""
+    from torchvision.models.vision_transformer import interpolate_embeddings
+
+    def resize(state: dict) -> dict:
+        return dict(interpolate_embeddings(model.image_size, model.patch_size, state))
+
+    return resize
+
+
 def _vision_transformer(
     name: str, num_classes: int, image_size: tuple[int, int], patch_size: int | None
 ) -> nn.Module:
@@ -129,7 +141,7 @@ def torchvision_model(
         raise UserError(f"model {refusal}")
     model = _build(name, num_classes, tuple(image_size), options.patch_size)
     if options.pretrained:
-        load_pretrained(model, name)
+        load_pretrained(model, name, vit_position_resize(model) if name in VIT_PATCH else None)
     adapt_input_channels(model, in_channels, keep_weights=options.pretrained)
     return model
 
