@@ -243,3 +243,16 @@ def test_pretrained_vit_position_embeddings_follow_the_image_size():
     )
     assert torch.equal(resized["encoder.pos_embedding"][:, 0], state["encoder.pos_embedding"][:, 0])
     assert torch.equal(resized["heads.head.bias"], state["heads.head.bias"])
+
+
+def test_a_refused_input_stops_the_run_in_one_line_leaving_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    data = [o for o in TINY if not o.startswith("model")]  # 1x8x8 images
+    argv = ["train", "model=torchvision", "model.name=inception_v3", *data, "output_root=out"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert (
+        err
+        == "imgcls: error: model inception_v3's smallest input is 75x75 pixels; got 8x8: resize the images\n"
+    )
+    assert not (tmp_path / "out").exists()
