@@ -16,6 +16,7 @@ import imgcls.app.components  # noqa: F401  (registers every component)
 from imgcls.base.errors import OptionError, UserError
 from imgcls.config.files import COMPONENT_GROUPS
 from imgcls.config.options.base import seed
+from imgcls.config.options.models import TorchvisionOptions, torchvision_name
 from imgcls.config.options.optimizers import OptimizerOptions
 from imgcls.config.options.trainer import TrainerOptions
 from imgcls.config.schemas import DataConfig
@@ -29,6 +30,7 @@ def validate(cfg: DictConfig) -> None:
     plain = resolved(cfg)  # every ${...} resolves, or one line names the key
     check_seed(plain.get("seed", 0))
     check_finite(plain)
+    check_torchvision_name(cfg)
     chosen = {
         group: [
             REGISTRIES[group].options(name, options, prefix)
@@ -40,6 +42,19 @@ def validate(cfg: DictConfig) -> None:
     make_options(DataConfig, OmegaConf.to_container(cfg.get("data") or {}, resolve=True), "data")
     validate_transfer(cfg)
     check_schedule_floor(chosen["scheduler"][0], chosen["optimizer"][0])
+
+
+def check_torchvision_name(cfg: DictConfig) -> None:
+    """``model=torchvision model.name=...``: checked before the registry looks the name up, so
+    that a typo gets a did-you-mean over torchvision's models and a name an imgcls family
+    builds (resnet18) points to ``model=resnet18`` (the registry would read the torchvision
+    file's keys as that family's and refuse them)."""
+    model = cfg.get("model")
+    if model is not None and OmegaConf.get_type(model) is TorchvisionOptions:
+        try:
+            torchvision_name(str(model.name))
+        except OptionError as error:
+            raise UserError(f"model.{error}") from None
 
 
 def check_seed(value: object) -> None:

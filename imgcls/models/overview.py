@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from imgcls.base.errors import UserError
-from imgcls.config.catalog import FAMILIES
+from imgcls.config.catalog import FAMILIES, VARIANTS
 from imgcls.config.files import group_options, option_description
+from imgcls.config.torchvision_catalog import TORCHVISION_MODELS
 from imgcls.registry import MODELS
 
 _SHAPE = re.compile(r"^(\d+)x(\d+)x(\d+)$")
@@ -81,6 +82,27 @@ def fact_names(pattern: str = "*") -> list[str]:
         else:
             names += [n for n in candidates if _matches(n, pattern)]
     return names
+
+
+SOURCES = ("imgcls", "torchvision")
+"""Where ``imgcls list models --source`` looks: imgcls's config files and families, or every
+classifier of torchvision (``model=torchvision model.name=...``)."""
+
+
+def torchvision_rows(pattern: str = "*") -> list[tuple[str, str]]:
+    """(name, how to choose it) for torchvision's classifiers matching ``pattern``."""
+    rows = []
+    for name in torchvision_names(pattern):
+        if name in VARIANTS:
+            rows.append((name, f"model={name} (imgcls's {VARIANTS[name].family} family)"))
+        else:
+            rows.append((name, f"model=torchvision model.name={name}"))
+    return rows
+
+
+def torchvision_names(pattern: str = "*") -> list[str]:
+    """torchvision's classifiers whose name matches ``pattern``."""
+    return [n for n in TORCHVISION_MODELS if _matches(n, pattern)]
 
 
 def _flops(value: int) -> str:

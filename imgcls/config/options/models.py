@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import List, Optional  # noqa: UP035  (OmegaConf 2.3 needs typing generics)
 
-from imgcls.base.errors import OptionError
-from imgcls.config.catalog import FAMILIES
+from imgcls.base.errors import OptionError, unknown_choice
+from imgcls.config.catalog import FAMILIES, VARIANTS
 from imgcls.config.options.base import (
     Options,
     at_least,
@@ -23,6 +23,11 @@ from imgcls.config.options.base import (
     probability,
     require,
     schema,
+)
+from imgcls.config.torchvision_catalog import (
+    DEFAULT_TORCHVISION_MODEL,
+    TORCHVISION_MODELS,
+    VIT_PATCH,
 )
 
 
@@ -248,3 +253,49 @@ class AirbenchOptions(Options):
         positive("norm_bias_lr_mult", self.norm_bias_lr_mult)
         positive("whiten_eps", self.whiten_eps)
         at_least("whiten_images", self.whiten_images, 1)
+
+
+def torchvision_only_models() -> tuple[str, ...]:
+    """torchvision's models that no imgcls family wraps (those keep their own options)."""
+    return tuple(n for n in TORCHVISION_MODELS if n not in VARIANTS)
+
+
+@schema("model", "torchvision", *torchvision_only_models())
+@dataclass
+class TorchvisionOptions(Options):
+    """Any torchvision classifier: ``model=torchvision model.name=<builder>`` (``torchvision``
+    itself builds :data:`~imgcls.config.torchvision_catalog.DEFAULT_TORCHVISION_MODEL`);
+    ``pretrained`` loads its ImageNet weights from the local torch hub cache; ``patch_size``
+    (Vision Transformers only; None: the model's own) cuts small images into more patches."""
+
+    pretrained: bool = False
+    patch_size: Optional[int] = None  # noqa: UP045
+
+    @property
+    def architecture(self) -> str:
+        """The torchvision builder this builds."""
+        return DEFAULT_TORCHVISION_MODEL if self.name == "torchvision" else self.name
+
+    def __post_init__(self) -> None:
+        torchvision_name(self.name)
+        if self.patch_size is not None:
+            require(
+                self.architecture in VIT_PATCH,
+                "patch_size",
+                self.patch_size,
+                f"only the Vision Transformers ({', '.join(VIT_PATCH)}) have one; set it to null",
+            )
+            at_least("patch_size", self.patch_size, 1)
+
+
+def torchvision_name(name: str) -> None:
+    """``model=torchvision model.name=<name>``: a name torchvision lacks gets a did-you-mean
+    over torchvision's list; one an imgcls family builds (resnet18) points to that family."""
+    if name in VARIANTS and name in TORCHVISION_MODELS:
+        family = VARIANTS[name].family
+        raise OptionError(
+            f"name={name} is built by imgcls's own {family} family (small-image stem, recipe): "
+            f"choose it with model={name} instead of model=torchvision"
+        )
+    if name != "torchvision" and name not in TORCHVISION_MODELS:
+        raise unknown_choice("torchvision model", name, TORCHVISION_MODELS)
