@@ -31,6 +31,7 @@ from imgcls.models import (
     lenet,
     resnet,
     simplecnn,
+    timm_any,
     vgg,
 )
 from imgcls.train import losses, optimizers, regularizers, schedulers
@@ -39,7 +40,7 @@ from imgcls.transfer import dann, distill, l2sp, methods
 REGISTERING_MODULES: tuple[ModuleType, ...] = (
     loggers,
     *(augment, cifar, digits, digits_shifted, folder, idx, svhn, synthetic, table),
-    *(airbench, alexnet, bncnn, densenet, efficientnet, lenet, resnet, simplecnn, vgg),
+    *(airbench, alexnet, bncnn, densenet, efficientnet, lenet, resnet, simplecnn, timm_any, vgg),
     *(losses, optimizers, regularizers, schedulers),
     *(dann, distill, l2sp, methods),
 )
