@@ -187,3 +187,20 @@ def test_fine_tunes_from_a_local_file_with_the_pretrained_normalisation(tmp_path
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["data"]["mean"] == [0.5, 0.5, 0.5]  # test_convnext's pretrained config
     assert summary["data"]["std"] == [0.5, 0.5, 0.5]
+
+
+def test_list_models_source_timm_shows_weights_and_facts(capsys):
+    assert cli.main(["list", "models", "--source", "timm", "convnext_at*"]) == 0
+    listed = capsys.readouterr().out
+    assert "convnext_atto " in listed and "d2_in1k" in listed and "convnext_atto_rms" in listed
+    args = ["list", "models", "--source", "timm", "convnext_atto", "--input", "1x32x32"]
+    assert cli.main([*args, "--classes", "7"]) == 0
+    facts = capsys.readouterr().out
+    assert "3,375,487" in facts and "22.2 M" in facts  # parameters for 1 channel and 7 classes
+
+
+def test_list_models_source_errors_are_one_line(capsys):
+    assert cli.main(["list", "models", "--source", "tim"]) == 2
+    assert "did you mean 'timm'" in capsys.readouterr().err
+    assert cli.main(["list", "models", "--source", "timm", "nothing_like_this*"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1

@@ -66,12 +66,15 @@ def parser() -> OneLineParser:
     parse.add_argument("pattern", nargs="?", default="*", help="a glob over option names")
     parse.add_argument("--input", metavar="CxHxW", help="build the models for this input")
     parse.add_argument("--classes", metavar="N", help="classes of the built models")
+    parse.add_argument(
+        "--source", metavar="SOURCE", help="models only: timm lists timm's architectures"
+    )
     return parse
 
 
 def run_list(args: Sequence[str]) -> int:
     """``imgcls list``: print the options table, or the models' facts with ``--input``."""
-    options = parser().parse_args(list(args))
+    options = parser().parse_intermixed_args(list(args))  # options before the pattern too
     if options.help:
         print(parser().format_help().rstrip())
         return 0
@@ -81,6 +84,8 @@ def run_list(args: Sequence[str]) -> int:
         raise UserError(
             "--classes goes with --input, e.g. imgcls list models --input 3x32x32 --classes 10"
         )
+    if options.source is not None:
+        return list_source(options.source, groups, pattern, options.input, options.classes)
     if options.input is not None:
         if groups != ["model"]:
             raise UserError("--input applies to models only: imgcls list models --input 3x32x32")
@@ -97,6 +102,40 @@ def run_list(args: Sequence[str]) -> int:
         previous = group
     show(table)
     print("\nChoose with group=option, e.g. imgcls train model=resnet; keys with group.key=value.")
+    return 0
+
+
+SOURCES = ("timm",)
+
+
+def list_source(
+    source: str, groups: Sequence[str], pattern: str, shape: str | None, classes: str | None
+) -> int:
+    """``imgcls list models --source timm [pattern] [--input CxHxW]``: another library's models."""
+    if source not in SOURCES:
+        raise unknown_choice("--source", source, SOURCES)
+    if groups != ["model"]:
+        raise UserError("--source applies to models only: imgcls list models --source timm")
+    from rich.table import Table
+
+    from imgcls.models import timm_listing  # imports torch and timm
+
+    if shape is None:
+        table = Table("timm model", "published weights (model.pretrained=true)", box=None)
+        for row in timm_listing.timm_rows(pattern):
+            table.add_row(*row)
+        show(table)
+        print("\nChoose with model=timm model.arch=<name>; --input CxHxW adds params and FLOPs.")
+        return 0
+    request = facts_request(shape, classes)
+    c, h, w = request.shape
+    table = Table("timm model", "params", "FLOPs", box=None, pad_edge=False)
+    for row in timm_listing.timm_facts_rows(pattern, request):
+        table.add_row(*row)
+    show(table)
+    print(
+        f"\nFor one {c}x{h}x{w} input and {request.num_classes} classes, as model=timm builds it."
+    )
     return 0
 
 
