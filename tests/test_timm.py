@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import CPU
 
-pytest.importorskip(
+timm = pytest.importorskip(
     "timm", reason="timm is the optional extra imgcls[timm] (make setup installs it)"
 )
 
@@ -187,6 +187,9 @@ def test_fine_tunes_from_a_local_file_with_the_pretrained_normalisation(tmp_path
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["data"]["mean"] == [0.5, 0.5, 0.5]  # test_convnext's pretrained config
     assert summary["data"]["std"] == [0.5, 0.5, 0.5]
+    assert summary["versions"]["timm"] == timm.__version__
+    weights.unlink()  # eval rebuilds the model from the checkpoint alone
+    assert cli.main(["eval", f"run={tmp_path / 'run'}", "device=cpu"]) == 0
 
 
 def test_list_models_source_timm_shows_weights_and_facts(capsys):
