@@ -207,3 +207,20 @@ def test_list_models_source_errors_are_one_line(capsys):
     assert "did you mean 'timm'" in capsys.readouterr().err
     assert cli.main(["list", "models", "--source", "timm", "nothing_like_this*"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_no_installed_distribution_ships_a_top_level_tests_package():
+    """A wheel with a top-level ``tests`` package (iterative-stratification had one) shadows
+    this suite's ``tests.conftest``; timm's ships only ``timm/``."""
+    from importlib import metadata
+
+    offenders = sorted(
+        {
+            dist.metadata["Name"]
+            for dist in metadata.distributions()
+            for file in dist.files or ()
+            if file.parts and file.parts[0] == "tests"
+        }
+    )
+    assert offenders == []
+    assert all(f.parts[0].startswith("timm") for f in metadata.distribution("timm").files)
