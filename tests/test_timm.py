@@ -79,6 +79,11 @@ def test_an_input_too_small_is_one_line():
         build("vit_tiny_patch16_224", 7, 3, 8)
 
 
+def test_an_option_the_arch_refuses_is_one_line():
+    with pytest.raises(UserError, match="timm model vgg11 refuses an option .*drop_path_rate"):
+        build("vgg11", 7, 3, 32, drop_path_rate=0.1)
+
+
 @pytest.fixture(scope="module")
 def donor(tmp_path_factory):
     """A randomly initialised convnext_atto (3 channels, 7 classes) saved as a state dict."""

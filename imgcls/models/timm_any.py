@@ -57,8 +57,8 @@ def _size(image_size: tuple[int, int]) -> int | tuple[int, int]:
 def create(timm: ModuleType, arch: str, image_size: tuple[int, int], **kwargs: Any) -> nn.Module:
     """``timm.create_model`` with ``img_size`` when the architecture takes one.
 
-    timm's model classes take ``img_size`` or refuse it as an unexpected keyword (none takes
-    ``**kwargs``), so trying with it first and without it on that TypeError is exact.
+    timm's model classes take ``img_size`` or refuse it as an unexpected keyword argument, so
+    trying with it first and without it on that TypeError gives each the right call.
     """
     try:
         return timm.create_model(arch, pretrained=False, img_size=_size(image_size), **kwargs)
@@ -80,9 +80,16 @@ def probe(
     not a shape error in the middle of the first epoch. Meta tensors cost no memory or time."""
     import torch
 
+    with torch.device("meta"):
+        try:
+            model = create(timm, arch, image_size, **kwargs)
+        except TypeError as error:  # an option the architecture has no use for
+            raise UserError(
+                f"timm model {arch} refuses an option ({one_line(error, limit=200)}): "
+                "model.drop_path_rate=null leaves the architecture's own"
+            ) from error
     try:
         with torch.device("meta"):
-            model = create(timm, arch, image_size, **kwargs)
             logits = model.eval()(torch.zeros(1, in_channels, *image_size))
         if logits.dim() != 2 or logits.shape[-1] != kwargs["num_classes"]:
             raise ValueError(f"it gives outputs of shape {list(logits.shape)}")
