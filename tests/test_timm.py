@@ -195,6 +195,11 @@ def test_fine_tunes_from_a_local_file_with_the_pretrained_normalisation(tmp_path
     assert summary["versions"]["timm"] == timm.__version__
     weights.unlink()  # eval rebuilds the model from the checkpoint alone
     assert cli.main(["eval", f"run={tmp_path / 'run'}", "device=cpu"]) == 0
+    best = tmp_path / "run" / "checkpoints" / "best.pt"  # an imgcls checkpoint as weights
+    trained = torch.load(best, weights_only=True)["model"]
+    model = build("test_convnext", 5, 3, 32, weights=str(best))
+    own = model.state_dict()
+    assert all(torch.equal(own[k], v) for k, v in trained.items() if not k.startswith("head.fc"))
 
 
 def test_list_models_source_timm_shows_weights_and_facts(capsys):
