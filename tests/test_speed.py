@@ -125,7 +125,8 @@ def test_gpu_throughput_benchmark_runs_at_its_small_size_on_the_cpu():
 
 def test_building_a_run_imports_no_plotting_or_tracking_library():
     """Start-up: matplotlib, tensorboard and mlflow wait until a run draws or logs, and
-    torchvision until a model of it (resnet18, vgg, ...) is built (the tiny run's is not)."""
+    torchvision until a model of it (resnet18, vgg, ...) is built (the tiny run's is not), and
+    timm (seconds) and the Hugging Face hub until a model=timm run."""
     probe = (
         "import sys\n"
         "from imgcls.config.compose import compose\n"
@@ -134,8 +135,8 @@ def test_building_a_run_imports_no_plotting_or_tracking_library():
         f"cfg = compose({TINY!r} + ['trainer.device=cpu'])\n"
         "validate(cfg)\n"
         "build.build_training(cfg, build.place(cfg.trainer))\n"
-        "print([m for m in ('matplotlib', 'tensorboard', 'mlflow', 'torchvision') "
-        "if m in sys.modules])\n"
+        "print([m for m in ('matplotlib', 'tensorboard', 'mlflow', 'torchvision', 'timm', "
+        "'huggingface_hub', 'safetensors') if m in sys.modules])\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, env=cli_env(), timeout=300

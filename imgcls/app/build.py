@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -80,6 +80,32 @@ def build_model(cfg: DictConfig, data: DataSplits) -> nn.Module:
         in_channels=data.channels,
         image_size=data.image_size,
     )
+
+
+def pretrained_normalisation(data: DataSplits, model: nn.Module) -> DataSplits:
+    """``data`` normalised as the model's pretrained weights were, when they say how.
+
+    A timm model with local weights keeps its pretrained configuration's mean and std
+    (:class:`imgcls.models.timm_weights.PretrainedInput`); fine-tuning feeds it images
+    normalised the same way. For another channel count the dataset's own statistics stay.
+    """
+    spec = getattr(model, "pretrained_input", None)
+    if spec is None:
+        return data
+    if len(spec.mean) != data.channels:
+        logging.getLogger("imgcls").info(
+            f"the pretrained normalisation is for {len(spec.mean)} channels and the data has "
+            f"{data.channels}: the dataset's own mean and std are used"
+        )
+        return data
+    c, h, w = spec.input_size
+    if (h, w) != tuple(data.image_size):
+        logging.getLogger("imgcls").info(
+            f"the weights were trained on {h}x{w} images and the data gives "
+            f"{data.image_size[0]}x{data.image_size[1]} (resize with dataset.image_size where the "
+            "dataset takes it)"
+        )
+    return replace(data, mean=tuple(spec.mean), std=tuple(spec.std))
 
 
 def build_augment(cfg: DictConfig) -> Augment:
@@ -202,6 +228,7 @@ def build_training(cfg: DictConfig, place: Placement) -> Training:
     check_batch_fits(trainer, len(data.train), data.name)
     data_seconds = time.perf_counter() - started
     model = build_model(cfg, data).to(device)
+    data = pretrained_normalisation(data, model)  # a timm model's weights bring their own
     init_seconds = initialize_from_data(model, data, device)  # airbench's whitening; timed
     tune = transfer.prepare_model(cfg, model, data)  # finetune.from / freeze, before L2-SP
     regularizers = build_regularizers(cfg)

@@ -31,6 +31,7 @@ from imgcls.models import (
     lenet,
     resnet,
     simplecnn,
+    timm_any,
     torchvision_any,
     vgg,
 )
@@ -41,7 +42,7 @@ REGISTERING_MODULES: tuple[ModuleType, ...] = (
     loggers,
     *(augment, cifar, digits, digits_shifted, folder, idx, svhn, synthetic, table),
     *(airbench, alexnet, bncnn, densenet, efficientnet, lenet, resnet, simplecnn, vgg),
-    torchvision_any,
+    *(timm_any, torchvision_any),
     *(losses, optimizers, regularizers, schedulers),
     *(dann, distill, l2sp, methods),
 )

@@ -65,19 +65,19 @@ def parser() -> OneLineParser:
     """The arguments of ``imgcls list``."""
     parse = OneLineParser(
         "list",
-        "imgcls list [group] [pattern] [--source imgcls|torchvision] [--input CxHxW "
+        "imgcls list [group] [pattern] [--source imgcls|torchvision|timm] [--input CxHxW "
         "[--classes N]], e.g. imgcls list models 'res*'",
         "Every config group's options with a description; a group and a glob pattern narrow "
         "it. --input CxHxW (models only) also builds each model for that input and shows its "
         "parameters, FLOPs and output size; --classes N (default 10) sets its classes. "
-        "--source torchvision (models only) lists every torchvision classifier instead.",
+        "--source torchvision or timm (models only) lists that library's classifiers instead.",
     )
     parse.add_argument("group", nargs="?", help="a config group (plural too: models)")
     parse.add_argument("pattern", nargs="?", default="*", help="a glob over option names")
     parse.add_argument("--input", metavar="CxHxW", help="build the models for this input")
     parse.add_argument("--classes", metavar="N", help="classes of the built models")
     parse.add_argument(
-        "--source", metavar="NAME", help="models from: imgcls (default), torchvision"
+        "--source", metavar="NAME", help="models from: imgcls (default), torchvision, timm"
     )
     return parse
 
@@ -99,6 +99,8 @@ def run_list(args: Sequence[str]) -> int:
         raise unknown_choice("--source", source, SOURCES)
     if source != "imgcls" and groups != ["model"]:
         raise UserError(f"--source applies to models only: imgcls list models --source {source}")
+    if source == "timm":
+        return list_timm(pattern, options.input, options.classes)
     if options.input is not None:
         if groups != ["model"]:
             raise UserError("--input applies to models only: imgcls list models --input 3x32x32")
@@ -133,6 +135,31 @@ def print_torchvision(pattern: str) -> int:
         table.add_row(*row)
     show(table)
     print("\nParameters and FLOPs for an input: add --input CxHxW, e.g. --input 3x32x32.")
+    return 0
+
+
+def list_timm(pattern: str, shape: str | None, classes: str | None) -> int:
+    """``imgcls list models --source timm [pattern] [--input CxHxW]``: timm's architectures."""
+    from rich.table import Table
+
+    from imgcls.models import timm_listing  # imports torch and timm
+
+    if shape is None:
+        table = Table("timm model", "published weights (model.pretrained=true)", box=None)
+        for row in timm_listing.timm_rows(pattern):
+            table.add_row(*row)
+        show(table)
+        print("\nChoose with model=timm model.arch=<name>; --input CxHxW adds params and FLOPs.")
+        return 0
+    request = facts_request(shape, classes)
+    c, h, w = request.shape
+    table = Table("timm model", "params", "FLOPs", box=None, pad_edge=False)
+    for row in timm_listing.timm_facts_rows(pattern, request):
+        table.add_row(*row)
+    show(table)
+    print(
+        f"\nFor one {c}x{h}x{w} input and {request.num_classes} classes, as model=timm builds it."
+    )
     return 0
 
 

@@ -84,7 +84,7 @@ def fact_names(pattern: str = "*") -> list[str]:
     return names
 
 
-SOURCES = ("imgcls", "torchvision")
+SOURCES = ("imgcls", "torchvision", "timm")
 """Where ``imgcls list models --source`` looks: imgcls's config files and families, or every
 classifier of torchvision (``model=torchvision model.name=...``)."""
 

@@ -299,3 +299,29 @@ def torchvision_name(name: str) -> None:
         )
     if name != "torchvision" and name not in TORCHVISION_MODELS:
         raise unknown_choice("torchvision model", name, TORCHVISION_MODELS)
+
+
+@schema("model", "timm")
+@dataclass
+class TimmOptions(Options):
+    """Any timm architecture (``arch``, a name of ``timm.list_models()``), from the optional
+    extra ``imgcls[timm]``. ``pretrained=true`` reads the arch's weights from the local
+    Hugging Face cache (offline); ``weights`` is a local safetensors file or torch state dict.
+    ``drop_path_rate`` null: the architecture's own."""
+
+    arch: str = "resnet18"
+    pretrained: bool = False
+    weights: Optional[str] = None  # noqa: UP045
+    drop_rate: float = 0.0
+    drop_path_rate: Optional[float] = None  # noqa: UP045
+
+    def __post_init__(self) -> None:
+        require(
+            bool(self.arch.strip()), "arch", self.arch, "name a timm model (timm.list_models())"
+        )
+        dropout_rate("drop_rate", self.drop_rate)
+        dropout_rate("drop_path_rate", self.drop_path_rate)
+        if self.pretrained and self.weights:
+            raise OptionError(
+                f"weights={self.weights} and pretrained=true both load weights: keep one"
+            )
