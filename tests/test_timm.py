@@ -31,7 +31,7 @@ INPUTS = [(1, 32), (3, 224)]
 def build(arch: str, classes: int, channels: int, size: int, **options):
     return MODELS.build(
         "timm",
-        {"arch": arch, **options},
+        {"variant": arch, **options},
         num_classes=classes,
         in_channels=channels,
         image_size=(size, size),
@@ -165,9 +165,17 @@ def test_weights_and_pretrained_together_are_refused():
 
 def test_cli_unknown_arch_exits_2_in_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert cli.main(["train", "model=timm", "model.arch=vit_tiny_patch16_22", *CPU]) == 2
+    assert cli.main(["train", "model=timm", "model.variant=vit_tiny_patch16_22", *CPU]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "did you mean 'vit_tiny_patch16_224'" in err
+
+
+def test_the_architecture_as_model_name_points_to_model_variant(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", "model=timm", "model.name=convnext_atto", *CPU]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "architecture is chosen with model.variant=convnext_atto" in err
+    assert not (tmp_path / "outputs").exists()
 
 
 def test_fine_tunes_from_a_local_file_with_the_pretrained_normalisation(tmp_path):
@@ -176,7 +184,7 @@ def test_fine_tunes_from_a_local_file_with_the_pretrained_normalisation(tmp_path
     save_file(donor.state_dict(), str(weights))
     overrides = [
         "model=timm",
-        "model.arch=test_convnext",
+        "model.variant=test_convnext",
         f"model.weights={weights}",
         "dataset=synthetic",
         "dataset.num_samples=96",

@@ -107,21 +107,25 @@ def test_model_torchvision_alone_builds_the_default():
     ("overrides", "message"),
     [
         (
-            ["model.name=convnxt_tiny"],
+            ["model.variant=convnxt_tiny"],
             "unknown torchvision model 'convnxt_tiny' — did you mean 'convnext_tiny'? available: alexnet, convnext_base",
         ),
         (
-            ["model.name=resnet18"],
-            "model.name=resnet18 is built by imgcls's own resnet family (small-image stem, "
-            "recipe): choose it with model=resnet18 instead of model=torchvision",
+            ["model.variant=resnet18"],
+            "model.variant=resnet18 is built by imgcls's own resnet family (small-image stem, "
+            "recipe): choose it with model=resnet model.variant=resnet18",
         ),
         (
-            ["model.name=convnext_tiny", "model.patch_size=4"],
+            ["model.variant=convnext_tiny", "model.patch_size=4"],
             "model.patch_size=4 is invalid: only the Vision Transformers",
         ),
         (
-            ["model.name=vit_b_16", "model.patch_size=0"],
+            ["model.variant=vit_b_16", "model.patch_size=0"],
             "model.patch_size=0 is invalid: it must be at least 1",
+        ),
+        (
+            ["model.name=convnext_tiny"],
+            "model 'convnext_tiny' is a variant itself; choose model=torchvision to pick another",
         ),
     ],
 )
@@ -134,7 +138,7 @@ def test_bad_names_and_options_are_one_line(overrides, message):
 
 def test_a_composed_run_builds_and_trains_a_step():
     """From the config (as imgcls train does): ConvNeXt on one-channel 32x32 images."""
-    cfg = compose(["model=torchvision", "model.name=convnext_tiny", *TINY_DATA])
+    cfg = compose(["model=torchvision", "model.variant=convnext_tiny", *TINY_DATA])
     validate(cfg)
     data = build.build_dataset(cfg)
     with torch.device("meta"):
@@ -198,8 +202,10 @@ def test_list_torchvision_models_with_params_and_flops(capsys):
 def test_list_torchvision_models_says_how_to_choose_each(capsys):
     assert cli.main(["list", "models", "res*", "--source", "torchvision"]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"resnext50_32x4d\s+model=torchvision model.name=resnext50_32x4d", out)
-    assert re.search(r"resnet18\s+model=resnet18 \(imgcls's resnet family\)", out)
+    assert re.search(r"resnext50_32x4d\s+model=torchvision model.variant=resnext50_32x4d", out)
+    assert re.search(
+        r"resnet18\s+model=resnet model.variant=resnet18 \(imgcls's resnet family\)", out
+    )
     assert cli.main(["list", "models", "--source", "torchvison"]) == 2
     assert "did you mean 'torchvision'?" in capsys.readouterr().err
     assert (
@@ -214,12 +220,13 @@ def test_train_and_eval_through_the_cli(tmp_path, monkeypatch):
     the run's config."""
     monkeypatch.chdir(tmp_path)
     data = [o for o in TINY if not o.startswith("model")]
-    model = ["model=torchvision", "model.name=shufflenet_v2_x0_5"]
+    model = ["model=torchvision", "model.variant=shufflenet_v2_x0_5"]
     assert cli.main(["train", *model, *data, "trainer.epochs=1", "output_root=out"]) == 0
     (summary_file,) = (tmp_path / "out").rglob("summary.json")
     summary = json.loads(summary_file.read_text())
-    assert summary["status"] == "completed" and summary["model"] == "shufflenet_v2_x0_5"
-    assert summary_file.parent.name.endswith("_shufflenet_v2_x0_5_synthetic")
+    assert summary["status"] == "completed" and summary["model"] == "torchvision"
+    assert summary["hyperparameters"]["model"]["variant"] == "shufflenet_v2_x0_5"
+    assert summary_file.parent.name.endswith("_torchvision_synthetic")
     assert cli.main(["eval", f"run={summary_file.parent}", "device=cpu", "out=eval"]) == 0
     assert (tmp_path / "eval").is_dir()
 
@@ -248,7 +255,7 @@ def test_pretrained_vit_position_embeddings_follow_the_image_size():
 def test_a_refused_input_stops_the_run_in_one_line_leaving_nothing(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     data = [o for o in TINY if not o.startswith("model")]  # 1x8x8 images
-    argv = ["train", "model=torchvision", "model.name=inception_v3", *data, "output_root=out"]
+    argv = ["train", "model=torchvision", "model.variant=inception_v3", *data, "output_root=out"]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert (

@@ -149,7 +149,7 @@ def list_timm(pattern: str, shape: str | None, classes: str | None) -> int:
         for row in timm_listing.timm_rows(pattern):
             table.add_row(*row)
         show(table)
-        print("\nChoose with model=timm model.arch=<name>; --input CxHxW adds params and FLOPs.")
+        print("\nChoose with model=timm model.variant=<name>; --input CxHxW adds params and FLOPs.")
         return 0
     request = facts_request(shape, classes)
     c, h, w = request.shape

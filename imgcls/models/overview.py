@@ -86,7 +86,7 @@ def fact_names(pattern: str = "*") -> list[str]:
 
 SOURCES = ("imgcls", "torchvision", "timm")
 """Where ``imgcls list models --source`` looks: imgcls's config files and families, or every
-classifier of torchvision (``model=torchvision model.name=...``)."""
+classifier of torchvision (``model=torchvision model.variant=...``) or of timm."""
 
 
 def torchvision_rows(pattern: str = "*") -> list[tuple[str, str]]:
@@ -94,9 +94,10 @@ def torchvision_rows(pattern: str = "*") -> list[tuple[str, str]]:
     rows = []
     for name in torchvision_names(pattern):
         if name in VARIANTS:
-            rows.append((name, f"model={name} (imgcls's {VARIANTS[name].family} family)"))
+            family = VARIANTS[name].family
+            rows.append((name, f"model={family} model.variant={name} (imgcls's {family} family)"))
         else:
-            rows.append((name, f"model=torchvision model.name={name}"))
+            rows.append((name, f"model=torchvision model.variant={name}"))
     return rows
 
 

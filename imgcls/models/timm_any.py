@@ -1,4 +1,4 @@
-"""Any timm architecture: ``model=timm model.arch=<name>`` (the optional extra ``imgcls[timm]``).
+"""Any timm architecture: ``model=timm model.variant=<name>`` (the optional extra ``imgcls[timm]``).
 
 timm is imported only when such a model is built: ``imgcls --help`` and ``imgcls list`` never
 pay its import (seconds). The model is ``timm.create_model(arch, pretrained=False, num_classes,
@@ -45,7 +45,7 @@ def check_arch(timm: ModuleType, arch: str) -> None:
     names = timm.list_models()
     hint = did_you_mean(arch.split(".")[0], names) or ";"
     raise UserError(
-        f"unknown timm model 'model.arch={arch}'{hint} timm has {len(names)} architectures: "
+        f"unknown timm model 'model.variant={arch}'{hint} timm has {len(names)} architectures: "
         "imgcls list models --source timm '<pattern>' lists them"
     )
 
@@ -104,9 +104,9 @@ def probe(
 def timm_model(
     options: TimmOptions, num_classes: int, in_channels: int, image_size: tuple[int, int]
 ) -> nn.Module:
-    """timm's ``options.arch`` for the dataset's classes, channels and image size."""
+    """timm's ``options.variant`` for the dataset's classes, channels and image size."""
     timm = import_timm()
-    arch = options.arch
+    arch = options.variant
     check_arch(timm, arch)
     kwargs: dict[str, Any] = {
         "num_classes": num_classes,

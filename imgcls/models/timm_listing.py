@@ -55,7 +55,7 @@ def timm_facts_rows(pattern: str, request: FactsRequest) -> list[tuple[str, str,
             with torch.device("meta"):
                 model = MODELS.build(
                     "timm",
-                    {"arch": name},
+                    {"variant": name},
                     num_classes=request.num_classes,
                     in_channels=c,
                     image_size=(h, w),

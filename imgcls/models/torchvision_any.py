@@ -1,4 +1,4 @@
-"""Any torchvision classifier (``model=torchvision model.name=<builder>``), fitted to the data.
+"""Any torchvision classifier (``model=torchvision model.variant=<builder>``), fitted to the data.
 
 torchvision's builders take ``num_classes``, so the head is sized for the dataset when it is
 built. Other channel counts replace the first convolution (the patch embedding of ViT and
@@ -133,9 +133,9 @@ def _build(name: str, num_classes: int, image_size: tuple[int, int], patch_size:
 def torchvision_model(
     options: TorchvisionOptions, num_classes: int, in_channels: int, image_size: tuple[int, int]
 ) -> nn.Module:
-    """torchvision's ``options.architecture`` for ``num_classes`` classes, ``in_channels``
+    """torchvision's ``options.variant`` for ``num_classes`` classes, ``in_channels``
     channels and images of ``image_size``; ImageNet weights from local files if asked."""
-    name = options.architecture
+    name = options.variant
     refusal = torchvision_input_rule(name, tuple(image_size), options.patch_size)
     if refusal:
         raise UserError(f"model {refusal}")
@@ -146,5 +146,5 @@ def torchvision_model(
     return model
 
 
-for _name in torchvision_only_models():
+for _name in torchvision_only_models():  # as a family's variants are: list models --input
     MODELS.register(_name, TorchvisionOptions)(torchvision_model)

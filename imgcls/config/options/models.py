@@ -263,24 +263,29 @@ def torchvision_only_models() -> tuple[str, ...]:
 @schema("model", "torchvision", *torchvision_only_models())
 @dataclass
 class TorchvisionOptions(Options):
-    """Any torchvision classifier: ``model=torchvision model.name=<builder>`` (``torchvision``
-    itself builds :data:`~imgcls.config.torchvision_catalog.DEFAULT_TORCHVISION_MODEL`);
+    """Any torchvision classifier: ``model=torchvision model.variant=<builder>`` (a name of
+    ``torchvision.models.list_models()``; the families imgcls wraps keep their own files);
     ``pretrained`` loads its ImageNet weights from the local torch hub cache; ``patch_size``
     (Vision Transformers only; None: the model's own) cuts small images into more patches."""
 
+    variant: Optional[str] = None  # noqa: UP045  (None: DEFAULT_TORCHVISION_MODEL)
     pretrained: bool = False
     patch_size: Optional[int] = None  # noqa: UP045
 
-    @property
-    def architecture(self) -> str:
-        """The torchvision builder this builds."""
-        return DEFAULT_TORCHVISION_MODEL if self.name == "torchvision" else self.name
-
     def __post_init__(self) -> None:
-        torchvision_name(self.name)
+        if self.name != "torchvision":  # registered under each builder's name, as variants are
+            require(
+                self.variant in (None, self.name),
+                "variant",
+                self.variant,
+                f"model '{self.name}' is a variant itself; choose model=torchvision to pick another",
+            )
+            self.variant = self.name
+        self.variant = self.variant or DEFAULT_TORCHVISION_MODEL
+        torchvision_name(self.variant)
         if self.patch_size is not None:
             require(
-                self.architecture in VIT_PATCH,
+                self.variant in VIT_PATCH,
                 "patch_size",
                 self.patch_size,
                 f"only the Vision Transformers ({', '.join(VIT_PATCH)}) have one; set it to null",
@@ -289,27 +294,28 @@ class TorchvisionOptions(Options):
 
 
 def torchvision_name(name: str) -> None:
-    """``model=torchvision model.name=<name>``: a name torchvision lacks gets a did-you-mean
-    over torchvision's list; one an imgcls family builds (resnet18) points to that family."""
+    """``model=torchvision model.variant=<name>``: a name torchvision lacks gets a
+    did-you-mean over torchvision's list; one an imgcls family builds (resnet18) points to
+    that family."""
     if name in VARIANTS and name in TORCHVISION_MODELS:
         family = VARIANTS[name].family
         raise OptionError(
-            f"name={name} is built by imgcls's own {family} family (small-image stem, recipe): "
-            f"choose it with model={name} instead of model=torchvision"
+            f"variant={name} is built by imgcls's own {family} family (small-image stem, "
+            f"recipe): choose it with model={family} model.variant={name}"
         )
-    if name != "torchvision" and name not in TORCHVISION_MODELS:
+    if name not in TORCHVISION_MODELS:
         raise unknown_choice("torchvision model", name, TORCHVISION_MODELS)
 
 
 @schema("model", "timm")
 @dataclass
 class TimmOptions(Options):
-    """Any timm architecture (``arch``, a name of ``timm.list_models()``), from the optional
+    """Any timm architecture (``variant``, a name of ``timm.list_models()``), from the optional
     extra ``imgcls[timm]``. ``pretrained=true`` reads the arch's weights from the local
     Hugging Face cache (offline); ``weights`` is a local safetensors file or torch state dict.
     ``drop_path_rate`` null: the architecture's own."""
 
-    arch: str = "resnet18"
+    variant: str = "resnet18"
     pretrained: bool = False
     weights: Optional[str] = None  # noqa: UP045
     drop_rate: float = 0.0
@@ -317,7 +323,10 @@ class TimmOptions(Options):
 
     def __post_init__(self) -> None:
         require(
-            bool(self.arch.strip()), "arch", self.arch, "name a timm model (timm.list_models())"
+            bool(self.variant.strip()),
+            "variant",
+            self.variant,
+            "name a timm model (timm.list_models())",
         )
         dropout_rate("drop_rate", self.drop_rate)
         dropout_rate("drop_path_rate", self.drop_path_rate)
