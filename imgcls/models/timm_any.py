@@ -86,7 +86,7 @@ def probe(
         except TypeError as error:  # an option the architecture has no use for
             raise UserError(
                 f"timm model {arch} refuses an option ({one_line(error, limit=200)}): "
-                "model.drop_path_rate=null leaves the architecture's own"
+                "check model.kwargs; model.drop_path_rate=null leaves the architecture's own"
             ) from error
     try:
         with torch.device("meta"):
@@ -112,6 +112,7 @@ def timm_model(
         "num_classes": num_classes,
         "in_chans": in_channels,
         "drop_rate": options.drop_rate,
+        **options.kwargs,
     }
     if options.drop_path_rate is not None:
         kwargs["drop_path_rate"] = options.drop_path_rate

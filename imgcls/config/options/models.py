@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import List, Optional  # noqa: UP035  (OmegaConf 2.3 needs typing generics)
+from typing import Any, Dict, List, Optional  # noqa: UP035  (OmegaConf 2.3 needs typing generics)
 
 from imgcls.base.errors import OptionError, unknown_choice
 from imgcls.config.catalog import FAMILIES, VARIANTS
@@ -307,19 +307,34 @@ def torchvision_name(name: str) -> None:
         raise unknown_choice("torchvision model", name, TORCHVISION_MODELS)
 
 
+TIMM_OWN_KEYWORDS = (
+    "num_classes",
+    "in_chans",
+    "img_size",
+    "drop_rate",
+    "drop_path_rate",
+    "pretrained",
+    "pretrained_cfg",
+    "checkpoint_path",
+)
+"""``timm.create_model`` keywords imgcls passes itself: not accepted in ``model.kwargs``."""
+
+
 @schema("model", "timm")
 @dataclass
 class TimmOptions(Options):
     """Any timm architecture (``variant``, a name of ``timm.list_models()``), from the optional
     extra ``imgcls[timm]``. ``pretrained=true`` reads the arch's weights from the local
     Hugging Face cache (offline); ``weights`` is a local safetensors file or torch state dict.
-    ``drop_path_rate`` null: the architecture's own."""
+    ``drop_path_rate`` null: the architecture's own. ``kwargs`` go to ``timm.create_model`` as
+    they are (``{patch_size: 1}`` gives ConvNeXt a stride-1 stem for 28x28 images)."""
 
     variant: str = "resnet18"
     pretrained: bool = False
     weights: Optional[str] = None  # noqa: UP045
     drop_rate: float = 0.0
     drop_path_rate: Optional[float] = None  # noqa: UP045
+    kwargs: Dict[str, Any] = field(default_factory=dict)  # noqa: UP006
 
     def __post_init__(self) -> None:
         require(
@@ -334,3 +349,11 @@ class TimmOptions(Options):
             raise OptionError(
                 f"weights={self.weights} and pretrained=true both load weights: keep one"
             )
+        owned = sorted(set(self.kwargs) & set(TIMM_OWN_KEYWORDS))
+        require(
+            not owned,
+            "kwargs",
+            dict(self.kwargs),
+            f"{', '.join(owned)} is set by imgcls (from the data or from the keys "
+            "drop_rate/drop_path_rate/pretrained/weights): remove it from model.kwargs",
+        )
