@@ -242,3 +242,12 @@ def test_no_installed_distribution_ships_a_top_level_tests_package():
     )
     assert offenders == []
     assert all(f.parts[0].startswith("timm") for f in metadata.distribution("timm").files)
+
+
+def test_kwargs_reach_create_model_and_imgcls_keys_are_refused():
+    model = build("convnext_atto", 10, 1, 28, kwargs={"patch_size": 1})
+    assert model.stem[0].stride == (1, 1)  # timm's default stem has stride 4: 28 -> 7
+    with pytest.raises(UserError, match=r"model.kwargs=.*num_classes is set by imgcls"):
+        build("convnext_atto", 10, 1, 28, kwargs={"num_classes": 3})
+    with pytest.raises(UserError, match="refuses an option .*check model.kwargs"):
+        build("convnext_atto", 10, 1, 28, kwargs={"bogus": 3})
