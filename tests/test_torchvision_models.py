@@ -263,3 +263,35 @@ def test_a_refused_input_stops_the_run_in_one_line_leaving_nothing(tmp_path, mon
         == "imgcls: error: model inception_v3's smallest input is 75x75 pixels; got 8x8: resize the images\n"
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_small_images_get_the_small_image_stem_as_the_families_do():
+    """stem=auto below 64 pixels: ShuffleNet's first convolution at stride 1 and its max-pool
+    gone (28x28 stays 28x28 after the stem); at 224 pixels torchvision's stem is kept."""
+
+    def built(size: int, **options) -> nn.Module:
+        options = {"variant": "shufflenet_v2_x0_5", **options}
+        with torch.device("meta"):
+            return MODELS.build(
+                "torchvision", options, num_classes=7, in_channels=1, image_size=(size, size)
+            )
+
+    small, large = built(28), built(224)
+    assert torchvision_any.first_conv(small)[2].stride == (1, 1)
+    assert not any(isinstance(m, nn.MaxPool2d) for m in small.modules())
+    assert torchvision_any.first_conv(large)[2].stride == (2, 2)
+    assert any(isinstance(m, nn.MaxPool2d) for m in large.modules())
+    assert torchvision_any.first_conv(built(28, stem="imagenet"))[2].stride == (2, 2)
+    with torch.device("meta"):
+        assert small(torch.zeros(2, 1, 28, 28)).shape == (2, 7)
+
+
+def test_stem_cifar_is_refused_where_the_stem_is_a_patch_embedding():
+    cfg = compose(
+        ["model=torchvision", "model.variant=convnext_tiny", "model.stem=cifar", *TINY_DATA]
+    )
+    with pytest.raises(UserError) as caught:
+        validate(cfg)
+    message = str(caught.value)
+    assert "model.stem=cifar is invalid: convnext_tiny keeps torchvision's stem" in message
+    assert "mobilenet_*" in message and "\n" not in message

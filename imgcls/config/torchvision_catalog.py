@@ -126,6 +126,27 @@ VIT_PATCH: dict[str, int] = {
 of ``model.patch_size``), so its sides must be equal and a multiple of it."""
 
 MAXVIT_MULTIPLE = 224
+
+SMALL_STEM_PREFIXES = (
+    "mobilenet_",
+    "mnasnet",
+    "shufflenet_v2_",
+    "regnet_",
+    "resnext",
+    "wide_resnet",
+    "efficientnet_v2_",
+)
+"""The convnets whose stem ``model.stem=cifar`` adapts to small images (a strided first
+convolution, then perhaps a max-pool); the others have a patch embedding (ConvNeXt, Swin,
+ViT: ``model.patch_size``), windows (MaxViT) or several early reductions (GoogLeNet,
+Inception, SqueezeNet), and keep torchvision's stem."""
+
+
+def has_small_stem(name: str) -> bool:
+    """Whether ``model.stem=cifar`` applies to torchvision's ``name``."""
+    return name.startswith(SMALL_STEM_PREFIXES)
+
+
 """MaxViT-T's sides must be multiples of 224: its four stages (after a stride-2 stem) each
 halve the map, and each map must split into 7x7 windows."""
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from imgcls.base.errors import UserError
 from imgcls.config.catalog import FAMILIES, VARIANTS
 from imgcls.config.files import group_options, option_description
-from imgcls.config.torchvision_catalog import TORCHVISION_MODELS
+from imgcls.config.torchvision_catalog import TORCHVISION_MODELS, has_small_stem
 from imgcls.registry import MODELS
 
 _SHAPE = re.compile(r"^(\d+)x(\d+)x(\d+)$")
@@ -124,7 +124,7 @@ def facts_rows(names: Sequence[str], request: FactsRequest) -> list[tuple[str, s
     c, h, w = request.shape
     rows = []
     for name in names:
-        stem = resolve_stem(Stem.auto, (h, w)).value if "stem" in _options(name) else "-"
+        stem = resolve_stem(Stem.auto, (h, w)).value if _has_stem(name) else "-"
         try:
             with torch.device("meta"):
                 model = MODELS.build(
@@ -135,6 +135,13 @@ def facts_rows(names: Sequence[str], request: FactsRequest) -> list[tuple[str, s
         except UserError as error:
             rows.append((name, stem, "-", f"({error})"))
     return rows
+
+
+def _has_stem(name: str) -> bool:
+    """Whether ``model.stem`` changes ``name`` (torchvision's patch embeddings keep theirs)."""
+    if name in TORCHVISION_MODELS and name not in VARIANTS:
+        return has_small_stem(name)
+    return "stem" in _options(name)
 
 
 def _options(name: str) -> list[str]:

@@ -20,10 +20,11 @@ import torch
 from torch import nn
 
 from imgcls.base.errors import UserError
-from imgcls.config.options.models import TorchvisionOptions, torchvision_only_models
-from imgcls.config.torchvision_catalog import VIT_PATCH, torchvision_input_rule
+from imgcls.config.options.models import Stem, TorchvisionOptions, torchvision_only_models
+from imgcls.config.torchvision_catalog import VIT_PATCH, has_small_stem, torchvision_input_rule
 from imgcls.models.adapt import conv_like
 from imgcls.models.pretrained import load_pretrained
+from imgcls.models.stems import resolve_stem
 from imgcls.registry import MODELS
 
 AUXILIARY_HEADS = ("googlenet", "inception_v3")
@@ -59,6 +60,25 @@ def adapt_input_channels(model: nn.Module, in_channels: int, keep_weights: bool)
             if conv.bias is not None:
                 new.bias.copy_(conv.bias)
     setattr(parent, attribute, new)
+
+
+def small_image_stem(model: nn.Module) -> None:
+    """``stem=cifar``: the first convolution moves one pixel at a time and a max-pool between it
+    and the next convolution is dropped, so a 28x28 image is not 7x7 after the stem (the
+    families' small-image stems do the same). The weights keep their shapes: pretrained
+    filters still load."""
+    _, _, conv = first_conv(model)
+    conv.stride = (1, 1)
+    seen_first = False
+    for name, module in model.named_modules():  # in the order of the forward pass
+        if module is conv:
+            seen_first = True
+        elif seen_first and isinstance(module, nn.Conv2d):
+            return
+        elif seen_first and isinstance(module, nn.MaxPool2d):
+            parent, _, attribute = name.rpartition(".")
+            setattr(model.get_submodule(parent), attribute, nn.Identity())
+            return
 
 
 @contextlib.contextmanager
@@ -143,6 +163,8 @@ def torchvision_model(
     if options.pretrained:
         load_pretrained(model, name, vit_position_resize(model) if name in VIT_PATCH else None)
     adapt_input_channels(model, in_channels, keep_weights=options.pretrained)
+    if has_small_stem(name) and resolve_stem(options.stem, tuple(image_size)) is Stem.cifar:
+        small_image_stem(model)
     return model
 
 

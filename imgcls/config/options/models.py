@@ -26,8 +26,10 @@ from imgcls.config.options.base import (
 )
 from imgcls.config.torchvision_catalog import (
     DEFAULT_TORCHVISION_MODEL,
+    SMALL_STEM_PREFIXES,
     TORCHVISION_MODELS,
     VIT_PATCH,
+    has_small_stem,
 )
 
 
@@ -266,11 +268,14 @@ class TorchvisionOptions(Options):
     """Any torchvision classifier: ``model=torchvision model.variant=<builder>`` (a name of
     ``torchvision.models.list_models()``; the families imgcls wraps keep their own files);
     ``pretrained`` loads its ImageNet weights from the local torch hub cache; ``patch_size``
-    (Vision Transformers only; None: the model's own) cuts small images into more patches."""
+    (Vision Transformers only; None: the model's own) cuts small images into more patches;
+    ``stem`` as the families': ``auto`` is ``cifar`` below 64 pixels for the convnets whose
+    stem adapts (first convolution at stride 1, no early max-pool), else torchvision's."""
 
     variant: Optional[str] = None  # noqa: UP045  (None: DEFAULT_TORCHVISION_MODEL)
     pretrained: bool = False
     patch_size: Optional[int] = None  # noqa: UP045
+    stem: Stem = Stem.auto
 
     def __post_init__(self) -> None:
         if self.name != "torchvision":  # registered under each builder's name, as variants are
@@ -283,6 +288,15 @@ class TorchvisionOptions(Options):
             self.variant = self.name
         self.variant = self.variant or DEFAULT_TORCHVISION_MODEL
         torchvision_name(self.variant)
+        self.stem = choice(Stem, "stem", self.stem)
+        require(
+            self.stem is not Stem.cifar or has_small_stem(self.variant),
+            "stem",
+            self.stem,
+            f"{self.variant} keeps torchvision's stem (a patch embedding, windows or several "
+            "early reductions; ViTs take model.patch_size); the convnets whose stem adapts: "
+            + ", ".join(f"{p}*" for p in SMALL_STEM_PREFIXES),
+        )
         if self.patch_size is not None:
             require(
                 self.variant in VIT_PATCH,
