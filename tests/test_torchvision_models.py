@@ -295,3 +295,23 @@ def test_stem_cifar_is_refused_where_the_stem_is_a_patch_embedding():
     message = str(caught.value)
     assert "model.stem=cifar is invalid: convnext_tiny keeps torchvision's stem" in message
     assert "mobilenet_*" in message and "\n" not in message
+
+
+def test_bn_momentum_reaches_every_batch_norm():
+    """conf/model/torchvision.yaml sets PyTorch's 0.1; null keeps MobileNetV3's own 0.01 (too
+    slow for a short run: its running statistics stay near their start and eval collapses)."""
+    data = build.build_dataset(compose(["model=torchvision", *TINY_DATA]))
+
+    def momenta(*overrides: str) -> set[float]:
+        cfg = compose(["model=torchvision", *overrides, *TINY_DATA])
+        with torch.device("meta"):
+            model = build.build_model(cfg, data)
+        return {m.momentum for m in model.modules() if isinstance(m, nn.BatchNorm2d)}
+
+    assert momenta() == {0.1}
+    assert momenta("model.bn_momentum=null") == {0.01}
+    cfg = compose(["model=torchvision", "model.bn_momentum=0", *TINY_DATA])
+    with pytest.raises(
+        UserError, match=r"model.bn_momentum=0 is invalid: use a number in \(0, 1\]"
+    ):
+        validate(cfg)

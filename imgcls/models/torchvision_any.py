@@ -165,6 +165,10 @@ def torchvision_model(
     adapt_input_channels(model, in_channels, keep_weights=options.pretrained)
     if has_small_stem(name) and resolve_stem(options.stem, tuple(image_size)) is Stem.cifar:
         small_image_stem(model)
+    if options.bn_momentum is not None:
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.momentum = options.bn_momentum
     return model
 
 

@@ -270,12 +270,14 @@ class TorchvisionOptions(Options):
     ``pretrained`` loads its ImageNet weights from the local torch hub cache; ``patch_size``
     (Vision Transformers only; None: the model's own) cuts small images into more patches;
     ``stem`` as the families': ``auto`` is ``cifar`` below 64 pixels for the convnets whose
-    stem adapts (first convolution at stride 1, no early max-pool), else torchvision's."""
+    stem adapts (first convolution at stride 1, no early max-pool), else torchvision's;
+    ``bn_momentum`` sets every batch norm's (None: the architecture's own)."""
 
     variant: Optional[str] = None  # noqa: UP045  (None: DEFAULT_TORCHVISION_MODEL)
     pretrained: bool = False
     patch_size: Optional[int] = None  # noqa: UP045
     stem: Stem = Stem.auto
+    bn_momentum: Optional[float] = None  # noqa: UP045  (None: the architecture's own)
 
     def __post_init__(self) -> None:
         if self.name != "torchvision":  # registered under each builder's name, as variants are
@@ -289,6 +291,13 @@ class TorchvisionOptions(Options):
         self.variant = self.variant or DEFAULT_TORCHVISION_MODEL
         torchvision_name(self.variant)
         self.stem = choice(Stem, "stem", self.stem)
+        if self.bn_momentum is not None:
+            require(
+                0.0 < self.bn_momentum <= 1.0,
+                "bn_momentum",
+                self.bn_momentum,
+                "use a number in (0, 1] (PyTorch's default 0.1), or null for the architecture's own",
+            )
         require(
             self.stem is not Stem.cifar or has_small_stem(self.variant),
             "stem",
