@@ -23,6 +23,7 @@ from imgcls.base.errors import UserError
 from imgcls.config.options.models import TorchvisionOptions, torchvision_only_models
 from imgcls.config.torchvision_catalog import VIT_PATCH, torchvision_input_rule
 from imgcls.models.adapt import conv_like
+from imgcls.models.drop_path import set_drop_path
 from imgcls.models.pretrained import load_pretrained
 from imgcls.registry import MODELS
 
@@ -143,6 +144,8 @@ def torchvision_model(
     if options.pretrained:
         load_pretrained(model, name, vit_position_resize(model) if name in VIT_PATCH else None)
     adapt_input_channels(model, in_channels, keep_weights=options.pretrained)
+    if options.drop_path_rate is not None:
+        set_drop_path(model, options.drop_path_rate, name)
     return model
 
 

@@ -266,11 +266,13 @@ class TorchvisionOptions(Options):
     """Any torchvision classifier: ``model=torchvision model.variant=<builder>`` (a name of
     ``torchvision.models.list_models()``; the families imgcls wraps keep their own files);
     ``pretrained`` loads its ImageNet weights from the local torch hub cache; ``patch_size``
-    (Vision Transformers only; None: the model's own) cuts small images into more patches."""
+    (Vision Transformers only; None: the model's own) cuts small images into more patches;
+    ``drop_path_rate`` is the deepest block's stochastic-depth rate (None: the model's own)."""
 
     variant: Optional[str] = None  # noqa: UP045  (None: DEFAULT_TORCHVISION_MODEL)
     pretrained: bool = False
     patch_size: Optional[int] = None  # noqa: UP045
+    drop_path_rate: Optional[float] = None  # noqa: UP045
 
     def __post_init__(self) -> None:
         if self.name != "torchvision":  # registered under each builder's name, as variants are
@@ -291,6 +293,8 @@ class TorchvisionOptions(Options):
                 f"only the Vision Transformers ({', '.join(VIT_PATCH)}) have one; set it to null",
             )
             at_least("patch_size", self.patch_size, 1)
+        if self.drop_path_rate is not None:
+            probability("drop_path_rate", self.drop_path_rate, high_open=True)
 
 
 def torchvision_name(name: str) -> None:
