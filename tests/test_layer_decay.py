@@ -148,20 +148,24 @@ def test_layer_decay_on_a_model_without_blocks_is_refused_in_one_line(
 
 
 def test_layer_decay_through_the_cli_logs_its_multipliers(tmp_path, monkeypatch):
-    """A ConvNeXt-atto-sized timm ConvNeXt trains one epoch with layer decay: train.log names
-    each layer's multiplier and the checkpoint's optimizer holds those rates."""
+    """timm's small test ViT (6 blocks) trains one epoch with layer decay: train.log names each
+    layer's multiplier, and says which recipe fits a transformer; the checkpoint's optimizer
+    holds those rates."""
     pytest.importorskip("timm")
     monkeypatch.chdir(tmp_path)
     data = [o for o in TINY if not o.startswith("model")]
-    argv = ["train", "model=timm", "model.variant=test_convnext", *data, "dataset.image_size=32"]
+    argv = ["train", "model=timm", "model.variant=test_vit", *data, "dataset.image_size=32"]
     argv += ["trainer.epochs=1", "optimizer.layer_decay=0.5", "output_root=out"]
     assert cli.main(argv) == 0
     (summary_file,) = (tmp_path / "out").rglob("summary.json")
     log = (summary_file.parent / "train.log").read_text()
-    assert "optimizer.layer_decay=0.5 over layers 0 (stem) .. " in log
+    multipliers = "0.007812, 0.01562, 0.03125, 0.0625, 0.125, 0.25, 0.5, 1"
+    assert f"optimizer.layer_decay=0.5 over layers 0 (stem) .. 7 (head): lr × {multipliers}" in log
+    assert "model.variant=test_vit is a vision transformer" in log
+    assert "recipe@_global_=vision_transformer is the one for it" in log
     state = torch.load(summary_file.parent / "checkpoints" / "last.pt", weights_only=True)
-    lrs = {g["initial_lr"] for g in state["optimizer"]["param_groups"]}
-    assert max(lrs) == 0.001 and min(lrs) == pytest.approx(0.001 * 0.5 ** (len(lrs) - 1))
+    lrs = sorted({g["initial_lr"] for g in state["optimizer"]["param_groups"]})
+    assert lrs == pytest.approx([0.001 * 0.5**k for k in range(7, -1, -1)], rel=1e-12)
     summary = json.loads(summary_file.read_text())
     assert summary["hyperparameters"]["optimizer"]["layer_decay"] == 0.5
 
