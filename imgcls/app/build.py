@@ -23,6 +23,7 @@ from imgcls.base.distributed import DistributedContext
 from imgcls.base.errors import OptionError, UserError
 from imgcls.base.progress import is_terminal
 from imgcls.config.options.trainer import TrainerOptions, resolve_monitor
+from imgcls.config.recipe_groups import recipe_hint
 from imgcls.config.values import component_options
 from imgcls.data import cache as decode_cache
 from imgcls.data.augment import Augment
@@ -41,6 +42,7 @@ from imgcls.registry import (
 )
 from imgcls.train.data_init import initialize_from_data
 from imgcls.train.devices import resolve_precision, select_device
+from imgcls.train.layer_decay import apply_layer_decay
 from imgcls.train.losses import Loss
 from imgcls.train.lr_groups import apply_lr_multipliers
 from imgcls.train.regularizers import Regularizer
@@ -220,6 +222,12 @@ def place(trainer: DictConfig | TrainerOptions) -> Placement:
     return Placement(device, resolve_precision(trainer.precision.name, device), processes)
 
 
+def _label(cfg: DictConfig) -> str:
+    """``model=torchvision model.variant=mobilenet_v3_small``, as the user chose it."""
+    variant = cfg.model.get("variant")
+    return f"model={cfg.model.name}" + (f" model.variant={variant}" if variant else "")
+
+
 def build_training(cfg: DictConfig, place: Placement) -> Training:
     """Data, model, loaders, optimizer, schedule and method for ``cfg``, in dependency order."""
     trainer, device = trainer_options(cfg.trainer), place.device
@@ -238,6 +246,12 @@ def build_training(cfg: DictConfig, place: Placement) -> Training:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(cfg, model.parameters(), regularizers)
     apply_lr_multipliers(optimizer, model)  # a model's own rates (airbench's norm biases)
+    decay = apply_layer_decay(optimizer, model, cfg.optimizer.get("layer_decay"), _label(cfg))
+    if decay:  # the multipliers per layer, in train.log with the fine-tuning lines
+        tune.note(decay)
+    hint = recipe_hint(cfg.model.name, cfg.model.get("variant"), cfg.get("recipe"))
+    if hint:  # a ViT with the convnet recipe: say which recipe fits it
+        tune.note(hint, logging.WARNING)
     loaders_started = time.perf_counter()
     loaders = _loaders(cfg, data, place)
     data_seconds += time.perf_counter() - loaders_started

@@ -23,6 +23,7 @@ from imgcls.base.errors import UserError
 from imgcls.config.options.models import Stem, TorchvisionOptions, torchvision_only_models
 from imgcls.config.torchvision_catalog import VIT_PATCH, has_small_stem, torchvision_input_rule
 from imgcls.models.adapt import conv_like
+from imgcls.models.drop_path import set_drop_path
 from imgcls.models.pretrained import load_pretrained
 from imgcls.models.stems import resolve_stem
 from imgcls.registry import MODELS
@@ -169,6 +170,8 @@ def torchvision_model(
         for module in model.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 module.momentum = options.bn_momentum
+    if options.drop_path_rate is not None:
+        set_drop_path(model, options.drop_path_rate, name)
     return model
 
 

@@ -271,13 +271,15 @@ class TorchvisionOptions(Options):
     (Vision Transformers only; None: the model's own) cuts small images into more patches;
     ``stem`` as the families': ``auto`` is ``cifar`` below 64 pixels for the convnets whose
     stem adapts (first convolution at stride 1, no early max-pool), else torchvision's;
-    ``bn_momentum`` sets every batch norm's (None: the architecture's own)."""
+    ``bn_momentum`` sets every batch norm's (None: the architecture's own);
+    ``drop_path_rate`` is the deepest block's stochastic-depth rate (None: the model's own)."""
 
     variant: Optional[str] = None  # noqa: UP045  (None: DEFAULT_TORCHVISION_MODEL)
     pretrained: bool = False
     patch_size: Optional[int] = None  # noqa: UP045
     stem: Stem = Stem.auto
     bn_momentum: Optional[float] = None  # noqa: UP045  (None: the architecture's own)
+    drop_path_rate: Optional[float] = None  # noqa: UP045
 
     def __post_init__(self) -> None:
         if self.name != "torchvision":  # registered under each builder's name, as variants are
@@ -314,6 +316,8 @@ class TorchvisionOptions(Options):
                 f"only the Vision Transformers ({', '.join(VIT_PATCH)}) have one; set it to null",
             )
             at_least("patch_size", self.patch_size, 1)
+        if self.drop_path_rate is not None:
+            probability("drop_path_rate", self.drop_path_rate, high_open=True)
 
 
 def torchvision_name(name: str) -> None:
