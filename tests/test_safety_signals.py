@@ -219,6 +219,29 @@ def test_a_graceful_stop_keeps_its_own_line(monkeypatch, capsys):
     assert "stopped after epoch 1" in assert_one_line(capsys.readouterr().err)
 
 
+def test_a_signal_while_a_finished_run_writes_its_summary_leaves_it_completed(
+    tmp_path, monkeypatch, capsys
+):
+    """A SIGTERM that arrives as a finished run writes summary.json (seen in a sweep under
+    load: the run stayed "running") is held until the summary says "completed", then stops
+    the command with the signal's exit code and one line."""
+    from imgcls.base.runs import RunDirectory
+
+    original = RunDirectory.write_summary
+
+    def signalled_then_written(self, summary):
+        if summary.status == "completed":
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler runs at the next bytecode
+        original(self, summary)
+
+    monkeypatch.setattr(RunDirectory, "write_summary", signalled_then_written)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", *TINY, *ONE_EPOCH, "output_root=out"]) == 143
+    assert "SIGTERM" in assert_one_line(capsys.readouterr().err)
+    (summary,) = (tmp_path / "out").rglob("summary.json")
+    assert json.loads(summary.read_text())["status"] == "completed"
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_signal_after_the_command_ended_leaves_the_exit_code_alone(signum):
     """A signal between the command's end and the process's exit (returning, finalizing the

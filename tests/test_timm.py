@@ -77,6 +77,9 @@ def test_missing_timm_names_the_extra(monkeypatch):
 def test_an_input_too_small_is_one_line():
     with pytest.raises(UserError, match="cannot take a 3x8x8 input"):
         build("vit_tiny_patch16_224", 7, 3, 8)
+    # MaxViT's windows end as a division by zero inside timm on a 28x28 input
+    with pytest.raises(UserError, match="test_maxvit cannot take a 1x28x28 input"):
+        build("test_maxvit", 10, 1, 28)
 
 
 def test_an_option_the_arch_refuses_is_one_line():

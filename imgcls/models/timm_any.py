@@ -93,7 +93,14 @@ def probe(
             logits = model.eval()(torch.zeros(1, in_channels, *image_size))
         if logits.dim() != 2 or logits.shape[-1] != kwargs["num_classes"]:
             raise ValueError(f"it gives outputs of shape {list(logits.shape)}")
-    except (AssertionError, RuntimeError, ValueError, TypeError, IndexError) as error:
+    except (
+        AssertionError,
+        RuntimeError,
+        ValueError,
+        TypeError,
+        IndexError,
+        ArithmeticError,
+    ) as error:
         shape = f"{in_channels}x{image_size[0]}x{image_size[1]}"
         raise UserError(
             f"timm model {arch} cannot take a {shape} input: {one_line(error, limit=200)}"
