@@ -70,8 +70,13 @@ def meta_forward_backward(name: str, shape: tuple[int, int, int], **options) -> 
 @pytest.mark.slow
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 224, 224)], ids=["1x28x28", "3x224x224"])
 def test_every_variant_fits_mnist_and_imagenet_inputs(shape):
+    """Forward only (on the meta device): that every variant takes these inputs is the point;
+    every architecture's backward pass is test_forward_and_backward's (half of this test's
+    time was autograd on meta tensors)."""
     for name in ARCHITECTURES:
-        assert meta_forward_backward(name, shape) == (2, 7), name
+        with torch.device("meta"):
+            model = make(name, shape, num_classes=7)
+            assert model(torch.zeros(2, *shape)).shape == (2, 7), name
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
