@@ -11,7 +11,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,sweep,export]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,sweep,export,timm]"
 	touch $(STAMP)
 
 train: setup

@@ -7,9 +7,9 @@ import math
 
 import pytest
 import torch
-from conftest import run_cli
 from torch import nn
 
+from imgcls import cli
 from imgcls.app import job
 from imgcls.app.job import train
 from imgcls.app.validation import validate
@@ -355,12 +355,17 @@ def test_cifar10_speed_trains_end_to_end_with_every_mechanism(tmp_path, monkeypa
 
 
 @pytest.mark.slow
-def test_imgcls_train_cifar10_speed_on_synthetic_through_the_program(tmp_path):
-    args = ["train", "experiment=cifar10_speed", *synthetic(80), *SMALL]
-    result = run_cli(args, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+def test_imgcls_train_cifar10_speed_on_synthetic_through_the_command_line(
+    tmp_path, monkeypatch, capsys
+):
+    """`imgcls train experiment=cifar10_speed ...` as typed, into its default output folder
+    (in-process: a second interpreter importing torch only to run the same main() cost 4 s)."""
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["train", "experiment=cifar10_speed", *synthetic(80), *SMALL])
+    output = capsys.readouterr()
+    assert code == 0, output.err
     (summary_path,) = (tmp_path / "outputs").glob("*/*/summary.json")
     summary = json.loads(summary_path.read_text())
     assert summary["status"] == "completed"
     assert summary["hyperparameters"]["recipe"] == "airbench"
-    assert "test accuracy" in result.stdout
+    assert "test accuracy" in output.out

@@ -103,6 +103,31 @@ def test_every_model_family_gets_a_map(family):
         assert find_target_layer(build(family, options, 32), example).name == layer_at_32
 
 
+# ConvNeXt runs its blocks' norm and MLP channels-last (N, H, W, C) and a ViT's attention is
+# (N, heads, tokens, width): neither is a map; at 32x32 ConvNeXt's last map is 1x1, so the
+# rule goes back to the last 2x2 one (before stage 4's downsampling), and a ViT's only map is
+# its patch embedding's. (Before: ConvNeXt's last MLP, and the ViT's attention k_norm.)
+MODERN = {
+    "torchvision convnext_tiny": ("torchvision", {"variant": "convnext_tiny"}, "features.6.0"),
+    "timm test_convnext": ("timm", {"variant": "test_convnext"}, "stages.3.downsample.0"),
+    "timm test_vit": ("timm", {"variant": "test_vit"}, "patch_embed.proj"),
+}
+
+
+@pytest.mark.parametrize("case", list(MODERN))
+def test_channels_last_and_attention_tensors_are_not_taken_for_maps(case):
+    name, options, expected = MODERN[case]
+    if name == "timm":
+        pytest.importorskip("timm", reason="needs the 'timm' extra (make setup installs it)")
+    torch.manual_seed(0)
+    model = build(name, options, 32)
+    x = torch.randn(2, 1, 32, 32)
+    layer = find_target_layer(model, x[:1], name)
+    assert layer.name == expected and layer.size == (2, 2)
+    maps = grad_cam(model, layer.module, x, [0, 2])
+    assert maps.shape == (2, 32, 32) and torch.isfinite(maps).all() and (maps >= 0).all()
+
+
 def test_a_model_without_a_feature_map_is_refused_by_name():
     model = nn.Sequential(
         nn.Conv2d(1, 4, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)

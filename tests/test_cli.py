@@ -111,7 +111,7 @@ def test_train_help_shows_groups_and_options(tmp_path, monkeypatch, capsys):
     assert done.value.code in (0, None)
     stdout = capsys.readouterr().out
     for text in (
-        "model: airbench, alexnet, bncnn, densenet, efficientnet, lenet, resnet, seed_resnet, simplecnn, vgg",
+        "model: airbench, alexnet, bncnn, densenet, efficientnet, lenet, resnet, seed_resnet, simplecnn, timm, torchvision, vgg",
         "dataset: cifar10, cifar100, digits, digits_shifted, fashion_mnist, folder, mnist, svhn, synthetic",
         "scheduler:",
         "trainer:",

@@ -64,7 +64,7 @@ def test_multirun_runs_four_jobs_into_one_sweep_directory(tmp_path, monkeypatch,
 BAD_INPUT = [
     (
         ["model=nope"],
-        "unknown model 'nope'; available: airbench, alexnet, bncnn, densenet, efficientnet, lenet, resnet, seed_resnet, simplecnn, vgg",
+        "unknown model 'nope'; available: airbench, alexnet, bncnn, densenet, efficientnet, lenet, resnet, seed_resnet, simplecnn, timm, torchvision, vgg",
     ),
     (["optimizer.lrr=0.1"], "unknown config key 'optimizer.lrr' — did you mean 'optimizer.lr'?"),
     (["trainer.epochs=abc"], "trainer.epochs=abc has the wrong type: expected an integer"),

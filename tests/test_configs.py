@@ -76,7 +76,7 @@ def test_regularizers_combine():
     [
         (
             ["model=nope"],
-            r"unknown model 'nope'; available: airbench, alexnet, bncnn, densenet, efficientnet, lenet, resnet, seed_resnet, simplecnn, vgg",
+            r"unknown model 'nope'; available: airbench, alexnet, bncnn, densenet, efficientnet, lenet, resnet, seed_resnet, simplecnn, timm, torchvision, vgg",
         ),
         (["model=resnt"], r"unknown model 'resnt' — did you mean 'resnet'\?"),
         (

@@ -87,6 +87,35 @@ def test_every_family_exports_to_onnx_and_passes_parity(family, tmp_path):
     assert parity["max_abs_diff"] <= TOLERANCE and parity["top1_agreement"] == 1.0
 
 
+# ConvNeXt (layer norm channels-last and LayerNorm2d, GELU, depthwise 7x7) and a ViT
+# (attention, layer norm, GELU), both with stochastic depth (identity in eval), as the issue
+# asks; MobileNetV3 (hard-swish, squeeze-excitation) is model=torchvision's default above.
+# timm's test-size models: torchvision's ConvNeXt-T (28M parameters) and ViT-B (86M) would
+# cost tens of seconds each for the same operators.
+MODERN = {
+    "convnext": ("timm", {"variant": "test_convnext", "drop_path_rate": 0.1}),
+    "vit": ("timm", {"variant": "test_vit", "drop_path_rate": 0.1}),
+}
+
+
+@pytest.mark.parametrize("case", list(MODERN))
+def test_convnext_and_vit_export_to_onnx_and_pass_parity(case, tmp_path):
+    pytest.importorskip("timm", reason="needs the 'timm' extra (make setup installs it)")
+    name, options = MODERN[case]
+    shape = (1, 32, 32)
+    torch.manual_seed(0)
+    model = MODELS.build(name, options, num_classes=5, in_channels=1, image_size=shape[1:])
+    assert any("DropPath" in type(m).__name__ for m in model.modules())
+    model.eval()
+    inputs = torch.randn(40, *shape, generator=torch.Generator().manual_seed(1))
+    path = tmp_path / "model.onnx"
+    exporter, fallback = export_onnx(model, inputs[:2].clone(), path, "auto")
+    parity = check_parity(model, load_runner("onnx", path), inputs, TOLERANCE)
+    assert exporter == "torch.onnx.export(dynamo=True)" and fallback is None
+    assert parity["passed"] and parity["batch_sizes"] == [1, 7, 32], parity
+    assert parity["max_abs_diff"] <= TOLERANCE and parity["top1_agreement"] == 1.0
+
+
 # -- imgcls export on a run ------------------------------------------------------------------
 def test_export_onnx_writes_the_model_and_export_json(run, onnx_export):
     import onnxruntime as ort

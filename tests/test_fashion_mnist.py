@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import SMALL_MODEL, run_cli
+from conftest import SMALL_MODEL
 from fabricate import write_idx
 
 from imgcls.app import build
@@ -101,24 +101,27 @@ def test_mnist_message_names_its_system_folder_without_a_package(system):
     reason=f"the real Fashion-MNIST is not in {REAL}: `apt-get install dataset-fashion-mnist` "
     "(.ci/run installs it where apt-get can)",
 )
-def test_real_fashion_mnist_trains_one_short_epoch_through_the_cli(tmp_path):
+def test_real_fashion_mnist_trains_one_short_epoch_through_the_cli(tmp_path, monkeypatch, capsys):
     """100 batches of 32 (3,200 of the 54,000 training images) of a narrow SimpleCNN, through
-    the real program; the loader must see every image, and the model must learn something."""
-    result = run_cli(
+    the command line (in-process: the data is the subject, not the program's start-up); the
+    loader must see every image, and the model must learn something."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("IMGCLS_SYSTEM_DATASETS", str(REAL.parent))
+    code = main(
         [
             "train",
             "dataset=fashion_mnist",
             *["model=simplecnn", "model.widths=[16,32]", "model.hidden=64"],
             *["trainer.epochs=1", "trainer.batch_size=32", "trainer.limit_train_batches=100"],
             *["scheduler.warmup_epochs=0", "trainer.device=cpu", "trainer.precision=32"],
+            "trainer.plots=false",  # no figures: the data is the subject
             f"output_root={tmp_path / 'out'}",
-        ],
-        cwd=tmp_path,
-        IMGCLS_SYSTEM_DATASETS=str(REAL.parent),
+        ]
     )
-    assert result.returncode == 0, result.stderr
-    seen = re.search(r"fashion_mnist: (\d+) train / (\d+) val / (\d+) test images", result.stdout)
-    assert seen, result.stdout
+    output = capsys.readouterr()
+    assert code == 0, output.err
+    seen = re.search(r"fashion_mnist: (\d+) train / (\d+) val / (\d+) test images", output.out)
+    assert seen, output.out
     train, val, test = map(int, seen.groups())
     assert (train, val, test) == (54_000, 6_000, 10_000)  # 60,000 training images, 10% for val
     (summary,) = (tmp_path / "out").rglob("summary.json")

@@ -153,7 +153,7 @@ CONFIG = [
     (["model=lenet", "model.widths=[8]"], r"valid keys under model: name, stem, variant$"),
     (
         ["optimizer=adam", "optimizer.momentum=0.9"],
-        r"'optimizer.momentum'; valid keys under optimizer: betas, decay_norm_and_bias, lr, name, weight_decay$",
+        r"'optimizer.momentum'; valid keys under optimizer: betas, decay_norm_and_bias, layer_decay, lr, name, weight_decay$",
     ),
     # 8: finite numbers in their ranges
     (["optimizer.lr=inf"], r"optimizer.lr=inf is invalid: use a finite number"),

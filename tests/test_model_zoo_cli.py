@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import torch
-from conftest import CPU, ROOT, run_cli
+from conftest import CPU, ROOT
 
 from imgcls import cli
 from imgcls.app.job import train
@@ -36,10 +36,13 @@ def test_list_models_pattern_matches_variants(capsys):
 
 
 def test_list_models_stays_torch_free():
+    """`imgcls --help`, `imgcls list` and the torchvision listing import neither torch nor timm."""
     code = (
         "import sys, io, contextlib; from imgcls import cli\n"
-        "with contextlib.redirect_stdout(io.StringIO()): rc = cli.main(['list', 'models'])\n"
-        "sys.exit(rc or (3 if 'torch' in sys.modules else 0))"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    rc = cli.main(['list', 'models']) or cli.main(['list', 'models', '--source', 'torchvision'])\n"
+        "    rc = rc or cli.main(['list']) or cli.main(['--help'])\n"
+        "sys.exit(rc or (3 if {'torch', 'timm'} & set(sys.modules) else 0))"
     )
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
 
@@ -86,6 +89,9 @@ def test_input_applies_to_models_only(capsys):
 
 
 # A reduced `experiment=smoke` (one epoch on the digits) per family; the heavier ones are slow.
+# One case a family: a variant runs through the same run as its family (resnet50, a case of
+# its own here, took 10 s; its bottleneck blocks run forward and backward at 8x8 and 32x32
+# in tests/test_models.py, and its parameter count is torchvision's there).
 SMOKE = [
     pytest.param(["model=lenet"], id="lenet"),
     pytest.param(["model=densenet"], id="densenet"),
@@ -93,7 +99,6 @@ SMOKE = [
     pytest.param(["model=efficientnet"], id="efficientnet", marks=pytest.mark.slow),
     pytest.param(["model=alexnet"], id="alexnet", marks=pytest.mark.slow),
     pytest.param(["model=vgg"], id="vgg", marks=pytest.mark.slow),
-    pytest.param(["model=resnet", "model.variant=resnet50"], id="resnet50", marks=pytest.mark.slow),
 ]
 
 
@@ -111,11 +116,13 @@ def test_smoke_run_for_every_family(overrides, tmp_path):
 
 
 @pytest.mark.slow
-def test_smoke_experiment_through_the_real_program(tmp_path):
-    result = run_cli(
-        ["train", "model=lenet", "experiment=smoke"], cwd=tmp_path, OMP_NUM_THREADS="1"
-    )
-    assert result.returncode == 0, result.stderr
+def test_smoke_experiment_through_the_command_line(tmp_path, monkeypatch, capsys):
+    """`imgcls train model=lenet experiment=smoke` as typed, with its default output folder
+    (in-process: the real program's start-up and training are tested where they are the
+    subject, in tests/test_resume.py, tests/test_safety_signals.py and tests/test_cli.py)."""
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["train", "model=lenet", "experiment=smoke"])
+    assert code == 0, capsys.readouterr().err
     (summary_path,) = tmp_path.glob("outputs/*/*/summary.json")
     summary = json.loads(summary_path.read_text())
     assert summary["status"] == "completed" and summary["model"] == "lenet"

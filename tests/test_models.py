@@ -17,7 +17,8 @@ from imgcls.models.overview import fact_names
 from imgcls.registry import MODELS
 
 # Every buildable architecture once: each variant, and simplecnn (a family without variants).
-ARCHITECTURES = fact_names()
+# (fact_names() lists seed_resnet twice, as a resnet variant and as a small ResNet.)
+ARCHITECTURES = list(dict.fromkeys(fact_names()))
 # The largest variants take seconds to build and run on 3x32x32: checked on 1x8x8 only.
 LARGEST = {"resnet101", "resnet152", "densenet161", "densenet201"} | {
     f"efficientnet_b{i}" for i in (4, 5, 6, 7)
@@ -43,11 +44,14 @@ def test_registry_holds_every_family_and_variant():
     ("name", "shape"), CASES, ids=[f"{n}-{'x'.join(map(str, s))}" for n, s in CASES]
 )
 def test_forward_and_backward(name, shape):
+    """Every architecture, the small ResNets of test_small_resnets included (batch 2: wrn28_10
+    is 10 GFLOPs a 32x32 image), trains a step: finite logits and a finite gradient for every
+    parameter that trains."""
     torch.manual_seed(0)
     model = make(name, shape).train()
     images = torch.randn(2, *shape)
     logits = model(images)
-    assert logits.shape == (2, 5)
+    assert logits.shape == (2, 5) and torch.isfinite(logits).all()
     nn.functional.cross_entropy(logits, torch.tensor([0, 4])).backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]  # airbench freezes some
     assert all(g is not None for g in grads), "a parameter got no gradient"
@@ -66,8 +70,13 @@ def meta_forward_backward(name: str, shape: tuple[int, int, int], **options) -> 
 @pytest.mark.slow
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 224, 224)], ids=["1x28x28", "3x224x224"])
 def test_every_variant_fits_mnist_and_imagenet_inputs(shape):
+    """Forward only (on the meta device): that every variant takes these inputs is the point;
+    every architecture's backward pass is test_forward_and_backward's (half of this test's
+    time was autograd on meta tensors)."""
     for name in ARCHITECTURES:
-        assert meta_forward_backward(name, shape) == (2, 7), name
+        with torch.device("meta"):
+            model = make(name, shape, num_classes=7)
+            assert model(torch.zeros(2, *shape)).shape == (2, 7), name
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import CPU, TINY, run_cli
+from conftest import CPU, TINY
 from fabricate import write_folder
 
 from imgcls.app import build
@@ -55,9 +55,12 @@ def test_preview_honours_hydra_run_dir_and_refuses_other_hydra_settings(
     assert "hydra.job.chdir=true" in capsys.readouterr().err
 
 
-def test_preview_through_the_real_program(tmp_path, monkeypatch, capsys):
+def test_preview_of_a_folder_from_the_command_line(tmp_path, monkeypatch, capsys):
+    """A folder dataset with the strong augmentation; stdout is the grid's path and nothing
+    else. (In-process: a program of its own, importing torch again, cost 4 s more.)"""
     root = write_folder(tmp_path / "imgs")
-    result = run_cli(
+    monkeypatch.chdir(tmp_path)
+    code = main(
         [
             "preview",
             "dataset=folder",
@@ -65,13 +68,12 @@ def test_preview_through_the_real_program(tmp_path, monkeypatch, capsys):
             "augment=strong",
             "images=8",
             f"output_root={tmp_path / 'out'}",
-        ],
-        cwd=tmp_path,
+        ]
     )
-    assert result.returncode == 0, result.stderr
-    assert (tmp_path / result.stdout.strip()).read_bytes().startswith(PNG)
-    monkeypatch.chdir(tmp_path)  # a typo: the same one line in-process, no second program
-    assert main(["preview", "augment=strongg"]) == 2
+    output = capsys.readouterr()
+    assert code == 0, output.err
+    assert (tmp_path / output.out.strip()).read_bytes().startswith(PNG)
+    assert main(["preview", "augment=strongg"]) == 2  # a typo: one line
     assert "did you mean 'strong'" in capsys.readouterr().err
 
 

@@ -109,12 +109,14 @@ def assert_nothing_or_resumable(root: Path, capsys) -> None:
 
 # (signal, marker or None for a random delay since the start, seed, sweep): every stop signal
 # in start-up (imports, .hydra/ written, summary written) and in training, and in a sweep.
+# Each signal runs alone and in a sweep, each moment once at least: SIGHUP after .hydra/ of a
+# single run is the sweep's case without the sweep, and SIGHUP after last.pt of a single run
+# is test_sighup_in_training_stops_gracefully_and_the_run_resumes (which, with 40 epochs, is
+# sure to hit training; the 2-epoch run here often finished first and was skipped).
 CASES = [
     (signal.SIGTERM, None, 1, False),
     (signal.SIGINT, "hydra", 2, False),
-    (signal.SIGHUP, "hydra", 3, False),
     (signal.SIGTERM, "summary", 4, False),
-    (signal.SIGHUP, "checkpoint", 5, False),
     (signal.SIGINT, None, 6, True),
     (signal.SIGHUP, "hydra", 7, True),
     (signal.SIGTERM, "checkpoint", 8, True),
@@ -140,11 +142,13 @@ def test_a_signal_at_a_random_moment_leaves_nothing_or_a_resumable_run(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("delay", [0.2, 0.6, 1.2])
+@pytest.mark.parametrize("delay", [0.6, 1.2])
 def test_a_signal_while_torch_is_imported_is_one_line(tmp_path, delay):
     """Importing torch runs Python from C++ (pybind11), where an exception raised by a signal
     handler aborts the process ("terminate called after throwing ..."): the CLI holds the
-    signals while it imports a command and acts on them after."""
+    signals while it imports a command and acts on them after. (0.6 s and 1.2 s land in the
+    import of torch; a third case at 0.2 s added no moment of its own and, on a busy machine,
+    came before Python had started imgcls at all: killed by the default handler, exit -15.)"""
     root = tmp_path / "out"
     args = [sys.executable, "-m", "imgcls", "train", *ONE_EPOCH, f"output_root={root}"]
     process = subprocess.Popen(
@@ -213,6 +217,29 @@ def test_a_graceful_stop_keeps_its_own_line(monkeypatch, capsys):
     monkeypatch.setattr(cli, "_command", _swallowed_signal_then(stop))
     assert cli.main(["train"]) == 130
     assert "stopped after epoch 1" in assert_one_line(capsys.readouterr().err)
+
+
+def test_a_signal_while_a_finished_run_writes_its_summary_leaves_it_completed(
+    tmp_path, monkeypatch, capsys
+):
+    """A SIGTERM that arrives as a finished run writes summary.json (seen in a sweep under
+    load: the run stayed "running") is held until the summary says "completed", then stops
+    the command with the signal's exit code and one line."""
+    from imgcls.base.runs import RunDirectory
+
+    original = RunDirectory.write_summary
+
+    def signalled_then_written(self, summary):
+        if summary.status == "completed":
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler runs at the next bytecode
+        original(self, summary)
+
+    monkeypatch.setattr(RunDirectory, "write_summary", signalled_then_written)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", *TINY, *ONE_EPOCH, "output_root=out"]) == 143
+    assert "SIGTERM" in assert_one_line(capsys.readouterr().err)
+    (summary,) = (tmp_path / "out").rglob("summary.json")
+    assert json.loads(summary.read_text())["status"] == "completed"
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
@@ -443,18 +470,7 @@ def test_a_signal_while_held_is_raised_after_the_block():
     assert str(raised.value) == "interrupted by SIGTERM"
 
 
-def test_a_requeued_job_continues_its_own_folder_marked_running_on_another_host(tmp_path, capsys):
-    """SLURM requeues a job killed with its node onto another node: the summary there says
-    running on a host that cannot be checked, but this job is the one now running."""
-    args = ["train", "-m", "seed=0", *ONE_EPOCH, f"output_root={tmp_path / 'out'}"]
-    assert cli.main(args) == 0, capsys.readouterr().err
-    (job,) = [p.parent for p in (tmp_path / "out").rglob("summary.json")]
-    data = json.loads((job / "summary.json").read_text())
-    data["status"] = "running"
-    data["process"] = {**data["process"], "host": "elsewhere.invalid"}
-    (job / "summary.json").write_text(json.dumps(data))
-    assert Summary.read(job / "summary.json").status == "running"  # unverifiable: trusted
-    capsys.readouterr()
-    assert cli.main([*args, f"hydra.sweep.dir={job.parent}"]) == 0, capsys.readouterr().err
-    assert "resuming the unfinished job" in capsys.readouterr().out
-    assert json.loads((job / "summary.json").read_text())["status"] == "completed"
+# A requeued job whose summary says running on another host (SLURM requeues a job killed with
+# its node onto another node) continues its own folder: the second half of
+# tests/test_sweeps.py::test_a_requeued_job_continues_from_its_own_last_checkpoint, which
+# shares its sweep with the preempted-job case.

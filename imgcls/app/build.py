@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -23,6 +23,7 @@ from imgcls.base.distributed import DistributedContext
 from imgcls.base.errors import OptionError, UserError
 from imgcls.base.progress import is_terminal
 from imgcls.config.options.trainer import TrainerOptions, resolve_monitor
+from imgcls.config.recipe_groups import recipe_hint
 from imgcls.config.values import component_options
 from imgcls.data import cache as decode_cache
 from imgcls.data.augment import Augment
@@ -41,6 +42,7 @@ from imgcls.registry import (
 )
 from imgcls.train.data_init import initialize_from_data
 from imgcls.train.devices import resolve_precision, select_device
+from imgcls.train.layer_decay import apply_layer_decay
 from imgcls.train.losses import Loss
 from imgcls.train.lr_groups import apply_lr_multipliers
 from imgcls.train.regularizers import Regularizer
@@ -80,6 +82,32 @@ def build_model(cfg: DictConfig, data: DataSplits) -> nn.Module:
         in_channels=data.channels,
         image_size=data.image_size,
     )
+
+
+def pretrained_normalisation(data: DataSplits, model: nn.Module) -> DataSplits:
+    """``data`` normalised as the model's pretrained weights were, when they say how.
+
+    A timm model with local weights keeps its pretrained configuration's mean and std
+    (:class:`imgcls.models.timm_weights.PretrainedInput`); fine-tuning feeds it images
+    normalised the same way. For another channel count the dataset's own statistics stay.
+    """
+    spec = getattr(model, "pretrained_input", None)
+    if spec is None:
+        return data
+    if len(spec.mean) != data.channels:
+        logging.getLogger("imgcls").info(
+            f"the pretrained normalisation is for {len(spec.mean)} channels and the data has "
+            f"{data.channels}: the dataset's own mean and std are used"
+        )
+        return data
+    c, h, w = spec.input_size
+    if (h, w) != tuple(data.image_size):
+        logging.getLogger("imgcls").info(
+            f"the weights were trained on {h}x{w} images and the data gives "
+            f"{data.image_size[0]}x{data.image_size[1]} (resize with dataset.image_size where the "
+            "dataset takes it)"
+        )
+    return replace(data, mean=tuple(spec.mean), std=tuple(spec.std))
 
 
 def build_augment(cfg: DictConfig) -> Augment:
@@ -194,6 +222,12 @@ def place(trainer: DictConfig | TrainerOptions) -> Placement:
     return Placement(device, resolve_precision(trainer.precision.name, device), processes)
 
 
+def _label(cfg: DictConfig) -> str:
+    """``model=torchvision model.variant=mobilenet_v3_small``, as the user chose it."""
+    variant = cfg.model.get("variant")
+    return f"model={cfg.model.name}" + (f" model.variant={variant}" if variant else "")
+
+
 def build_training(cfg: DictConfig, place: Placement) -> Training:
     """Data, model, loaders, optimizer, schedule and method for ``cfg``, in dependency order."""
     trainer, device = trainer_options(cfg.trainer), place.device
@@ -202,6 +236,7 @@ def build_training(cfg: DictConfig, place: Placement) -> Training:
     check_batch_fits(trainer, len(data.train), data.name)
     data_seconds = time.perf_counter() - started
     model = build_model(cfg, data).to(device)
+    data = pretrained_normalisation(data, model)  # a timm model's weights bring their own
     init_seconds = initialize_from_data(model, data, device)  # airbench's whitening; timed
     tune = transfer.prepare_model(cfg, model, data)  # finetune.from / freeze, before L2-SP
     regularizers = build_regularizers(cfg)
@@ -211,6 +246,12 @@ def build_training(cfg: DictConfig, place: Placement) -> Training:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(cfg, model.parameters(), regularizers)
     apply_lr_multipliers(optimizer, model)  # a model's own rates (airbench's norm biases)
+    decay = apply_layer_decay(optimizer, model, cfg.optimizer.get("layer_decay"), _label(cfg))
+    if decay:  # the multipliers per layer, in train.log with the fine-tuning lines
+        tune.note(decay)
+    hint = recipe_hint(cfg.model.name, cfg.model.get("variant"), cfg.get("recipe"))
+    if hint:  # a ViT with the convnet recipe: say which recipe fits it
+        tune.note(hint, logging.WARNING)
     loaders_started = time.perf_counter()
     loaders = _loaders(cfg, data, place)
     data_seconds += time.perf_counter() - loaders_started

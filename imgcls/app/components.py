@@ -31,6 +31,8 @@ from imgcls.models import (
     lenet,
     resnet,
     simplecnn,
+    timm_any,
+    torchvision_any,
     vgg,
 )
 from imgcls.train import losses, optimizers, regularizers, schedulers
@@ -40,6 +42,7 @@ REGISTERING_MODULES: tuple[ModuleType, ...] = (
     loggers,
     *(augment, cifar, digits, digits_shifted, folder, idx, svhn, synthetic, table),
     *(airbench, alexnet, bncnn, densenet, efficientnet, lenet, resnet, simplecnn, vgg),
+    *(timm_any, torchvision_any),
     *(losses, optimizers, regularizers, schedulers),
     *(dann, distill, l2sp, methods),
 )

@@ -130,6 +130,8 @@ def load_run(run: str | Path, checkpoint: str = "best", device: str = "auto") ->
     if task not in TASKS:
         raise UserError(f"{file} has data.task={task!r}: expected one of {', '.join(TASKS)}")
     name, prefix, options = component_options(config, "model")[0]
+    for key in ("pretrained", "weights"):  # the checkpoint holds the weights: load no others
+        options.pop(key, None)
     model = MODELS.build(
         name,
         options,

@@ -45,6 +45,7 @@ from imgcls.base.runs import (
     remove_unstarted,
     truncate_metrics,
 )
+from imgcls.base.signals import signals_held
 from imgcls.base.versions import git_commit, library_versions
 from imgcls.config.values import hyperparameters
 from imgcls.data.targets import MULTILABEL, is_multilabel
@@ -509,21 +510,27 @@ def _finish(
     error: BaseException | None = None,
     report: bool = False,
 ) -> None:
-    """Record how the run ended, then finish the loggers, report.html and train.log."""
-    summary.status = status
-    summary.finished_at = _now()
-    summary.wall_seconds = round(time.perf_counter() - started, 3)
-    if error is not None:
-        summary.error = str(error) or type(error).__name__
-        logger.error(summary.error)
-    try:  # train.log is closed even when the summary cannot be written (a full disk)
-        run.write_summary(summary)
-        loggers.finish(summary.to_dict())
-        if report and run.writable:
-            write_report_quietly(run.folder)
-        logger.info(f"summary: {run.folder.summary_json}")
-    finally:
-        run.detach_log()
+    """Record how the run ended, then finish the loggers, report.html and train.log.
+
+    Stop signals are held meanwhile: one arriving while a finished run writes its summary
+    would otherwise leave summary.json saying "running" (a completed run reads as one still
+    going). A signal held while a run completes is raised afterwards, so the command (and a
+    sweep) still stops; one held while a run already stops or fails adds nothing."""
+    with signals_held(raise_after=status == "completed"):
+        summary.status = status
+        summary.finished_at = _now()
+        summary.wall_seconds = round(time.perf_counter() - started, 3)
+        if error is not None:
+            summary.error = str(error) or type(error).__name__
+            logger.error(summary.error)
+        try:  # train.log is closed even when the summary cannot be written (a full disk)
+            run.write_summary(summary)
+            loggers.finish(summary.to_dict())
+            if report and run.writable:
+                write_report_quietly(run.folder)
+            logger.info(f"summary: {run.folder.summary_json}")
+        finally:
+            run.detach_log()
 
 
 def write_report_quietly(run_dir: RunFolder | Path) -> Path | None:

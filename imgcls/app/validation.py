@@ -15,12 +15,12 @@ from omegaconf import DictConfig, OmegaConf
 import imgcls.app.components  # noqa: F401  (registers every component)
 from imgcls.base.errors import OptionError, UserError
 from imgcls.config.files import COMPONENT_GROUPS
-from imgcls.config.options.base import seed
+from imgcls.config.options.base import SCHEMAS, seed
 from imgcls.config.options.optimizers import OptimizerOptions
 from imgcls.config.options.trainer import TrainerOptions
 from imgcls.config.schemas import DataConfig
 from imgcls.config.values import check_finite, component_options, resolved
-from imgcls.registry import REGISTRIES, make_options
+from imgcls.registry import MODELS, REGISTRIES, make_options
 from imgcls.transfer.checks import validate_transfer
 
 
@@ -29,6 +29,7 @@ def validate(cfg: DictConfig) -> None:
     plain = resolved(cfg)  # every ${...} resolves, or one line names the key
     check_seed(plain.get("seed", 0))
     check_finite(plain)
+    check_model_name(cfg)
     chosen = {
         group: [
             REGISTRIES[group].options(name, options, prefix)
@@ -40,6 +41,21 @@ def validate(cfg: DictConfig) -> None:
     make_options(DataConfig, OmegaConf.to_container(cfg.get("data") or {}, resolve=True), "data")
     validate_transfer(cfg)
     check_schedule_floor(chosen["scheduler"][0], chosen["optimizer"][0])
+
+
+def check_model_name(cfg: DictConfig) -> None:
+    """``model=timm model.name=convnext_atto``: the architecture goes in ``model.variant``;
+    the registry would only say that no model is called so."""
+    model = cfg.get("model")
+    if model is None or "variant" not in model or str(model.get("name")) in MODELS:
+        return
+    schema_type = OmegaConf.get_type(model)
+    family = next((n for (g, n), c in SCHEMAS.items() if g == "model" and c is schema_type), None)
+    if family is not None:
+        raise UserError(
+            f"model.name={model.name} is not a model: with model={family} the architecture is "
+            f"chosen with model.variant={model.name}"
+        )
 
 
 def check_seed(value: object) -> None:

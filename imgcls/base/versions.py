@@ -7,7 +7,10 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("imgcls", "torch", "torchvision", "hydra-core", "omegaconf", "numpy", "scikit-learn")
+PACKAGES = (
+    *("imgcls", "torch", "torchvision", "hydra-core", "omegaconf", "numpy", "scikit-learn"),
+    "timm",  # the optional extra imgcls[timm]: "not installed" without it
+)
 
 
 def library_versions() -> dict[str, str]:

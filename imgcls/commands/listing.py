@@ -21,7 +21,16 @@ if TYPE_CHECKING:
     from rich.table import Table
 
 from imgcls.commands.options import OneLineParser
-from imgcls.models.overview import FactsRequest, fact_names, facts_request, facts_rows, model_rows
+from imgcls.models.overview import (
+    SOURCES,
+    FactsRequest,
+    fact_names,
+    facts_request,
+    facts_rows,
+    model_rows,
+    torchvision_names,
+    torchvision_rows,
+)
 
 ALIASES = {f"{g}s": g for g in GROUPS} | {"augmentations": "augment", "regularizers": "regularizer"}
 
@@ -56,22 +65,26 @@ def parser() -> OneLineParser:
     """The arguments of ``imgcls list``."""
     parse = OneLineParser(
         "list",
-        "imgcls list [group] [pattern] [--input CxHxW [--classes N]], "
-        "e.g. imgcls list models 'res*'",
+        "imgcls list [group] [pattern] [--source imgcls|torchvision|timm] [--input CxHxW "
+        "[--classes N]], e.g. imgcls list models 'res*'",
         "Every config group's options with a description; a group and a glob pattern narrow "
         "it. --input CxHxW (models only) also builds each model for that input and shows its "
-        "parameters, FLOPs and output size; --classes N (default 10) sets its classes.",
+        "parameters, FLOPs and output size; --classes N (default 10) sets its classes. "
+        "--source torchvision or timm (models only) lists that library's classifiers instead.",
     )
     parse.add_argument("group", nargs="?", help="a config group (plural too: models)")
     parse.add_argument("pattern", nargs="?", default="*", help="a glob over option names")
     parse.add_argument("--input", metavar="CxHxW", help="build the models for this input")
     parse.add_argument("--classes", metavar="N", help="classes of the built models")
+    parse.add_argument(
+        "--source", metavar="NAME", help="models from: imgcls (default), torchvision, timm"
+    )
     return parse
 
 
 def run_list(args: Sequence[str]) -> int:
     """``imgcls list``: print the options table, or the models' facts with ``--input``."""
-    options = parser().parse_args(list(args))
+    options = parser().parse_intermixed_args(list(args))  # options may precede the pattern
     if options.help:
         print(parser().format_help().rstrip())
         return 0
@@ -81,10 +94,20 @@ def run_list(args: Sequence[str]) -> int:
         raise UserError(
             "--classes goes with --input, e.g. imgcls list models --input 3x32x32 --classes 10"
         )
+    source = options.source or "imgcls"
+    if source not in SOURCES:
+        raise unknown_choice("--source", source, SOURCES)
+    if source != "imgcls" and groups != ["model"]:
+        raise UserError(f"--source applies to models only: imgcls list models --source {source}")
+    if source == "timm":
+        return list_timm(pattern, options.input, options.classes)
     if options.input is not None:
         if groups != ["model"]:
             raise UserError("--input applies to models only: imgcls list models --input 3x32x32")
-        return print_facts(pattern, facts_request(options.input, options.classes))
+        names = torchvision_names(pattern) if source == "torchvision" else fact_names(pattern)
+        return print_facts(names, pattern, facts_request(options.input, options.classes))
+    if source == "torchvision":
+        return print_torchvision(pattern)
     found = rows(groups, pattern)
     if not found:
         raise UserError(f"no {'/'.join(groups)} option matches '{pattern}'")
@@ -100,9 +123,48 @@ def run_list(args: Sequence[str]) -> int:
     return 0
 
 
-def print_facts(pattern: str, request: FactsRequest) -> int:
-    """``imgcls list models --input CxHxW``: parameters and forward FLOPs of each variant."""
-    names = fact_names(pattern)
+def print_torchvision(pattern: str) -> int:
+    """``imgcls list models --source torchvision``: its classifiers and how to choose each."""
+    found = torchvision_rows(pattern)
+    if not found:
+        raise UserError(f"no torchvision model matches '{pattern}'")
+    from rich.table import Table
+
+    table = Table("model", "choose with", box=None, pad_edge=False)
+    for row in found:
+        table.add_row(*row)
+    show(table)
+    print("\nParameters and FLOPs for an input: add --input CxHxW, e.g. --input 3x32x32.")
+    return 0
+
+
+def list_timm(pattern: str, shape: str | None, classes: str | None) -> int:
+    """``imgcls list models --source timm [pattern] [--input CxHxW]``: timm's architectures."""
+    from rich.table import Table
+
+    from imgcls.models import timm_listing  # imports torch and timm
+
+    if shape is None:
+        table = Table("timm model", "published weights (model.pretrained=true)", box=None)
+        for row in timm_listing.timm_rows(pattern):
+            table.add_row(*row)
+        show(table)
+        print("\nChoose with model=timm model.variant=<name>; --input CxHxW adds params and FLOPs.")
+        return 0
+    request = facts_request(shape, classes)
+    c, h, w = request.shape
+    table = Table("timm model", "params", "FLOPs", box=None, pad_edge=False)
+    for row in timm_listing.timm_facts_rows(pattern, request):
+        table.add_row(*row)
+    show(table)
+    print(
+        f"\nFor one {c}x{h}x{w} input and {request.num_classes} classes, as model=timm builds it."
+    )
+    return 0
+
+
+def print_facts(names: Sequence[str], pattern: str, request: FactsRequest) -> int:
+    """``imgcls list models --input CxHxW``: parameters and forward FLOPs of each model."""
     if not names:
         raise UserError(f"no model matches '{pattern}'")
     from rich.table import Table

@@ -16,12 +16,20 @@ torchvision's in-place ReLUs and SiLUs) cannot change the activations it weighs.
 
 Which layer (:func:`find_target_layer`) is one rule for every family: the last module, in the
 order the forward pass finishes them, whose output is a feature map (N, C, H, W) larger than
-1x1 and is not the output of an adaptive (global) pooling layer. That is the last spatial
+1x1, laid out as the image is (:func:`is_image_map`), and is not the output of an adaptive
+(global) pooling layer. That is the last spatial
 feature layer before the pooling that feeds the classifier: ``layer4`` of torchvision's
 ResNets, ``features`` of VGG, AlexNet, DenseNet and EfficientNet, ``layers`` of the CIFAR
 ResNets, ``groups`` of airbench. Where a small input has shrunk the last map to 1x1 (which
 shows no place), the deepest map larger than that is used. A model with no such map is
 refused by name (:class:`CamUnsupported`).
+
+Not every 4-D tensor is such a map: ConvNeXt's blocks (torchvision's and timm's) run their
+layer norm and MLP channels-last, on (N, H, W, C), and a vision transformer's attention
+works on (N, heads, tokens, head width). Their last two sizes are not the image's height
+and width scaled by one factor, which is how :func:`is_image_map` tells them apart; without
+it the rule picked ConvNeXt's last MLP (a "map" 1 pixel high and C wide) and a ViT's
+attention. A vision transformer's one map is its patch embedding's output.
 """
 
 from __future__ import annotations
@@ -51,6 +59,18 @@ class CamLayer:
     size: tuple[int, int]
 
 
+def is_image_map(size: Sequence[int], image: Sequence[int]) -> bool:
+    """Whether a (H, W) pair is the image's (height, width) scaled by one factor, each side
+    within a pixel (what strides, padding and rounding leave): a feature map in (N, C, H, W)
+    layout. A channels-last (N, H, W, C) tensor's last two sizes are a width and a channel
+    count, which one factor does not fit unless the channel count happens to be that width."""
+    (height, width), (image_height, image_width) = size, image
+    # the factors f with |height - f * image_height| <= 1, and those for the width: overlap?
+    low = max((height - 1) / image_height, (width - 1) / image_width)
+    high = min((height + 1) / image_height, (width + 1) / image_width)
+    return low <= high
+
+
 def find_target_layer(model: nn.Module, example: Tensor, family: str = "the model") -> CamLayer:
     """The layer Grad-CAM uses for ``model`` (the rule in the module docstring), found by
     running ``example`` (one normalised batch) through it with a hook on every module.
@@ -76,6 +96,8 @@ def find_target_layer(model: nn.Module, example: Tensor, family: str = "the mode
     for name, module, output in finished:
         if not isinstance(output, Tensor) or output.dim() != 4:
             continue
+        if not is_image_map(output.shape[-2:], example.shape[-2:]):
+            continue  # channels-last activations, attention scores: not a feature map
         if isinstance(module, GLOBAL_POOLS) or any(output is p for p in pooled):
             pooled.append(output)
             continue

@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from imgcls.base.errors import UserError
-from imgcls.config.catalog import FAMILIES
+from imgcls.config.catalog import FAMILIES, VARIANTS
 from imgcls.config.files import group_options, option_description
+from imgcls.config.torchvision_catalog import TORCHVISION_MODELS, has_small_stem
 from imgcls.registry import MODELS
 
 _SHAPE = re.compile(r"^(\d+)x(\d+)x(\d+)$")
@@ -83,6 +84,28 @@ def fact_names(pattern: str = "*") -> list[str]:
     return names
 
 
+SOURCES = ("imgcls", "torchvision", "timm")
+"""Where ``imgcls list models --source`` looks: imgcls's config files and families, or every
+classifier of torchvision (``model=torchvision model.variant=...``) or of timm."""
+
+
+def torchvision_rows(pattern: str = "*") -> list[tuple[str, str]]:
+    """(name, how to choose it) for torchvision's classifiers matching ``pattern``."""
+    rows = []
+    for name in torchvision_names(pattern):
+        if name in VARIANTS:
+            family = VARIANTS[name].family
+            rows.append((name, f"model={family} model.variant={name} (imgcls's {family} family)"))
+        else:
+            rows.append((name, f"model=torchvision model.variant={name}"))
+    return rows
+
+
+def torchvision_names(pattern: str = "*") -> list[str]:
+    """torchvision's classifiers whose name matches ``pattern``."""
+    return [n for n in TORCHVISION_MODELS if _matches(n, pattern)]
+
+
 def _flops(value: int) -> str:
     for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
         if value >= scale:
@@ -101,7 +124,7 @@ def facts_rows(names: Sequence[str], request: FactsRequest) -> list[tuple[str, s
     c, h, w = request.shape
     rows = []
     for name in names:
-        stem = resolve_stem(Stem.auto, (h, w)).value if "stem" in _options(name) else "-"
+        stem = resolve_stem(Stem.auto, (h, w)).value if _has_stem(name) else "-"
         try:
             with torch.device("meta"):
                 model = MODELS.build(
@@ -112,6 +135,13 @@ def facts_rows(names: Sequence[str], request: FactsRequest) -> list[tuple[str, s
         except UserError as error:
             rows.append((name, stem, "-", f"({error})"))
     return rows
+
+
+def _has_stem(name: str) -> bool:
+    """Whether ``model.stem`` changes ``name`` (torchvision's patch embeddings keep theirs)."""
+    if name in TORCHVISION_MODELS and name not in VARIANTS:
+        return has_small_stem(name)
+    return "stem" in _options(name)
 
 
 def _options(name: str) -> list[str]:

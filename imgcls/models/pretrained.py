@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from torch import nn
 from imgcls.base.checkpoint import safe_load
 from imgcls.base.errors import UserError
 from imgcls.config.catalog import FAMILIES, VARIANTS
+from imgcls.config.torchvision_catalog import TORCHVISION_MODELS
 
 logger = logging.getLogger("imgcls")
 
@@ -54,9 +56,15 @@ def rename_densenet_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tens
     return renamed
 
 
-def load_pretrained(model: nn.Module, variant: str) -> LoadReport:
-    """Load the variant's ImageNet weights into ``model`` where the shapes fit."""
-    if variant not in VARIANTS or not VARIANTS[variant].pretrained:
+def load_pretrained(
+    model: nn.Module,
+    variant: str,
+    adapt_state: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
+) -> LoadReport:
+    """Load the variant's ImageNet weights into ``model`` where the shapes fit, after
+    ``adapt_state`` (a ViT's position embeddings resized to its image size, say)."""
+    known = VARIANTS[variant].pretrained if variant in VARIANTS else variant in TORCHVISION_MODELS
+    if not known:
         family = VARIANTS[variant].family if variant in VARIANTS else variant
         available = [v for v in FAMILIES[family].names() if VARIANTS[v].pretrained]
         where = f"; variants with weights: {', '.join(available)}" if available else ""
@@ -78,6 +86,8 @@ def load_pretrained(model: nn.Module, variant: str) -> LoadReport:
         raise UserError(f"{path} is not a state dict of {variant}")
     if variant.startswith("densenet"):
         state = rename_densenet_keys(state)
+    if adapt_state is not None:
+        state = adapt_state(state)
     own = model.state_dict()
     fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not fitting:

@@ -78,7 +78,8 @@ def load_teacher(source: str, data: DataSplits, device: torch.device) -> nn.Modu
     name = model_cfg.pop("name", None)
     if not name:
         raise UserError(f"method.teacher={source}: {path} does not say which model it holds")
-    model_cfg.pop("pretrained", None)  # the checkpoint has the weights; never fetch others
+    for key in ("pretrained", "weights"):  # the checkpoint has the weights; never load others
+        model_cfg.pop(key, None)
     teacher = MODELS.build(
         str(name),
         model_cfg,

@@ -18,6 +18,7 @@ from torch import nn
 
 from imgcls.base.errors import UserError
 from imgcls.data.splits import DataSplits
+from imgcls.models.blocks import Stage, block_stages
 from imgcls.models.pretrained import load_pretrained
 from imgcls.transfer.heads import head_parameter_names, split_head
 from imgcls.transfer.sources import load_source
@@ -135,11 +136,19 @@ def load_into(
     setattr(model, LOADED_ATTRIBUTE, frozenset(loaded_params))
 
 
-def stages(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The backbone's stages in order: top-level children with parameters (a Sequential's
-    children count one by one), the head's branch excluded."""
+def stages(model: nn.Module) -> list[Stage]:
+    """The backbone's stages in order, as (label, parameter names), the head excluded.
+
+    timm models and torchvision's ViT, ConvNeXt and Swin have their own
+    (:func:`imgcls.models.blocks.block_stages`: the stem, then each stage or transformer
+    block); any other model: its top-level children with parameters (a Sequential's children
+    count one by one), the head's branch excluded."""
+    known = block_stages(model)
+    if known is not None:
+        head = head_parameter_names(model)
+        return [(label, [n for n in names if n not in head]) for label, names in known]
     head_name = split_head(model)[0]
-    found: list[tuple[str, nn.Module]] = []
+    found: list[Stage] = []
     for name, child in model.named_children():
         children = (
             [(f"{name}.{n}", c) for n, c in child.named_children()]
@@ -149,18 +158,19 @@ def stages(model: nn.Module) -> list[tuple[str, nn.Module]]:
         for full, module in children:
             if head_name == full or head_name.startswith(full + "."):
                 continue
-            if any(True for _ in module.parameters()):
-                found.append((full, module))
+            names = [f"{full}.{key}" for key, _ in module.named_parameters()]
+            if names:
+                found.append((full, names))
     return found
 
 
 def freeze(model: nn.Module, spec: str | int, tune: FineTune) -> None:
     if spec == "none" or spec == 0:
         return
+    available = stages(model)
     if spec == "backbone":
-        blocks = stages(model)
+        blocks = available
     else:
-        available = stages(model)
         if spec > len(available):
             raise UserError(
                 f"finetune.freeze={spec} is invalid: this model has {len(available)} stages "
@@ -168,13 +178,17 @@ def freeze(model: nn.Module, spec: str | int, tune: FineTune) -> None:
             )
         blocks = available[:spec]
     head = head_parameter_names(model)
-    for name, module in blocks:
-        for key, param in module.named_parameters():
-            if f"{name}.{key}" not in head:
-                param.requires_grad_(False)
-        for layer in module.modules():
-            if isinstance(layer, nn.modules.batchnorm._BatchNorm):
-                layer.register_forward_pre_hook(_keep_eval)
+    frozen = {name for _, names in blocks for name in names if name not in head}
+    for name, param in model.named_parameters():
+        if name in frozen:
+            param.requires_grad_(False)
+    prefixes = tuple(f"{part}." for label, _ in blocks for part in label.split("+"))
+    for name, layer in model.named_modules():
+        if not isinstance(layer, nn.modules.batchnorm._BatchNorm):
+            continue
+        own = [f"{name}.{key}" for key, _ in layer.named_parameters()]
+        if (own and all(n in frozen for n in own)) or (not own and name.startswith(prefixes)):
+            layer.register_forward_pre_hook(_keep_eval)
     tune.frozen = [n for n, _ in blocks]
     tune.note(f"finetune: frozen {', '.join(tune.frozen)}")
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import List, Optional  # noqa: UP035  (OmegaConf 2.3 needs typing generics)
+from typing import Any, Dict, List, Optional  # noqa: UP035  (OmegaConf 2.3 needs typing generics)
 
-from imgcls.base.errors import OptionError
-from imgcls.config.catalog import FAMILIES
+from imgcls.base.errors import OptionError, unknown_choice
+from imgcls.config.catalog import FAMILIES, VARIANTS
 from imgcls.config.options.base import (
     Options,
     at_least,
@@ -23,6 +23,13 @@ from imgcls.config.options.base import (
     probability,
     require,
     schema,
+)
+from imgcls.config.torchvision_catalog import (
+    DEFAULT_TORCHVISION_MODEL,
+    SMALL_STEM_PREFIXES,
+    TORCHVISION_MODELS,
+    VIT_PATCH,
+    has_small_stem,
 )
 
 
@@ -248,3 +255,132 @@ class AirbenchOptions(Options):
         positive("norm_bias_lr_mult", self.norm_bias_lr_mult)
         positive("whiten_eps", self.whiten_eps)
         at_least("whiten_images", self.whiten_images, 1)
+
+
+def torchvision_only_models() -> tuple[str, ...]:
+    """torchvision's models that no imgcls family wraps (those keep their own options)."""
+    return tuple(n for n in TORCHVISION_MODELS if n not in VARIANTS)
+
+
+@schema("model", "torchvision", *torchvision_only_models())
+@dataclass
+class TorchvisionOptions(Options):
+    """Any torchvision classifier: ``model=torchvision model.variant=<builder>`` (a name of
+    ``torchvision.models.list_models()``; the families imgcls wraps keep their own files);
+    ``pretrained`` loads its ImageNet weights from the local torch hub cache; ``patch_size``
+    (Vision Transformers only; None: the model's own) cuts small images into more patches;
+    ``stem`` as the families': ``auto`` is ``cifar`` below 64 pixels for the convnets whose
+    stem adapts (first convolution at stride 1, no early max-pool), else torchvision's;
+    ``bn_momentum`` sets every batch norm's (None: the architecture's own);
+    ``drop_path_rate`` is the deepest block's stochastic-depth rate (None: the model's own)."""
+
+    variant: Optional[str] = None  # noqa: UP045  (None: DEFAULT_TORCHVISION_MODEL)
+    pretrained: bool = False
+    patch_size: Optional[int] = None  # noqa: UP045
+    stem: Stem = Stem.auto
+    bn_momentum: Optional[float] = None  # noqa: UP045  (None: the architecture's own)
+    drop_path_rate: Optional[float] = None  # noqa: UP045
+
+    def __post_init__(self) -> None:
+        if self.name != "torchvision":  # registered under each builder's name, as variants are
+            require(
+                self.variant in (None, self.name),
+                "variant",
+                self.variant,
+                f"model '{self.name}' is a variant itself; choose model=torchvision to pick another",
+            )
+            self.variant = self.name
+        self.variant = self.variant or DEFAULT_TORCHVISION_MODEL
+        torchvision_name(self.variant)
+        self.stem = choice(Stem, "stem", self.stem)
+        if self.bn_momentum is not None:
+            require(
+                0.0 < self.bn_momentum <= 1.0,
+                "bn_momentum",
+                self.bn_momentum,
+                "use a number in (0, 1] (PyTorch's default 0.1), or null for the architecture's own",
+            )
+        require(
+            self.stem is not Stem.cifar or has_small_stem(self.variant),
+            "stem",
+            self.stem,
+            f"{self.variant} keeps torchvision's stem (a patch embedding, windows or several "
+            "early reductions; ViTs take model.patch_size); the convnets whose stem adapts: "
+            + ", ".join(f"{p}*" for p in SMALL_STEM_PREFIXES),
+        )
+        if self.patch_size is not None:
+            require(
+                self.variant in VIT_PATCH,
+                "patch_size",
+                self.patch_size,
+                f"only the Vision Transformers ({', '.join(VIT_PATCH)}) have one; set it to null",
+            )
+            at_least("patch_size", self.patch_size, 1)
+        if self.drop_path_rate is not None:
+            probability("drop_path_rate", self.drop_path_rate, high_open=True)
+
+
+def torchvision_name(name: str) -> None:
+    """``model=torchvision model.variant=<name>``: a name torchvision lacks gets a
+    did-you-mean over torchvision's list; one an imgcls family builds (resnet18) points to
+    that family."""
+    if name in VARIANTS and name in TORCHVISION_MODELS:
+        family = VARIANTS[name].family
+        raise OptionError(
+            f"variant={name} is built by imgcls's own {family} family (small-image stem, "
+            f"recipe): choose it with model={family} model.variant={name}"
+        )
+    if name not in TORCHVISION_MODELS:
+        raise unknown_choice("torchvision model", name, TORCHVISION_MODELS)
+
+
+TIMM_OWN_KEYWORDS = (
+    "num_classes",
+    "in_chans",
+    "img_size",
+    "drop_rate",
+    "drop_path_rate",
+    "pretrained",
+    "pretrained_cfg",
+    "checkpoint_path",
+)
+"""``timm.create_model`` keywords imgcls passes itself: not accepted in ``model.kwargs``."""
+
+
+@schema("model", "timm")
+@dataclass
+class TimmOptions(Options):
+    """Any timm architecture (``variant``, a name of ``timm.list_models()``), from the optional
+    extra ``imgcls[timm]``. ``pretrained=true`` reads the arch's weights from the local
+    Hugging Face cache (offline); ``weights`` is a local safetensors file or torch state dict.
+    ``drop_path_rate`` null: the architecture's own. ``kwargs`` go to ``timm.create_model`` as
+    they are (``{patch_size: 1}`` gives ConvNeXt a stride-1 stem for 28x28 images)."""
+
+    variant: str = "resnet18"
+    pretrained: bool = False
+    weights: Optional[str] = None  # noqa: UP045
+    drop_rate: float = 0.0
+    drop_path_rate: Optional[float] = None  # noqa: UP045
+    kwargs: Dict[str, Any] = field(default_factory=dict)  # noqa: UP006
+
+    def __post_init__(self) -> None:
+        require(
+            bool(self.variant.strip()),
+            "variant",
+            self.variant,
+            "name a timm model (timm.list_models())",
+        )
+        dropout_rate("drop_rate", self.drop_rate)
+        dropout_rate("drop_path_rate", self.drop_path_rate)
+        if self.pretrained and self.weights:
+            raise OptionError(
+                f"weights={self.weights} and pretrained=true both load weights: keep one"
+            )
+        owned = sorted(set(self.kwargs) & set(TIMM_OWN_KEYWORDS))
+        require(
+            not owned,
+            "kwargs",
+            dict(self.kwargs),
+            f"{', '.join(owned)} is set by imgcls (from the data or from the keys "
+            "drop_rate/drop_path_rate/pretrained/weights): remove it from model.kwargs",
+        )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List  # noqa: UP035  (OmegaConf 2.3 needs typing.List)
+from typing import List, Optional  # noqa: UP035  (OmegaConf 2.3 needs typing.List)
 
 from imgcls.base.errors import OptionError
 from imgcls.config.options.base import Options, positive, probability, require, schema
@@ -13,15 +13,25 @@ from imgcls.config.options.base import Options, positive, probability, require, 
 class OptimizerOptions(Options):
     """What every optimizer takes. With ``decay_norm_and_bias=false`` weight decay skips
     parameters of at most one dimension (biases, norm scales), since decaying them only
-    fights the normalisation."""
+    fights the normalisation. ``layer_decay`` d (layer-wise learning-rate decay, for
+    fine-tuning ViT/ConvNeXt/Swin and timm models) gives layer i of L the rate lr · d^(L − i):
+    the head keeps lr, each block below it d times less (None or 1: off)."""
 
     lr: float = 1e-3
     weight_decay: float = 0.0
     decay_norm_and_bias: bool = False
+    layer_decay: Optional[float] = None  # noqa: UP045  (OmegaConf 2.3 needs typing.Optional)
 
     def __post_init__(self) -> None:
         require(self.lr > 0, "lr", self.lr, "the learning rate must be positive")
         require(self.weight_decay >= 0, "weight_decay", self.weight_decay, "it must be >= 0")
+        if self.layer_decay is not None:
+            require(
+                0 < self.layer_decay <= 1,
+                "layer_decay",
+                self.layer_decay,
+                "use (0, 1] (each layer's rate is this times the one above it), or null for off",
+            )
 
 
 @schema("optimizer", "sgd")
