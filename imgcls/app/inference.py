@@ -23,7 +23,7 @@ import imgcls.app.components  # noqa: F401  (registers the models a checkpoint n
 from imgcls.base.checkpoint import inference_state, load_checkpoint
 from imgcls.base.errors import UserError, one_line
 from imgcls.base.record import RunFolder
-from imgcls.config.values import component_options
+from imgcls.config.values import component_options, without_weight_sources
 from imgcls.data.targets import MULTICLASS, MULTILABEL, TASKS
 from imgcls.data.targets import probabilities as task_probabilities
 from imgcls.evaluate.calibration import temperature_from_spec
@@ -130,11 +130,9 @@ def load_run(run: str | Path, checkpoint: str = "best", device: str = "auto") ->
     if task not in TASKS:
         raise UserError(f"{file} has data.task={task!r}: expected one of {', '.join(TASKS)}")
     name, prefix, options = component_options(config, "model")[0]
-    for key in ("pretrained", "weights"):  # the checkpoint holds the weights: load no others
-        options.pop(key, None)
     model = MODELS.build(
         name,
-        options,
+        without_weight_sources(options),
         prefix=prefix,
         num_classes=len(classes),
         in_channels=int(spec["channels"]),

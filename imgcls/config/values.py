@@ -92,6 +92,16 @@ def _named(entry: tuple[str, str, dict[str, Any]]) -> dict[str, Any]:
     return {"name": name, **options}
 
 
+WEIGHT_SOURCES = ("pretrained", "weights")
+"""Model keys that load weights from elsewhere (ImageNet files, a timm weights file)."""
+
+
+def without_weight_sources(options: dict[str, Any]) -> dict[str, Any]:
+    """A model's options to rebuild it from a checkpoint, which holds the weights: no other
+    weights are looked for (a moved or missing weights file must not break ``eval``)."""
+    return {k: v for k, v in options.items() if k not in WEIGHT_SOURCES}
+
+
 def _without_name(options: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in options.items() if k != "name"}
 

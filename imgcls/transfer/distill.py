@@ -15,6 +15,7 @@ from torch.nn import functional as F
 from imgcls.base.checkpoint import inference_state
 from imgcls.base.errors import UserError, one_line
 from imgcls.config.options.methods import DistillOptions
+from imgcls.config.values import without_weight_sources
 from imgcls.data.splits import DataSplits
 from imgcls.registry import METHODS, MODELS
 from imgcls.transfer.methods import Method
@@ -78,11 +79,9 @@ def load_teacher(source: str, data: DataSplits, device: torch.device) -> nn.Modu
     name = model_cfg.pop("name", None)
     if not name:
         raise UserError(f"method.teacher={source}: {path} does not say which model it holds")
-    for key in ("pretrained", "weights"):  # the checkpoint has the weights; never load others
-        model_cfg.pop(key, None)
     teacher = MODELS.build(
         str(name),
-        model_cfg,
+        without_weight_sources(model_cfg),
         prefix="method.teacher model",
         num_classes=len(classes),
         in_channels=data.channels,
